@@ -1,0 +1,1 @@
+"""Batch jobs: one module per job, runnable as ``python -m jobs.<name>`` or with spark-submit."""

@@ -1,0 +1,288 @@
+"""Ingest one day's raw drops into bronze Delta tables; every bad row goes to quarantine.
+
+For each source (catalog, human_labels, search_log — in that order, because the others are
+checked against the catalog) the files under ``<raw_root>/<source>/ds=<ds>/`` (CSV, JSON
+lines or Parquet) are staged as strings (:mod:`lore_ml.raw_io`), typed and validated by the
+pure ``transform_validate_*`` functions below, and written with a ``ds`` partition overwrite:
+valid rows to ``bronze.<source>``, the rest to ``quarantine.<source>`` with the reason.
+Input rows = bronze rows + quarantined rows, always; the job checks it and prints the counts.
+
+    python -m jobs.ingest --ds 2026-01-31
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from lore_ml.config import JobConfig
+from lore_ml.labels import LABELS, MISMATCH_DIMENSIONS
+
+log = logging.getLogger("lore.ingest")
+
+Source = Literal["catalog", "human_labels", "search_log"]
+SOURCE_ORDER: tuple[Source, ...] = ("catalog", "human_labels", "search_log")
+RAW_FIELDS: dict[str, tuple[str, ...]] = {
+    "search_log": ("request_id", "event_ts", "user_id", "query", "item_id", "position", "clicked", "carted", "purchased"),
+    "catalog": ("item_id", "title", "shop_id", "shop_name", "shop_type", "brand", "category", "category_path",
+                "price", "attributes", "image_path"),
+    "human_labels": ("query", "item_id", "label", "dimension", "rating", "source"),
+}
+MAX_QUERY_CHARS = 512
+
+
+class IngestConfig(JobConfig):
+    """Validate raw drops of one day into bronze Delta tables, bad rows into quarantine."""
+
+    sources: list[Source] = Field(list(SOURCE_ORDER), description="Which sources to ingest.")
+    label_source: str = Field("marketplace", description="`source` for human labels whose drop has none.")
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--sources", nargs="+", choices=SOURCE_ORDER)
+        parser.add_argument("--raw-root", dest="data.raw_root", help="Raw landing folder.")
+
+
+# -- pure transforms ---------------------------------------------------------------------------
+
+def first_failure(*checks: tuple[Column, str]) -> Column:
+    """The message of the first check whose condition is true, else null."""
+    return F.coalesce(*[F.when(cond, F.lit(message)) for cond, message in checks])
+
+
+def _blank(col: Column) -> Column:
+    return col.isNull() | (F.trim(col) == "")
+
+
+def _bool(col: Column) -> Column:
+    lowered = F.lower(F.trim(col))
+    return (
+        F.when(col.isNull(), F.lit(False))
+        .when(lowered.isin("true", "1", "yes"), F.lit(True))
+        .when(lowered.isin("false", "0", "no"), F.lit(False))
+    )
+
+
+def _with_reason(raw: DataFrame, fields: tuple[str, ...], reason: Column) -> DataFrame:
+    record = F.coalesce(F.col("_record"), F.to_json(F.struct(*[F.col(f).alias(f) for f in fields])))
+    return raw.withColumn("reason", F.coalesce(F.col("_error"), reason)).withColumn("record", record)
+
+
+def _flag_known_items(raw: DataFrame, known_items: DataFrame) -> DataFrame:
+    known = known_items.select("item_id").distinct().withColumn("_known", F.lit(True))
+    return raw.join(known, on="item_id", how="left")
+
+
+def transform_validate_search_log(raw: DataFrame, known_items: DataFrame) -> DataFrame:
+    """Type and check staged log rows; ``reason`` is null for valid rows."""
+    df = _flag_known_items(raw, known_items).select(
+        "*",
+        F.col("event_ts").try_cast("timestamp").alias("_ts"),
+        F.col("position").try_cast("int").alias("_position"),
+        *[_bool(F.col(c)).alias(f"_{c}") for c in ("clicked", "carted", "purchased")],
+    )
+    reason = first_failure(
+        (_blank(F.col("request_id")), "request_id: missing"),
+        (_blank(F.col("query")), "query: missing or empty"),
+        (F.length("query") > MAX_QUERY_CHARS, f"query: longer than {MAX_QUERY_CHARS} characters"),
+        (_blank(F.col("item_id")), "item_id: missing"),
+        (F.col("event_ts").isNull(), "event_ts: missing"),
+        (F.col("_ts").isNull(), "event_ts: not a timestamp"),
+        (F.col("position").isNull(), "position: missing"),
+        (F.col("_position").isNull(), "position: not an integer"),
+        (F.col("_position") < 1, "position: must be >= 1"),
+        *[(F.col(f"_{c}").isNull(), f"{c}: not a boolean") for c in ("clicked", "carted", "purchased")],
+        (F.col("_known").isNull(), "item_id: unknown item (not in the catalog snapshot)"),
+    )
+    df = _with_reason(df, RAW_FIELDS["search_log"], reason)
+    return df.select(
+        "request_id",
+        F.col("_ts").alias("event_ts"),
+        "user_id",
+        "query",
+        "item_id",
+        F.col("_position").alias("position"),
+        *[F.col(f"_{c}").alias(c) for c in ("clicked", "carted", "purchased")],
+        "reason", "record", "_source_file", "_line",
+    )
+
+
+def transform_validate_catalog(raw: DataFrame) -> DataFrame:
+    """Type and check staged catalog rows; the first row of a duplicated item_id wins."""
+    first = Window.partitionBy("item_id").orderBy("_line")
+    df = raw.select(
+        "*",
+        F.col("price").try_cast("double").alias("_price"),
+        F.from_json(F.col("attributes"), "map<string,string>").alias("_attributes"),
+        F.row_number().over(first).alias("_occurrence"),
+    )
+    reason = first_failure(
+        (_blank(F.col("item_id")), "item_id: missing"),
+        (_blank(F.col("title")), "title: missing"),
+        (F.col("price").isNotNull() & F.col("_price").isNull(), "price: not a number"),
+        (F.col("_price") < 0, "price: negative"),
+        (F.col("attributes").isNotNull() & F.col("_attributes").isNull(), "attributes: not a JSON object of strings"),
+        (F.col("_occurrence") > 1, "item_id: duplicate of an earlier row"),
+    )
+    df = _with_reason(df, RAW_FIELDS["catalog"], reason)
+    return df.select(
+        "item_id", "title", "shop_id", "shop_name", "shop_type", "brand", "category", "category_path",
+        F.col("_price").alias("price"), F.col("_attributes").alias("attributes"), "image_path",
+        "reason", "record", "_source_file", "_line",
+    )
+
+
+def transform_validate_human_labels(raw: DataFrame, known_items: DataFrame, default_source: str) -> DataFrame:
+    """Type and check staged label rows and attach the fixed split of each query."""
+    from lore_ml.spark_udfs import split_for_query_column
+
+    df = _flag_known_items(raw, known_items).select(
+        "*",
+        F.upper(F.trim("label")).alias("_label"),
+        F.lower(F.trim("dimension")).alias("_dimension"),
+        F.col("rating").try_cast("double").alias("_rating"),
+    )
+    reason = first_failure(
+        (_blank(F.col("query")), "query: missing or empty"),
+        (F.length("query") > MAX_QUERY_CHARS, f"query: longer than {MAX_QUERY_CHARS} characters"),
+        (_blank(F.col("item_id")), "item_id: missing"),
+        (_blank(F.col("label")), "label: missing"),
+        (~F.col("_label").isin(*LABELS), "label: not one of L1, L2, L3, L4"),
+        (~_blank(F.col("dimension")) & ~F.col("_dimension").isin(*MISMATCH_DIMENSIONS),
+         "dimension: not a known demand dimension"),
+        (F.col("rating").isNotNull() & F.col("_rating").isNull(), "rating: not a number"),
+        (F.col("_known").isNull(), "item_id: unknown item (not in the catalog snapshot)"),
+    )
+    df = _with_reason(df, RAW_FIELDS["human_labels"], reason)
+    return df.select(
+        "query", "item_id", F.col("_label").alias("label"),
+        F.when(_blank(F.col("dimension")), F.lit(None).cast("string")).otherwise(F.col("_dimension")).alias("dimension"),
+        F.col("_rating").alias("rating"),
+        F.when(F.col("query").isNull(), F.lit("train")).otherwise(split_for_query_column(F.col("query"))).alias("split"),
+        F.coalesce(F.col("source"), F.lit(default_source)).alias("source"),
+        "reason", "record", "_source_file", "_line",
+    )
+
+
+def transform_quarantine(validated: DataFrame) -> DataFrame:
+    """Rejected rows in the quarantine schema (reason, raw record, source file)."""
+    return validated.where(F.col("reason").isNotNull()).select(
+        "reason", "record", F.col("_source_file").alias("source_file")
+    )
+
+
+def transform_accepted(validated: DataFrame) -> DataFrame:
+    return validated.where(F.col("reason").isNull()).drop("reason", "record", "_source_file", "_line")
+
+
+# -- wiring ---------------------------------------------------------------------------------------
+
+@dataclass
+class SourceCounts:
+    source: str
+    files: int
+    input_rows: int
+    bronze_rows: int
+    quarantined_rows: int
+    seconds: float
+
+    @property
+    def balanced(self) -> bool:
+        return self.input_rows == self.bronze_rows + self.quarantined_rows
+
+
+class MissingCatalog(RuntimeError):
+    pass
+
+
+def ingest_source(spark, lakehouse, cfg: IngestConfig, source: str) -> SourceCounts | None:
+    from tqdm import tqdm
+
+    from lore_ml.raw_io import find_drop_files, stage_drop
+
+    started = time.perf_counter()
+    files = find_drop_files(Path(cfg.data.raw_root) / source / f"ds={cfg.ds_str}")
+    if not files:
+        log.info("%s: no raw drop for %s, partition left as it is", source, cfg.ds_str)
+        return None
+    staging = Path(lakehouse.config.table_uri(f"_staging.{source}")) / f"ds={cfg.ds_str}"
+    with tqdm(desc=f"stage {source}", unit="row", unit_scale=True, disable=None, file=sys.stderr) as bar:
+        staged = stage_drop(files, RAW_FIELDS[source], staging, on_rows=bar.update)
+    raw = spark.read.parquet(str(staged.path))
+    if source == "catalog":
+        validated = transform_validate_catalog(raw)
+    else:
+        catalog = lakehouse.read_snapshot("bronze.catalog", cfg.ds_str)
+        if catalog is None:
+            raise MissingCatalog(
+                f"no bronze.catalog snapshot at or before {cfg.ds_str}: ingest a catalog drop first "
+                f"(raw folder {Path(cfg.data.raw_root) / 'catalog'})"
+            )
+        if source == "search_log":
+            validated = transform_validate_search_log(raw, catalog)
+        else:
+            validated = transform_validate_human_labels(raw, catalog, cfg.label_source)
+    log.info("%s: writing bronze and quarantine partitions", source)
+    lakehouse.write_partition(transform_accepted(validated), f"bronze.{source}", cfg.ds_str)
+    lakehouse.write_partition(transform_quarantine(validated), f"quarantine.{source}", cfg.ds_str)
+    counts = SourceCounts(
+        source=source,
+        files=staged.files,
+        input_rows=staged.rows,
+        bronze_rows=lakehouse.read_partition(f"bronze.{source}", cfg.ds_str).count(),
+        quarantined_rows=lakehouse.read_partition(f"quarantine.{source}", cfg.ds_str).count(),
+        seconds=time.perf_counter() - started,
+    )
+    if not counts.balanced:
+        raise RuntimeError(f"{source}: {counts.input_rows} input rows but {counts.bronze_rows} bronze + "
+                           f"{counts.quarantined_rows} quarantined — rows were lost")
+    return counts
+
+
+def run(cfg: IngestConfig) -> list[SourceCounts]:
+    from lore_ml.lakehouse import Lakehouse
+    from lore_ml.spark import get_spark, require_delta
+
+    spark = get_spark(cfg.spark)
+    require_delta(spark, cfg.spark)
+    lakehouse = Lakehouse(spark, cfg.lakehouse)
+    results = []
+    for source in SOURCE_ORDER:
+        if source in cfg.sources:
+            counts = ingest_source(spark, lakehouse, cfg, source)
+            if counts:
+                results.append(counts)
+    return results
+
+
+def format_counts(results: list[SourceCounts]) -> str:
+    header = f"{'source':<14}{'files':>6}{'input':>12}{'bronze':>12}{'quarantined':>13}{'rows/s':>11}  balanced"
+    lines = [header, "-" * len(header)]
+    for c in results:
+        rate = c.input_rows / c.seconds if c.seconds else 0.0
+        lines.append(f"{c.source:<14}{c.files:>6}{c.input_rows:>12,}{c.bronze_rows:>12,}"
+                     f"{c.quarantined_rows:>13,}{rate:>11,.0f}  {'yes' if c.balanced else 'NO'}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cfg = IngestConfig.from_cli(argv, prog="python -m jobs.ingest")
+    results = run(cfg)
+    print(f"ingest ds={cfg.ds_str} into {cfg.lakehouse.root}")
+    print(format_counts(results) if results else "nothing to ingest")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""The ``lore`` command: one entry point for every job and stage.
+
+    lore demo                      # the main job end to end on the embedded defaults
+    lore generate --rows 1000000   # = python -m jobs.generate_marketplace
+    lore ingest --ds 2026-01-31    # = python -m jobs.ingest
+    lore load-home-depot           # = python -m jobs.load_home_depot
+
+Each subcommand takes the same flags as its module (``lore ingest --help``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "demo": ("lore_ml.demo", "Generate a marketplace and run the pipeline end to end."),
+    "generate": ("jobs.generate_marketplace", "Generate the synthetic marketplace raw drops."),
+    "ingest": ("jobs.ingest", "Raw drops of one day -> bronze Delta tables + quarantine."),
+    "load-home-depot": ("jobs.load_home_depot", "Load the human-rated Home Depot pairs into bronze."),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        width = max(map(len, COMMANDS))
+        print("usage: lore <command> [options]\n\ncommands:")
+        for name, (_, help_text) in COMMANDS.items():
+            print(f"  {name:<{width}}  {help_text}")
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    module = importlib.import_module(COMMANDS[argv[0]][0])
+    return module.main(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

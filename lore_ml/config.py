@@ -1,0 +1,204 @@
+"""Typed configuration shared by every LORE entry point.
+
+Each entry point defines one ``*Config`` class derived from :class:`LoreConfig` and builds it
+with :meth:`LoreConfig.from_cli`. Values are resolved in this order (first wins):
+
+1. command-line overrides: ``--set spark.engine=jvm`` (repeatable; values are YAML scalars)
+   and the entry point's own flags (``--ds``, ``--rows`` ...);
+2. environment variables: ``LORE_<FIELD>`` with ``__`` between nested fields, e.g.
+   ``LORE_REDIS__PASSWORD`` (use this for secrets, never YAML);
+3. the YAML file given with ``--config`` (see ``configs/local.yaml``);
+4. the defaults below, which run everything locally.
+
+Run ``python -m jobs.<name> --help`` to see an entry point's flags and
+``python -m lore_ml.config`` to print the fully resolved default configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, YamlConfigSettingsSource
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+"""The checkout (or install) root; relative default paths are resolved against it."""
+
+DEFAULT_HOME_DEPOT_DIR = PROJECT_ROOT.parent / "shared" / "data" / "home_depot"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SparkConfig(_Section):
+    """Which Spark runtime runs the jobs (DESIGN.md §4)."""
+
+    engine: Literal["sail", "jvm", "connect"] = Field(
+        "sail",
+        description="sail: embedded Sail Spark Connect server started in-process (default); "
+        "jvm: Apache Spark (local master or a cluster) with delta-spark; "
+        "connect: an existing Spark Connect endpoint given by `remote`.",
+    )
+    master: str = Field("local[2]", description="JVM engine: Spark master URL.")
+    remote: str | None = Field(None, description="connect engine: sc://host:port URL.")
+    delta_jars_dir: Path | None = Field(
+        None,
+        description="JVM engine: folder holding delta-spark_2.13-*.jar and delta-storage-*.jar "
+        "(e.g. copied from the cluster's Maven mirror).",
+    )
+    delta_packages: list[str] = Field(
+        default_factory=list,
+        description="JVM engine: Maven coordinates resolved through spark.jars.packages "
+        "(needs a reachable Maven repository or mirror), e.g. io.delta:delta-spark_2.13:4.0.0.",
+    )
+    shuffle_partitions: int = Field(
+        4, ge=1, description="spark.sql.shuffle.partitions; small by default for one machine."
+    )
+    conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark conf entries.")
+
+
+class LakehouseConfig(_Section):
+    """Where the Delta tables live."""
+
+    root: str = Field(
+        "lakehouse",
+        description="Root folder or URI of the lakehouse; tables live at <root>/<layer>/<name>. "
+        "Relative paths are resolved against the current directory.",
+    )
+
+    def table_uri(self, table: str) -> str:
+        """``bronze.search_log`` → ``<root>/bronze/search_log`` (absolute for local paths)."""
+        layer, _, name = table.partition(".")
+        if not name:
+            raise ValueError(f"table names are <layer>.<name>, got {table!r}")
+        if "://" in self.root:
+            return f"{self.root.rstrip('/')}/{layer}/{name}"
+        return str(Path(self.root).resolve() / layer / name)
+
+
+class DataConfig(_Section):
+    """Where raw inputs are read from."""
+
+    raw_root: Path = Field(
+        Path("data/raw"),
+        description="Landing folder for raw drops: <raw_root>/<source>/ds=<ds>/ files.",
+    )
+    home_depot_dir: Path = Field(
+        DEFAULT_HOME_DEPOT_DIR,
+        description="Folder with the human-rated Home Depot train.csv.zip (never copied in).",
+    )
+
+
+class RedisConfig(_Section):
+    """The online store."""
+
+    url: str = Field("redis://127.0.0.1:6379/0", description="redis:// or rediss:// (TLS) URL.")
+    password: SecretStr | None = Field(None, description="Set through LORE_REDIS__PASSWORD.")
+    key_prefix: str = Field("lore", description="Prefix of every key LORE writes.")
+
+
+class LoreConfig(BaseSettings):
+    """Settings every entry point shares."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LORE_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    spark: SparkConfig = Field(default_factory=SparkConfig)
+    lakehouse: LakehouseConfig = Field(default_factory=LakehouseConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    redis: RedisConfig = Field(default_factory=RedisConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
+        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls), file_secret_settings)
+
+    @classmethod
+    def load(
+        cls, config_file: str | Path | None = None, overrides: dict[str, Any] | None = None
+    ):
+        """Build the config from a YAML file (optional), the environment and overrides."""
+        if config_file is not None and not Path(config_file).is_file():
+            raise FileNotFoundError(f"config file not found: {config_file}")
+        with_file = type(
+            cls.__name__,
+            (cls,),
+            {"model_config": {**cls.model_config, "yaml_file": config_file}, "__module__": cls.__module__},
+        )
+        return with_file(**(overrides or {}))
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Entry points add their own flags here; each flag's dest is a dotted field path."""
+
+    @classmethod
+    def parser(cls, prog: str | None = None, description: str | None = None) -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser(prog=prog, description=description or cls.__doc__)
+        parser.add_argument("--config", metavar="YAML", help="YAML config file (see configs/).")
+        parser.add_argument(
+            "--set",
+            dest="overrides",
+            metavar="KEY=VALUE",
+            action="append",
+            default=[],
+            help="Override any field, e.g. --set spark.engine=jvm (repeatable).",
+        )
+        cls.add_arguments(parser)
+        return parser
+
+    @classmethod
+    def from_cli(cls, argv: Sequence[str] | None = None, prog: str | None = None):
+        """Parse ``argv`` (``sys.argv[1:]`` when None) into a validated config."""
+        args = cls.parser(prog=prog).parse_args(argv)
+        overrides: dict[str, Any] = {}
+        for item in args.overrides:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+            _assign(overrides, key, yaml.safe_load(value))
+        for dest, value in vars(args).items():
+            if dest not in ("config", "overrides") and value is not None:
+                _assign(overrides, dest, value)
+        return cls.load(args.config, overrides)
+
+
+class JobConfig(LoreConfig):
+    """Settings of a daily batch job: every job is keyed by its logical date."""
+
+    ds: dt.date = Field(
+        description="Logical date YYYY-MM-DD (required); the job reads and rewrites only this "
+        "partition. There is deliberately no default: a job never guesses today's date.",
+    )
+
+    @field_validator("ds", mode="before")
+    @classmethod
+    def _parse_ds(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return dt.date.fromisoformat(value)
+        return value
+
+    @property
+    def ds_str(self) -> str:
+        return self.ds.isoformat()
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--ds", help="Logical date YYYY-MM-DD.")
+
+
+def _assign(target: dict[str, Any], dotted_key: str, value: Any) -> None:
+    *parents, leaf = dotted_key.split(".")
+    for part in parents:
+        target = target.setdefault(part, {})
+    target[leaf] = value
+
+
+if __name__ == "__main__":
+    print(yaml.safe_dump(LoreConfig.from_cli().model_dump(mode="json"), sort_keys=False))

@@ -1,0 +1,71 @@
+"""The relevance scale, the demand dimensions and the fixed evaluation split.
+
+These are contracts (DESIGN.md §1): the rest of the system imports them from here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+LABELS = ("L1", "L2", "L3", "L4")
+"""L1 irrelevant, L2 mismatch (one explicit demand conflicts), L3 close, L4 exact."""
+
+RELEVANT_LABELS = frozenset({"L3", "L4"})
+
+DIMENSIONS = (
+    "category",
+    "style",
+    "special",
+    "audience",
+    "bundle",
+    "season",
+    "color",
+    "brand",
+    "material",
+    "component",
+    "specification",
+    "ip",
+    "function",
+    "attributes",
+    "year",
+    "store",
+)
+"""The 16 demand dimensions; price is a numeric constraint on top of them."""
+
+MISMATCH_DIMENSIONS = DIMENSIONS + ("price",)
+
+SPLITS = ("train", "dev", "test")
+
+
+def split_for_query(query: str) -> str:
+    """The fixed split of a query: by the last hex digit of sha1 of the stripped, lower-cased text.
+
+    >>> split_for_query("angle bracket"), split_for_query("  Wood Screws ")
+    ('train', 'test')
+    """
+    last = hashlib.sha1(query.strip().lower().encode("utf-8")).hexdigest()[-1]
+    if last in "01":
+        return "test"
+    if last == "2":
+        return "dev"
+    return "train"
+
+
+def rating_to_label(rating: float) -> str:
+    """Map a Home Depot mean rating (1 = irrelevant .. 3 = perfect) onto L1-L4.
+
+    >>> [rating_to_label(r) for r in (1.0, 1.59, 1.6, 2.19, 2.2, 2.59, 2.6, 3.0)]
+    ['L1', 'L1', 'L2', 'L2', 'L3', 'L3', 'L4', 'L4']
+    """
+    if rating < 1.6:
+        return "L1"
+    if rating < 2.2:
+        return "L2"
+    if rating < 2.6:
+        return "L3"
+    return "L4"
+
+
+def is_relevant(label: str) -> bool:
+    """Binary relevance: L3 and L4 are relevant; ``L2:brand`` style labels are accepted."""
+    return label.split(":", 1)[0] in RELEVANT_LABELS

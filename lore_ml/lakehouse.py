@@ -1,0 +1,265 @@
+"""The lakehouse: every Delta table's schema, where it lives, and how a day is written.
+
+Table names are contracts between components (DESIGN.md §4). Every table is partitioned by
+``ds`` (a ``YYYY-MM-DD`` string) and a job only ever replaces its own day with
+``replaceWhere`` — never a dynamic partition overwrite, which Sail ignores (it would replace
+the whole table; see STACK.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    ArrayType,
+    BooleanType,
+    DataType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    MapType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+from lore_ml.config import LakehouseConfig
+
+PARTITION_COLUMN = "ds"
+
+
+def _schema(*fields: tuple[str, DataType, bool]) -> StructType:
+    return StructType(
+        [StructField(name, dtype, nullable) for name, dtype, nullable in fields]
+        + [StructField(PARTITION_COLUMN, StringType(), False)]
+    )
+
+
+STR, INT, LONG, DBL, BOOL, TS = StringType(), IntegerType(), LongType(), DoubleType(), BooleanType(), TimestampType()
+ATTRS = MapType(StringType(), StringType())
+
+SCHEMAS: dict[str, StructType] = {
+    # One row per impression: a search request showed `item_id` at `position` for `query`.
+    "bronze.search_log": _schema(
+        ("request_id", STR, False),
+        ("event_ts", TS, False),
+        ("user_id", STR, True),
+        ("query", STR, False),
+        ("item_id", STR, False),
+        ("position", INT, False),
+        ("clicked", BOOL, False),
+        ("carted", BOOL, False),
+        ("purchased", BOOL, False),
+    ),
+    # A catalog snapshot; readers use the newest snapshot at or before their ds.
+    "bronze.catalog": _schema(
+        ("item_id", STR, False),
+        ("title", STR, False),
+        ("shop_id", STR, True),
+        ("shop_name", STR, True),
+        ("shop_type", STR, True),  # official | other
+        ("brand", STR, True),
+        ("category", STR, True),  # leaf category
+        ("category_path", STR, True),  # industry > ... > leaf
+        ("price", DBL, True),
+        ("attributes", ATTRS, True),  # demand dimension -> value
+        ("image_path", STR, True),
+    ),
+    # Human relevance labels on the L1-L4 scale.
+    "bronze.human_labels": _schema(
+        ("query", STR, False),
+        ("item_id", STR, False),
+        ("label", STR, False),  # L1 | L2 | L3 | L4
+        ("dimension", STR, True),  # deciding demand dimension of an L2, when known
+        ("rating", DBL, True),  # raw rating where the source has one (Home Depot: 1..3)
+        ("split", STR, False),  # train | dev | test, fixed by query
+        ("source", STR, False),  # synthetic | home_depot | ...
+    ),
+    "silver.query_tiers": _schema(
+        ("query_norm", STR, False),
+        ("query_hash", STR, False),
+        ("searches", LONG, False),
+        ("traffic_share", DBL, False),
+        ("cumulative_share", DBL, False),
+        ("rank", LONG, False),
+        ("tier", STR, False),  # head | mid | tail
+    ),
+    "silver.kg_nodes": _schema(
+        ("node_id", STR, False),
+        ("node_type", STR, False),
+        ("name", STR, False),
+        ("properties", ATTRS, True),
+        ("support", LONG, False),
+    ),
+    "silver.kg_edges": _schema(
+        ("src", STR, False),
+        ("dst", STR, False),
+        ("edge_type", STR, False),
+        ("confidence", DBL, False),
+        ("support", LONG, False),
+    ),
+    "silver.training_pairs": _schema(
+        ("query", STR, False),
+        ("query_norm", STR, False),
+        ("item_id", STR, False),
+        ("label", STR, False),
+        ("dimension", STR, True),
+        ("source", STR, False),
+        ("confidence", DBL, False),
+        ("split", STR, False),
+        ("tier", STR, True),
+    ),
+    "gold.sft_examples": _schema(
+        ("example_id", STR, False),
+        ("query", STR, False),
+        ("item_id", STR, False),
+        ("label", STR, False),
+        ("prompt", STR, False),
+        ("completion", STR, False),
+        ("kind", STR, False),  # gold | hard_case
+        ("split", STR, False),
+    ),
+    "gold.relevance_judgments": _schema(
+        ("query_norm", STR, False),
+        ("query_hash", STR, False),
+        ("item_id", STR, False),
+        ("label", STR, True),
+        ("p", ArrayType(DBL), True),  # p(L1..L4)
+        ("score", DBL, True),
+        ("reasoning", STR, True),
+        ("status", STR, False),  # ok | failed
+        ("model_version", STR, False),
+        ("prompt_hash", STR, False),
+    ),
+    "gold.eval_reports": _schema(
+        ("report_id", STR, False),
+        ("model_version", STR, False),
+        ("dataset", STR, False),
+        ("split", STR, False),
+        ("metrics_json", STR, False),
+        ("report_path", STR, True),
+    ),
+}
+
+QUARANTINE_SCHEMA = _schema(
+    ("reason", STR, False),  # why the row was rejected, e.g. "position: negative"
+    ("record", STR, False),  # the raw row as JSON of strings, nothing dropped
+    ("source_file", STR, True),
+)
+QUARANTINE_SOURCES = ("search_log", "catalog", "human_labels")
+for _source in QUARANTINE_SOURCES:
+    SCHEMAS[f"quarantine.{_source}"] = QUARANTINE_SCHEMA
+
+
+class SchemaMismatch(ValueError):
+    """A DataFrame does not match the schema of the table it is written to."""
+
+
+@dataclass(frozen=True)
+class Lakehouse:
+    """Reads and writes the LORE tables through one Spark session."""
+
+    spark: SparkSession
+    config: LakehouseConfig
+
+    def uri(self, table: str) -> str:
+        schema_of(table)
+        return self.config.table_uri(table)
+
+    def exists(self, table: str) -> bool:
+        from deltalake import DeltaTable
+
+        return DeltaTable.is_deltatable(self.uri(table))
+
+    def write_partition(self, df: DataFrame, table: str, ds: str) -> None:
+        """Replace the ``ds`` partition of ``table`` with ``df`` (other days are untouched).
+
+        ``df`` must carry exactly the table's columns (any order) with the table's types;
+        its ``ds`` column is set here. Re-running with the same input leaves the same rows.
+        """
+        expected = schema_of(table)
+        df = conform(df.withColumn(PARTITION_COLUMN, F.lit(ds)), expected, table)
+        writer = df.write.format("delta").partitionBy(PARTITION_COLUMN)
+        if self.exists(table):
+            writer = writer.mode("overwrite").option("replaceWhere", f"{PARTITION_COLUMN} = '{_checked_ds(ds)}'")
+        else:  # replaceWhere needs an existing table; a new one is created by the first write
+            writer = writer.mode("error")
+        writer.save(self.uri(table))
+
+    def read(self, table: str) -> DataFrame:
+        """The whole table, columns in schema order (Sail returns partition columns last)."""
+        df = self.spark.read.format("delta").load(self.uri(table))
+        return df.select(*schema_of(table).fieldNames())
+
+    def read_partition(self, table: str, ds: str) -> DataFrame:
+        return self.read(table).where(F.col(PARTITION_COLUMN) == F.lit(_checked_ds(ds)))
+
+    def read_window(self, table: str, first_ds: str, last_ds: str) -> DataFrame:
+        """Partitions ``first_ds`` .. ``last_ds`` inclusive."""
+        col = F.col(PARTITION_COLUMN)
+        return self.read(table).where((col >= F.lit(_checked_ds(first_ds))) & (col <= F.lit(_checked_ds(last_ds))))
+
+    def latest_partition(self, table: str, ds: str) -> str | None:
+        """The newest ``ds`` of ``table`` at or before ``ds`` (snapshot tables like the catalog)."""
+        if not self.exists(table):
+            return None
+        row = (
+            self.read(table)
+            .where(F.col(PARTITION_COLUMN) <= F.lit(_checked_ds(ds)))
+            .agg(F.max(PARTITION_COLUMN).alias("latest"))
+            .collect()[0]
+        )
+        return row["latest"]
+
+    def read_snapshot(self, table: str, ds: str) -> DataFrame | None:
+        """The newest partition at or before ``ds``, or None when there is none."""
+        latest = self.latest_partition(table, ds)
+        return None if latest is None else self.read_partition(table, latest)
+
+
+def schema_of(table: str) -> StructType:
+    try:
+        return SCHEMAS[table]
+    except KeyError:
+        raise KeyError(f"unknown table {table!r}; known: {', '.join(sorted(SCHEMAS))}") from None
+
+
+def conform(df: DataFrame, expected: StructType, table: str) -> DataFrame:
+    """Select ``expected``'s columns in order; fail loudly on missing, extra or mistyped ones."""
+    actual = {field.name: field.dataType for field in df.schema.fields}
+    problems = []
+    for field in expected.fields:
+        if field.name not in actual:
+            problems.append(f"missing column {field.name} ({field.dataType.simpleString()})")
+        elif actual[field.name] != field.dataType:
+            problems.append(
+                f"column {field.name} is {actual[field.name].simpleString()}, "
+                f"expected {field.dataType.simpleString()}"
+            )
+    extra = sorted(set(actual) - set(expected.fieldNames()))
+    if extra:
+        problems.append(f"unexpected columns {', '.join(extra)}")
+    if problems:
+        raise SchemaMismatch(f"write to {table} rejected: " + "; ".join(problems))
+    return df.select(*expected.fieldNames())
+
+
+def content_hash(df: DataFrame) -> str:
+    """Order-independent SHA-256 of a DataFrame's rows: equal hashes mean equal contents."""
+    rows = sorted(repr(tuple(row)) for row in df.collect())
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(row.encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def _checked_ds(ds: str) -> str:
+    import datetime as dt
+
+    dt.date.fromisoformat(ds)  # raises on anything but YYYY-MM-DD, so it is safe in a predicate
+    return ds

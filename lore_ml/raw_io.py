@@ -1,0 +1,187 @@
+"""Tolerant readers for raw drops: every input row comes out, good or bad, as strings.
+
+Spark engines differ on broken input (Sail's CSV/JSON readers fail the whole file on one bad
+line; JVM Spark silently replaces invalid UTF-8). Ingest therefore *stages* each raw drop
+first: CSV, JSON lines and Parquet are read here with pyarrow, every field becomes a string,
+and a row that cannot be read at all (malformed CSV, broken JSON, invalid UTF-8) is kept with
+``_error`` set and its raw text in ``_record``. Typing and business validation then happen in
+Spark (``jobs.ingest``), so the staged row count is exactly the input row count.
+
+Staged columns: the expected fields (string), ``_line`` (int64, order within the drop),
+``_source_file``, ``_error`` (null when readable), ``_record`` (raw text of unreadable rows).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
+META_COLUMNS = ("_line", "_source_file", "_error", "_record")
+BATCH_ROWS = 200_000
+
+
+@dataclass
+class StagedDrop:
+    path: Path
+    files: int
+    rows: int
+    unreadable: int
+
+
+def find_drop_files(folder: Path) -> list[Path]:
+    """Raw files of one drop folder, by known extension, in a stable order."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in FORMATS)
+
+
+def stage_drop(
+    files: Sequence[Path],
+    fields: Sequence[str],
+    out_dir: Path,
+    on_rows: Callable[[int], None] | None = None,
+) -> StagedDrop:
+    """Convert raw files to a staged Parquet folder of string columns (see module doc)."""
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    schema = pa.schema([(f, pa.string()) for f in fields] + [
+        ("_line", pa.int64()), ("_source_file", pa.string()), ("_error", pa.string()), ("_record", pa.string())
+    ])
+    rows = unreadable = line = 0
+    with pq.ParquetWriter(out_dir / "part-00000.parquet", schema) as writer:
+        for path in files:
+            reader = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}[FORMATS[path.suffix.lower()]]
+            for batch in reader(path, fields):
+                n = batch.num_rows
+                batch = batch.append_column("_line", pa.array(range(line, line + n), pa.int64()))
+                batch = batch.append_column("_source_file", pa.array([path.name] * n, pa.string()))
+                writer.write_table(batch.select(schema.names).cast(schema))
+                unreadable += n - batch.column("_error").null_count
+                rows += n
+                line += n
+                if on_rows:
+                    on_rows(n)
+    return StagedDrop(out_dir, len(files), rows, unreadable)
+
+
+def _strings_from_binary(table: pa.Table, fields: Sequence[str]) -> pa.Table:
+    """Decode binary columns as UTF-8; rows with invalid bytes get ``_error`` and raw ``_record``."""
+    columns, errors = {}, [None] * table.num_rows
+    for name in fields:
+        col = table.column(name) if name in table.column_names else pa.nulls(table.num_rows, pa.binary())
+        try:
+            columns[name] = col.cast(pa.string())
+        except pa.ArrowInvalid:
+            values = []
+            for i, raw in enumerate(col.to_pylist()):
+                try:
+                    values.append(None if raw is None else raw.decode("utf-8"))
+                except UnicodeDecodeError:
+                    values.append(None)
+                    errors[i] = errors[i] or f"{name}: invalid UTF-8"
+            columns[name] = pa.array(values, pa.string())
+    records = [None] * table.num_rows
+    if any(errors):
+        raw_rows = table.select([f for f in fields if f in table.column_names]).to_pylist()
+        for i, err in enumerate(errors):
+            if err:
+                records[i] = json.dumps({k: v.decode("utf-8", "backslashreplace") if isinstance(v, bytes) else v
+                                         for k, v in raw_rows[i].items()})
+    columns["_error"] = pa.array(errors, pa.string())
+    columns["_record"] = pa.array(records, pa.string())
+    return pa.table(columns)
+
+
+def _read_csv(path: Path, fields: Sequence[str]) -> Iterator[pa.Table]:
+    bad_rows: list[str] = []
+
+    def keep_bad_row(row) -> str:
+        bad_rows.append(row.text)
+        return "skip"
+
+    header = path.open("rb").readline().decode("utf-8", "replace").strip().split(",")
+    convert = pacsv.ConvertOptions(column_types={name: pa.binary() for name in header}, strings_can_be_null=False)
+    parse = pacsv.ParseOptions(invalid_row_handler=keep_bad_row, newlines_in_values=False)
+    reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=8 << 20), parse_options=parse,
+                            convert_options=convert)
+    for batch in reader:
+        table = _strings_from_binary(pa.Table.from_batches([batch]), fields)
+        table = _empty_to_null(table, fields)
+        yield table
+    if bad_rows:
+        yield _unreadable(bad_rows, fields, "malformed CSV row (wrong number of fields)")
+
+
+def _empty_to_null(table: pa.Table, fields: Sequence[str]) -> pa.Table:
+    """CSV has no null: an empty field means missing."""
+    for name in fields:
+        col = table.column(name)
+        table = table.set_column(table.column_names.index(name), name, pc.if_else(pc.equal(col, ""), None, col))
+    return table
+
+
+def _read_jsonl(path: Path, fields: Sequence[str]) -> Iterator[pa.Table]:
+    rows: list[dict] = []
+    with path.open("rb") as handle:
+        for raw in handle:
+            rows.append(_parse_json_line(raw.rstrip(b"\r\n"), fields))
+            if len(rows) >= BATCH_ROWS:
+                yield _table(rows, fields)
+                rows = []
+    if rows:
+        yield _table(rows, fields)
+
+
+def _parse_json_line(raw: bytes, fields: Sequence[str]) -> dict:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return {"_error": f"invalid UTF-8 at byte {exc.start}", "_record": raw.decode("utf-8", "backslashreplace")}
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return {"_error": f"malformed JSON: {exc.msg}", "_record": text}
+    if not isinstance(obj, dict):
+        return {"_error": "malformed JSON: not an object", "_record": text}
+    return {f: _as_text(obj.get(f)) for f in fields}
+
+
+def _as_text(value) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _read_parquet(path: Path, fields: Sequence[str]) -> Iterator[pa.Table]:
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS):
+        table = pa.Table.from_batches([batch])
+        columns = {}
+        for name in fields:
+            if name not in table.column_names:
+                columns[name] = pa.nulls(table.num_rows, pa.string())
+            elif pa.types.is_timestamp(table.column(name).type):
+                utc = pc.cast(table.column(name), pa.timestamp("us", tz="UTC"))
+                columns[name] = pc.strftime(utc, format="%Y-%m-%d %H:%M:%S")
+            else:
+                columns[name] = pc.cast(table.column(name), pa.string())
+        columns["_error"] = pa.nulls(table.num_rows, pa.string())
+        columns["_record"] = pa.nulls(table.num_rows, pa.string())
+        yield pa.table(columns)
+
+
+def _table(rows: list[dict], fields: Sequence[str]) -> pa.Table:
+    names = list(fields) + ["_error", "_record"]
+    return pa.table({name: pa.array([row.get(name) for row in rows], pa.string()) for name in names})
+
+
+def _unreadable(texts: list[str], fields: Sequence[str], reason: str) -> pa.Table:
+    return _table([{"_error": reason, "_record": text} for text in texts], fields)

@@ -1,0 +1,140 @@
+"""Spark session factory for the runtimes of DESIGN.md §4.
+
+* ``sail`` (default): a Sail Spark Connect server started in this process — no cluster, no
+  JVM, no jars; Delta tables read and written natively.
+* ``jvm``: Apache Spark (``local[N]`` or a cluster master) with delta-spark. The Delta jars
+  come from ``spark.delta_jars_dir`` or ``spark.delta_packages``; without them the session
+  still starts (pure transforms run) but any Delta read/write raises :class:`DeltaJarsMissing`.
+* ``connect``: an existing Spark Connect endpoint (``spark.remote``), e.g. a cluster's.
+
+Jobs submitted with ``spark-submit`` get the session spark-submit created (``jvm`` engine,
+``SparkSession.builder.getOrCreate()`` picks it up).
+"""
+
+from __future__ import annotations
+
+import atexit
+import glob
+import logging
+import os
+import sys
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from lore_ml.config import SparkConfig
+
+log = logging.getLogger(__name__)
+
+DELTA_JAR_PATTERNS = ("delta-spark_2.13-*.jar", "delta-storage-*.jar")
+DELTA_SQL_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+
+_sail_servers: list = []
+
+
+class DeltaJarsMissing(RuntimeError):
+    """The JVM engine cannot read or write Delta tables because the jars are not available."""
+
+
+def get_spark(config: SparkConfig) -> SparkSession:
+    """Return a Spark session for ``config.engine`` (reusing one already started)."""
+    if config.engine == "sail":
+        return _sail_session(config)
+    if config.engine == "connect":
+        if not config.remote:
+            raise ValueError("spark.engine=connect needs spark.remote (sc://host:port)")
+        return _configure(SparkSession.builder.remote(config.remote), config).getOrCreate()
+    return _jvm_session(config)
+
+
+def _sail_session(config: SparkConfig) -> SparkSession:
+    active = SparkSession.getActiveSession()
+    if active is not None and _sail_servers and _is_connect(active):
+        return active
+    from pysail.spark import SparkConnectServer
+
+    if not _sail_servers:
+        server = SparkConnectServer(ip="127.0.0.1", port=0)
+        server.start(background=True)
+        _sail_servers.append(server)
+        atexit.register(server.stop)
+    host, port = _sail_servers[0].listening_address
+    builder = SparkSession.builder.remote(f"sc://{host}:{port}")
+    return _configure(builder, config).getOrCreate()
+
+
+def _jvm_session(config: SparkConfig) -> SparkSession:
+    os.environ.pop("SPARK_REMOTE", None)
+    os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Python UDF workers use this interpreter
+    builder = SparkSession.builder.master(config.master).appName("lore")
+    jars = delta_jars(config.delta_jars_dir) if config.delta_jars_dir else []
+    if jars:
+        builder = builder.config("spark.jars", ",".join(jars))
+    if config.delta_packages:
+        builder = builder.config("spark.jars.packages", ",".join(config.delta_packages))
+    if jars or config.delta_packages:
+        builder = builder.config("spark.sql.extensions", DELTA_SQL_EXTENSION).config(
+            "spark.sql.catalog.spark_catalog", DELTA_CATALOG
+        )
+    builder = builder.config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC")
+    return _configure(builder, config).getOrCreate()
+
+
+def _configure(builder: SparkSession.Builder, config: SparkConfig) -> SparkSession.Builder:
+    builder = builder.config("spark.sql.shuffle.partitions", str(config.shuffle_partitions))
+    for key, value in config.conf.items():
+        builder = builder.config(key, value)
+    return builder
+
+
+def delta_jars(jars_dir: Path) -> list[str]:
+    """The Delta jars in ``jars_dir``; raises :class:`DeltaJarsMissing` naming what is absent."""
+    found, missing = [], []
+    for pattern in DELTA_JAR_PATTERNS:
+        matches = sorted(glob.glob(str(Path(jars_dir) / pattern)))
+        (found.extend(matches) if matches else missing.append(pattern))
+    if missing:
+        raise DeltaJarsMissing(
+            f"spark.delta_jars_dir={jars_dir} lacks {', '.join(missing)}. The JVM engine needs the "
+            "Delta Lake jars io.delta:delta-spark_2.13 and io.delta:delta-storage (Delta 4.x for "
+            "Spark 4). Copy them from your Maven mirror into that folder, set "
+            "spark.delta_packages to resolve them from a reachable Maven repository, or use "
+            "spark.engine=sail, which needs no jars."
+        )
+    return found
+
+
+def require_delta(spark: SparkSession, config: SparkConfig) -> None:
+    """Fail with a clear message when this session cannot read or write Delta tables."""
+    if config.engine != "jvm":
+        return
+    if not (config.delta_jars_dir or config.delta_packages):
+        raise DeltaJarsMissing(
+            "spark.engine=jvm has no Delta Lake jars: set spark.delta_jars_dir to a folder holding "
+            "delta-spark_2.13-<version>.jar and delta-storage-<version>.jar, or spark.delta_packages "
+            "to Maven coordinates (io.delta:delta-spark_2.13:<version>) your cluster can resolve. "
+            "Maven Central is not reachable from this machine; spark.engine=sail needs no jars."
+        )
+    jvm = spark.sparkContext._jvm  # noqa: SLF001 - the only way to probe the classpath
+    try:
+        jvm.java.lang.Class.forName(DELTA_SQL_EXTENSION)
+    except Exception as exc:  # py4j wraps ClassNotFoundException
+        raise DeltaJarsMissing(
+            f"Delta Lake classes ({DELTA_SQL_EXTENSION}) are not on the JVM classpath although "
+            f"spark.delta_jars_dir/delta_packages are set: {exc}"
+        ) from exc
+
+
+def _is_connect(session: SparkSession) -> bool:
+    return type(session).__module__.startswith("pyspark.sql.connect")
+
+
+def stop_all() -> None:
+    """Stop the active session and any embedded Sail server (tests, CLI exit)."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        active.stop()
+    while _sail_servers:
+        _sail_servers.pop().stop()

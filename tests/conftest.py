@@ -1,0 +1,53 @@
+"""Shared fixtures: one session-scoped Spark session per runtime, temporary lakehouse roots."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+import pytest
+
+from lore_ml.config import DEFAULT_HOME_DEPOT_DIR, LakehouseConfig, SparkConfig
+
+ENGINES = ("sail", "jvm")
+
+
+@pytest.fixture(scope="session")
+def sail_spark():
+    """The embedded engine (default runtime): Sail started in-process."""
+    from lore_ml.spark import get_spark
+
+    return get_spark(SparkConfig(engine="sail"))
+
+
+@pytest.fixture(scope="session")
+def jvm_spark():
+    """Apache Spark in local JVM mode (no Delta jars: pure transforms only)."""
+    if shutil.which("java") is None:
+        pytest.fail("java is not installed: the JVM Spark runtime needs Java 17 (apt-get install openjdk-17-jre-headless)")
+    from lore_ml.spark import get_spark
+
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    session = get_spark(SparkConfig(engine="jvm", master="local[2]"))
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def spark(request):
+    """Pure transforms run on both runtimes: tests using this fixture run once per engine."""
+    return request.getfixturevalue(f"{request.param}_spark")
+
+
+@pytest.fixture
+def lakehouse(sail_spark, tmp_path):
+    from lore_ml.lakehouse import Lakehouse
+
+    return Lakehouse(sail_spark, LakehouseConfig(root=str(tmp_path / "lakehouse")))
+
+
+@pytest.fixture(scope="session")
+def home_depot_dir():
+    if not (DEFAULT_HOME_DEPOT_DIR / "train.csv.zip").is_file():
+        pytest.skip(f"Home Depot data not found at {DEFAULT_HOME_DEPOT_DIR} (set by the checkout layout ../shared)")
+    return DEFAULT_HOME_DEPOT_DIR
