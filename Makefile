@@ -25,8 +25,7 @@ redis:  ## Install Debian's redis-server when no Redis answers on 127.0.0.1:6379
 	@bash scripts/ensure_redis.sh
 
 demo: setup  ## The main job end to end on the embedded defaults
-	$(PY) -m jobs.generate_marketplace --ds $(DS) --rows $(ROWS)
-	$(PY) -m lore_ml.cli ingest-window --ds $(DS)
+	$(VENV)/bin/lore demo --ds $(DS) --rows $(ROWS)
 
 test: setup  ## The default test suite (< 15 min); what .ci/run runs
 	$(PY) -m pytest -m "not slow"

@@ -8,6 +8,7 @@ the whole table; see STACK.md).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass
 
@@ -182,10 +183,10 @@ class Lakehouse:
         its ``ds`` column is set here. Re-running with the same input leaves the same rows.
         """
         expected = schema_of(table)
-        df = conform(df.withColumn(PARTITION_COLUMN, F.lit(ds)), expected, table)
+        df = conform(df.withColumn(PARTITION_COLUMN, F.lit(_checked_ds(ds))), expected, table)
         writer = df.write.format("delta").partitionBy(PARTITION_COLUMN)
         if self.exists(table):
-            writer = writer.mode("overwrite").option("replaceWhere", f"{PARTITION_COLUMN} = '{_checked_ds(ds)}'")
+            writer = writer.mode("overwrite").option("replaceWhere", f"{PARTITION_COLUMN} = '{ds}'")
         else:  # replaceWhere needs an existing table; a new one is created by the first write
             writer = writer.mode("error")
         writer.save(self.uri(table))
@@ -259,7 +260,5 @@ def content_hash(df: DataFrame) -> str:
 
 
 def _checked_ds(ds: str) -> str:
-    import datetime as dt
-
     dt.date.fromisoformat(ds)  # raises on anything but YYYY-MM-DD, so it is safe in a predicate
     return ds

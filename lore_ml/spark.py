@@ -44,14 +44,11 @@ def get_spark(config: SparkConfig) -> SparkSession:
     if config.engine == "connect":
         if not config.remote:
             raise ValueError("spark.engine=connect needs spark.remote (sc://host:port)")
-        return _configure(SparkSession.builder.remote(config.remote), config).getOrCreate()
+        return _connect_session(config.remote, config)
     return _jvm_session(config)
 
 
 def _sail_session(config: SparkConfig) -> SparkSession:
-    active = SparkSession.getActiveSession()
-    if active is not None and _sail_servers and _is_connect(active):
-        return active
     from pysail.spark import SparkConnectServer
 
     if not _sail_servers:
@@ -60,13 +57,20 @@ def _sail_session(config: SparkConfig) -> SparkSession:
         _sail_servers.append(server)
         atexit.register(server.stop)
     host, port = _sail_servers[0].listening_address
-    builder = SparkSession.builder.remote(f"sc://{host}:{port}")
-    return _configure(builder, config).getOrCreate()
+    return _connect_session(f"sc://{host}:{port}", config)
+
+
+def _connect_session(url: str, config: SparkConfig) -> SparkSession:
+    # The Connect builder itself, so a classic session in the same process does not block it.
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"  # pyspark.sql.functions build Connect columns
+    return _configure(ConnectSession.builder.remote(url), config).getOrCreate()
 
 
 def _jvm_session(config: SparkConfig) -> SparkSession:
     os.environ.pop("SPARK_REMOTE", None)
-    os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
+    os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)  # pyspark.sql.functions build classic columns
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Python UDF workers use this interpreter
     builder = SparkSession.builder.master(config.master).appName("lore")
     jars = delta_jars(config.delta_jars_dir) if config.delta_jars_dir else []
@@ -125,10 +129,6 @@ def require_delta(spark: SparkSession, config: SparkConfig) -> None:
             f"Delta Lake classes ({DELTA_SQL_EXTENSION}) are not on the JVM classpath although "
             f"spark.delta_jars_dir/delta_packages are set: {exc}"
         ) from exc
-
-
-def _is_connect(session: SparkSession) -> bool:
-    return type(session).__module__.startswith("pyspark.sql.connect")
 
 
 def stop_all() -> None:

@@ -39,6 +39,18 @@ def spark(request):
     return request.getfixturevalue(f"{request.param}_spark")
 
 
+@pytest.fixture(autouse=True)
+def _spark_api_mode(request, monkeypatch):
+    """pyspark builds Connect or classic columns from one process-wide flag; a process normally
+    uses one runtime, the tests use both, so each test gets the flag of the runtime it uses."""
+    names = set(request.fixturenames)
+    engine = getattr(request.node, "callspec", None) and request.node.callspec.params.get("spark")
+    if engine == "jvm" or ("jvm_spark" in names and engine is None):
+        monkeypatch.delenv("SPARK_CONNECT_MODE_ENABLED", raising=False)
+    elif names & {"spark", "sail_spark", "lakehouse"}:
+        monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")
+
+
 @pytest.fixture
 def lakehouse(sail_spark, tmp_path):
     from lore_ml.lakehouse import Lakehouse

@@ -1,0 +1,56 @@
+"""The tolerant staging readers keep every input row, readable or not."""
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lore_ml.raw_io import find_drop_files, stage_drop
+
+FIELDS = ("query", "item_id", "label")
+
+
+def staged_rows(tmp_path, *files):
+    result = stage_drop(list(files), FIELDS, tmp_path / "staged")
+    rows = pq.read_table(result.path).to_pylist()
+    assert result.rows == len(rows)
+    return result, rows
+
+
+def test_csv_keeps_malformed_rows_and_invalid_utf8(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_bytes(b"query,item_id,label\nred shoes,it1,L4\nonly two,fields\nbad \xff bytes,it2,L1\n,it3,L2\n")
+    result, rows = staged_rows(tmp_path, path)
+    assert result.rows == 4 and result.unreadable == 2
+    by_error = {r["_error"]: r for r in rows}
+    assert "malformed CSV row (wrong number of fields)" in by_error
+    assert by_error["malformed CSV row (wrong number of fields)"]["_record"] == "only two,fields"
+    assert "query: invalid UTF-8" in by_error
+    assert [r["query"] for r in rows if r["_error"] is None] == ["red shoes", None]  # empty field = missing
+
+
+def test_jsonl_keeps_broken_lines(tmp_path):
+    path = tmp_path / "c.jsonl"
+    good = {"query": "q", "item_id": 7, "label": "L3", "extra": 1}
+    path.write_bytes(json.dumps(good).encode() + b"\n{not json\n[1,2]\n" + b'{"query": "\xc3\x28"}\n')
+    result, rows = staged_rows(tmp_path, path)
+    assert result.rows == 4 and result.unreadable == 3
+    assert rows[0]["item_id"] == "7" and rows[0]["_error"] is None  # numbers become their JSON text
+    assert rows[1]["_error"].startswith("malformed JSON") and rows[1]["_record"] == "{not json"
+    assert rows[2]["_error"] == "malformed JSON: not an object"
+    assert rows[3]["_error"].startswith("invalid UTF-8")
+    assert [r["_line"] for r in rows] == [0, 1, 2, 3]
+
+
+def test_parquet_columns_become_strings_and_missing_ones_null(tmp_path):
+    path = tmp_path / "p.parquet"
+    pq.write_table(pa.table({"query": ["a", None], "item_id": pa.array([1, 2], pa.int64())}), path)
+    _, rows = staged_rows(tmp_path, path)
+    assert [(r["query"], r["item_id"], r["label"]) for r in rows] == [("a", "1", None), (None, "2", None)]
+
+
+def test_drop_files_are_found_in_stable_order(tmp_path):
+    for name in ("b.csv", "a.jsonl", "notes.txt", "c.parquet"):
+        (tmp_path / name).write_text("")
+    assert [p.name for p in find_drop_files(tmp_path)] == ["a.jsonl", "b.csv", "c.parquet"]
+    assert find_drop_files(tmp_path / "missing") == []
