@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -243,6 +244,7 @@ def ingest_source(spark, lakehouse, cfg: IngestConfig, source: str) -> SourceCou
         quarantined_rows=lakehouse.read_partition(f"quarantine.{source}", cfg.ds_str).count(),
         seconds=time.perf_counter() - started,
     )
+    shutil.rmtree(staging, ignore_errors=True)
     if not counts.balanced:
         raise RuntimeError(f"{source}: {counts.input_rows} input rows but {counts.bronze_rows} bronze + "
                            f"{counts.quarantined_rows} quarantined — rows were lost")

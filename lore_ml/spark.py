@@ -72,7 +72,9 @@ def _jvm_session(config: SparkConfig) -> SparkSession:
     os.environ.pop("SPARK_REMOTE", None)
     os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)  # pyspark.sql.functions build classic columns
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Python UDF workers use this interpreter
-    builder = SparkSession.builder.master(config.master).appName("lore")
+    builder = SparkSession.builder.appName("lore")
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # under spark-submit the master comes from its flags
+        builder = builder.master(config.master)
     jars = delta_jars(config.delta_jars_dir) if config.delta_jars_dir else []
     if jars:
         builder = builder.config("spark.jars", ",".join(jars))
@@ -119,7 +121,7 @@ def require_delta(spark: SparkSession, config: SparkConfig) -> None:
             "spark.engine=jvm has no Delta Lake jars: set spark.delta_jars_dir to a folder holding "
             "delta-spark_2.13-<version>.jar and delta-storage-<version>.jar, or spark.delta_packages "
             "to Maven coordinates (io.delta:delta-spark_2.13:<version>) your cluster can resolve. "
-            "Maven Central is not reachable from this machine; spark.engine=sail needs no jars."
+            "On a machine without Maven access use spark.engine=sail, which needs no jars."
         )
     jvm = spark.sparkContext._jvm  # noqa: SLF001 - the only way to probe the classpath
     try:
