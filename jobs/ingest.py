@@ -191,6 +191,7 @@ def transform_accepted(validated: DataFrame) -> DataFrame:
 @dataclass
 class SourceCounts:
     source: str
+    ds: str
     files: int
     input_rows: int
     bronze_rows: int
@@ -238,6 +239,7 @@ def ingest_source(spark, lakehouse, cfg: IngestConfig, source: str) -> SourceCou
     lakehouse.write_partition(transform_quarantine(validated), f"quarantine.{source}", cfg.ds_str)
     counts = SourceCounts(
         source=source,
+        ds=cfg.ds_str,
         files=staged.files,
         input_rows=staged.rows,
         bronze_rows=lakehouse.read_partition(f"bronze.{source}", cfg.ds_str).count(),
@@ -268,11 +270,11 @@ def run(cfg: IngestConfig) -> list[SourceCounts]:
 
 
 def format_counts(results: list[SourceCounts]) -> str:
-    header = f"{'source':<14}{'files':>6}{'input':>12}{'bronze':>12}{'quarantined':>13}{'rows/s':>11}  balanced"
+    header = f"{'source':<14}{'ds':<12}{'files':>6}{'input':>12}{'bronze':>12}{'quarantined':>13}{'rows/s':>11}  balanced"
     lines = [header, "-" * len(header)]
     for c in results:
         rate = c.input_rows / c.seconds if c.seconds else 0.0
-        lines.append(f"{c.source:<14}{c.files:>6}{c.input_rows:>12,}{c.bronze_rows:>12,}"
+        lines.append(f"{c.source:<14}{c.ds:<12}{c.files:>6}{c.input_rows:>12,}{c.bronze_rows:>12,}"
                      f"{c.quarantined_rows:>13,}{rate:>11,.0f}  {'yes' if c.balanced else 'NO'}")
     return "\n".join(lines)
 

@@ -4,6 +4,7 @@
     lore generate --rows 1000000   # = python -m jobs.generate_marketplace
     lore ingest --ds 2026-01-31    # = python -m jobs.ingest
     lore load-home-depot           # = python -m jobs.load_home_depot
+    lore stratify --ds 2026-01-31  # = python -m jobs.stratify
 
 Each subcommand takes the same flags as its module (``lore ingest --help``).
 """
@@ -18,6 +19,7 @@ COMMANDS = {
     "generate": ("jobs.generate_marketplace", "Generate the synthetic marketplace raw drops."),
     "ingest": ("jobs.ingest", "Raw drops of one day -> bronze Delta tables + quarantine."),
     "load-home-depot": ("jobs.load_home_depot", "Load the human-rated Home Depot pairs into bronze."),
+    "stratify": ("jobs.stratify", "Search logs over a trailing window -> silver.query_tiers."),
 }
 
 

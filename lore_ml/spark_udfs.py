@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import pandas as pd
 from pyspark.sql import Column
+from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 from pyspark.sql.types import StringType
 
 from lore_ml.labels import split_for_query
+from lore_ml.text import normalize_query
 
 
 def _split_series(queries: pd.Series) -> pd.Series:
@@ -21,3 +23,17 @@ def _split_series(queries: pd.Series) -> pd.Series:
 def split_for_query_column(query: Column) -> Column:
     """Spark column version of :func:`lore_ml.labels.split_for_query`."""
     return pandas_udf(_split_series, StringType())(query)
+
+
+def _normalize_series(queries: pd.Series) -> pd.Series:
+    return queries.map(normalize_query, na_action="ignore")
+
+
+def normalize_query_column(query: Column) -> Column:
+    """Spark column version of :func:`lore_ml.text.normalize_query` (the same Python code)."""
+    return pandas_udf(_normalize_series, StringType())(query)
+
+
+def query_hash_column(normalized: Column) -> Column:
+    """Spark column version of :func:`lore_ml.text.query_hash`: SHA-1 of the UTF-8 bytes, 16 hex digits."""
+    return F.substring(F.sha1(normalized.cast("binary")), 1, 16)

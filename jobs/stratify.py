@@ -1,0 +1,108 @@
+"""Query-frequency tiers: which queries are head, mid and tail (DESIGN.md §2).
+
+Counts searches per normalised query over a trailing window of ``bronze.search_log`` ending at
+``ds`` and writes ``silver.query_tiers`` for that ``ds`` with count, traffic share, cumulative
+share, rank and tier; the tier rule is in ``sql/stratify.sql``.
+
+    python -m jobs.stratify --ds 2026-01-31
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+
+from pydantic import Field
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from lore_ml.config import JobConfig
+
+log = logging.getLogger("lore.stratify")
+
+
+class StratifyConfig(JobConfig):
+    """Compute silver.query_tiers for one day from a trailing window of search logs."""
+
+    window_days: int = Field(28, ge=1, description="Days of logs in the window, ending at ds (inclusive).")
+    head_share: float = Field(0.6, gt=0, le=1, description="Share of traffic the head queries cover together.")
+    head_min_searches: int = Field(20, ge=1, description="A head query has at least this many searches.")
+    mid_min_searches: int = Field(3, ge=1, description="Fewer searches than this make a query tail.")
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--window-days", dest="window_days", type=int)
+        parser.add_argument("--head-share", dest="head_share", type=float)
+
+    @property
+    def first_ds(self) -> str:
+        return (self.ds - dt.timedelta(days=self.window_days - 1)).isoformat()
+
+
+def transform_searches_per_query(logs: DataFrame) -> DataFrame:
+    """Distinct searches (request ids) per normalised query; empty normalised queries are dropped.
+
+    Normalisation runs once per distinct raw query, not per log row: a request has one query,
+    so summing per-raw-query counts over a normalised key counts each request once.
+    """
+    from lore_ml.spark_udfs import normalize_query_column, query_hash_column
+
+    per_raw = logs.groupBy("query").agg(F.countDistinct("request_id").alias("searches"))
+    normalised = per_raw.select(normalize_query_column(F.col("query")).alias("query_norm"), "searches")
+    return (
+        normalised.where(F.col("query_norm") != "")
+        .groupBy("query_norm")
+        .agg(F.sum("searches").cast("long").alias("searches"))
+        .withColumn("query_hash", query_hash_column(F.col("query_norm")))
+    )
+
+
+def transform_query_tiers(logs: DataFrame, cfg: StratifyConfig) -> DataFrame:
+    """``silver.query_tiers`` rows (without ``ds``) from the window's search-log rows."""
+    import sql
+
+    searches = transform_searches_per_query(logs)
+    return logs.sparkSession.sql(
+        sql.load("stratify"),
+        args={
+            "head_share": cfg.head_share,
+            "head_min_searches": cfg.head_min_searches,
+            "mid_min_searches": cfg.mid_min_searches,
+        },
+        searches=searches,
+    )
+
+
+def tier_summary(tiers: DataFrame) -> list[tuple[str, int, int, float]]:
+    """(tier, queries, searches, traffic share) per tier, head first."""
+    rows = tiers.groupBy("tier").agg(
+        F.count("*").alias("queries"), F.sum("searches").alias("searches"), F.sum("traffic_share").alias("share")
+    ).collect()
+    order = {"head": 0, "mid": 1, "tail": 2}
+    return sorted(((r["tier"], r["queries"], r["searches"], r["share"]) for r in rows), key=lambda r: order[r[0]])
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cfg = StratifyConfig.from_cli(argv, prog="python -m jobs.stratify")
+    from lore_ml.lakehouse import Lakehouse
+    from lore_ml.spark import get_spark, require_delta
+
+    spark = get_spark(cfg.spark)
+    require_delta(spark, cfg.spark)
+    lakehouse = Lakehouse(spark, cfg.lakehouse)
+    logs = lakehouse.read_window("bronze.search_log", cfg.first_ds, cfg.ds_str)
+    lakehouse.write_partition(transform_query_tiers(logs, cfg), "silver.query_tiers", cfg.ds_str)
+    summary = tier_summary(lakehouse.read_partition("silver.query_tiers", cfg.ds_str))
+    print(f"query tiers ds={cfg.ds_str} window {cfg.first_ds}..{cfg.ds_str}")
+    print(f"{'tier':<6}{'queries':>10}{'searches':>12}{'share':>9}")
+    for tier, queries, searches, share in summary:
+        print(f"{tier:<6}{queries:>10,}{searches:>12,}{share:>9.1%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Spark and the Python normaliser give byte-identical query keys (the shim relies on it)."""
+
+import random
+
+from pyspark.sql import functions as F
+
+from lore_ml.marketplace import Marketplace, MarketplaceSpec
+from lore_ml.spark_udfs import normalize_query_column, query_hash_column
+from lore_ml.text import normalize_query, query_hash
+
+ODD_CHARACTERS = (
+    "ＡＢＣ１２３ｘ"  # full-width
+    "éÉñçøßİıŁ"  # accents, dotted/dotless i, sharp s
+    "\u2010\u2011\u2013\u2014\u2212\uff0d"  # dashes
+    "'\u2019\"\u201c\u201d"  # quotes
+    "\u00a0\u2009\u3000\t"  # unusual spaces
+    "ﬁ½²™®"  # ligature, fraction, superscript, symbols
+    "e\u0301"  # combining accent
+    "中文ロゴ한국"  # CJK
+    "🙂👟"  # emoji
+    "#./+-_,;:!?()[]&%$@"
+)
+
+
+def varied_queries(n: int) -> list[str]:
+    rng = random.Random(11)
+    market = [q.text for q in Marketplace(MarketplaceSpec(rows=300_000, seed=2)).queries]
+    units = ["20lbs", "55\"", "6 ft", "27.5 inch", "128GB", "65W", "8mm", "5'"]
+    out = list(market[: n // 2])
+    while len(out) < n:
+        words = [rng.choice(market).split()[0] if market else "shoe" for _ in range(rng.randint(1, 3))]
+        words += [rng.choice(units)] if rng.random() < 0.3 else []
+        words += ["".join(rng.choice(ODD_CHARACTERS) for _ in range(rng.randint(1, 4)))]
+        rng.shuffle(words)
+        out.append(" ".join(words) if rng.random() < 0.8 else "  ".join(words).upper())
+    return out
+
+
+def test_spark_and_python_give_identical_keys(spark):
+    queries = varied_queries(10_000)
+    assert len(set(queries)) > 5_000
+    df = spark.createDataFrame([(q,) for q in queries], "query string")
+    norm = normalize_query_column(F.col("query"))
+    rows = df.select("query", norm.alias("norm"), query_hash_column(norm).alias("hash")).collect()
+    assert len(rows) == len(queries)
+    mismatches = [(r["query"], r["norm"], r["hash"]) for r in rows
+                  if (r["norm"], r["hash"]) != (normalize_query(r["query"]), query_hash(normalize_query(r["query"])))]
+    assert mismatches == []

@@ -1,0 +1,78 @@
+"""Tier boundaries and the trailing window, worked out by hand, on both runtimes."""
+
+import datetime as dt
+
+import pytest
+from pyspark.testing import assertDataFrameEqual
+
+from jobs.stratify import StratifyConfig, transform_query_tiers
+from lore_ml.text import query_hash
+
+TIERS_SCHEMA = ("query_norm string, query_hash string, searches long, traffic_share double, "
+                "cumulative_share double, rank long, tier string")
+
+
+def logs(spark, searches):
+    """One log row per impression: `searches` maps a raw query to its request ids (2 impressions each)."""
+    rows = [(rid, q) for q, rids in searches.items() for rid in rids for _ in range(2)]
+    return spark.createDataFrame(rows, "request_id string, query string")
+
+
+def config(**overrides):
+    return StratifyConfig.load(overrides={"ds": "2026-01-31", "head_min_searches": 2, "mid_min_searches": 2, **overrides})
+
+
+SEARCHES = {
+    "Red Shoes": [f"r{i}" for i in range(5)],
+    "red  shoes!": ["r5"],  # same normalised query: 6 searches in all
+    "blue hat": ["r6", "r7", "r8"],
+    "green sock": ["r9"],
+    "  !! ": ["r10"],  # normalises to nothing: dropped
+}
+
+
+def expected(spark, tiers):
+    rows = [
+        ("red shoes", 6, 0.6, 0.6, 1, tiers[0]),
+        ("blue hat", 3, 0.3, 0.9, 2, tiers[1]),
+        ("green sock", 1, 0.1, 1.0, 3, tiers[2]),
+    ]
+    return spark.createDataFrame([(q, query_hash(q), *rest) for q, *rest in rows], TIERS_SCHEMA)
+
+
+@pytest.mark.parametrize(
+    "head_share, tiers",
+    [
+        (0.5, ("head", "mid", "tail")),  # red shoes alone crosses 50%
+        (0.6, ("head", "mid", "tail")),  # exactly reaching the share ends the head
+        (0.65, ("head", "head", "tail")),  # blue hat starts below 65% and crosses it: head
+    ],
+)
+def test_tier_boundaries(spark, head_share, tiers):
+    actual = transform_query_tiers(logs(spark, SEARCHES), config(head_share=head_share))
+    assertDataFrameEqual(actual, expected(spark, tiers), checkRowOrder=False, rtol=1e-9)
+
+
+def test_head_needs_a_minimum_count(spark):
+    actual = transform_query_tiers(logs(spark, SEARCHES), config(head_share=1.0, head_min_searches=4))
+    assert {r["query_norm"]: r["tier"] for r in actual.collect()} == {
+        "red shoes": "head", "blue hat": "mid", "green sock": "tail"}
+
+
+def test_window_is_trailing_and_inclusive():
+    cfg = StratifyConfig.load(overrides={"ds": "2026-01-31", "window_days": 28})
+    assert cfg.first_ds == "2026-01-04"
+    assert (dt.date(2026, 1, 31) - dt.date.fromisoformat(cfg.first_ds)).days + 1 == 28
+
+
+def test_window_edges_on_the_lakehouse(lakehouse, sail_spark):
+    from lore_ml.lakehouse import SCHEMAS
+
+    columns = ", ".join(f"{f.name} {f.dataType.simpleString()}" for f in SCHEMAS["bronze.search_log"].fields[:-1])
+    for ds, query in (("2026-01-28", "too old"), ("2026-01-29", "first day"), ("2026-01-31", "last day"),
+                      ("2026-02-01", "too new")):
+        row = (f"r-{ds}", dt.datetime.fromisoformat(ds), "u", query, "i", 1, False, False, False)
+        lakehouse.write_partition(sail_spark.createDataFrame([row], columns), "bronze.search_log", ds)
+    cfg = StratifyConfig.load(overrides={"ds": "2026-01-31", "window_days": 3})
+    window = lakehouse.read_window("bronze.search_log", cfg.first_ds, cfg.ds_str)
+    assert {r["query_norm"] for r in transform_query_tiers(window, cfg).collect()} == {"first day", "last day"}
