@@ -85,9 +85,8 @@ def tier_summary(tiers: DataFrame) -> list[tuple[str, int, int, float]]:
     return sorted(((r["tier"], r["queries"], r["searches"], r["share"]) for r in rows), key=lambda r: order[r[0]])
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    cfg = StratifyConfig.from_cli(argv, prog="python -m jobs.stratify")
+def run(cfg: StratifyConfig) -> list[tuple[str, int, int, float]]:
+    """Write silver.query_tiers for cfg.ds and return the tier summary."""
     from lore_ml.lakehouse import Lakehouse
     from lore_ml.spark import get_spark, require_delta
 
@@ -96,11 +95,21 @@ def main(argv: list[str] | None = None) -> int:
     lakehouse = Lakehouse(spark, cfg.lakehouse)
     logs = lakehouse.read_window("bronze.search_log", cfg.first_ds, cfg.ds_str)
     lakehouse.write_partition(transform_query_tiers(logs, cfg), "silver.query_tiers", cfg.ds_str)
-    summary = tier_summary(lakehouse.read_partition("silver.query_tiers", cfg.ds_str))
+    return tier_summary(lakehouse.read_partition("silver.query_tiers", cfg.ds_str))
+
+
+def format_summary(summary: list[tuple[str, int, int, float]]) -> str:
+    lines = [f"{'tier':<6}{'queries':>10}{'searches':>12}{'share':>9}"]
+    lines += [f"{tier:<6}{queries:>10,}{searches:>12,}{share:>9.1%}" for tier, queries, searches, share in summary]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cfg = StratifyConfig.from_cli(argv, prog="python -m jobs.stratify")
+    summary = run(cfg)
     print(f"query tiers ds={cfg.ds_str} window {cfg.first_ds}..{cfg.ds_str}")
-    print(f"{'tier':<6}{'queries':>10}{'searches':>12}{'share':>9}")
-    for tier, queries, searches, share in summary:
-        print(f"{tier:<6}{queries:>10,}{searches:>12,}{share:>9.1%}")
+    print(format_summary(summary))
     return 0
 
 
