@@ -1,0 +1,329 @@
+"""Build the knowledge graph the teacher's prompts are grounded in (DESIGN.md §2).
+
+From the catalog snapshot and a trailing window of search logs, writes for ``ds``:
+
+* ``silver.kg_nodes``: items, brands, categories, attribute values and query terms, with support;
+* ``silver.kg_edges`` (``src``, ``dst``, ``edge_type``, ``confidence``, ``support``):
+  ``has_brand`` / ``in_category`` / ``has_value`` (item facts), ``sub_brand`` (parent → sub-brand,
+  from brand names), ``competitor`` (parent brands selling in the same categories),
+  ``term_category`` (query term → category of the items clicked for it), ``synonym`` (phrases
+  that swap for each other in queries whose clicks land on the same items) and
+  ``value_synonym`` (query term → the attribute value its clicked items carry).
+
+Node ids are ``<type>:<name>``, e.g. ``brand:stridex``, ``value:color=red``, ``term:sneakers``.
+:mod:`lore_ml.kg` loads the graph and retrieves the facts for one (query, item).
+
+    python -m jobs.build_kg --ds 2026-01-31
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pydantic import Field
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from lore_ml.config import JobConfig
+
+log = logging.getLogger("lore.build_kg")
+
+ITEM_FACT_DIMENSIONS_EXCLUDED = ("category", "brand")  # they have their own edge types
+
+
+class BuildKgConfig(JobConfig):
+    """Build silver.kg_nodes and silver.kg_edges for one day."""
+
+    window_days: int = Field(28, ge=1, description="Days of search logs mined, ending at ds.")
+    min_support: int = Field(5, ge=1, description="Distinct queries (or query pairs) an edge mined from behaviour needs.")
+    term_category_min_confidence: float = Field(0.3, gt=0, le=1, description="Min P(category | term).")
+    synonym_min_support: int = Field(2, ge=1, description="Query pairs a synonym needs.")
+    synonym_min_overlap: float = Field(0.2, gt=0, le=1, description="Min co-click overlap of two queries.")
+    synonym_max_queries_per_item: int = Field(50, ge=2, description="Top queries per item paired for synonyms.")
+    value_synonym_min_confidence: float = Field(0.7, gt=0, le=1, description="Min P(value | term).")
+    value_synonym_min_lift: float = Field(3.0, ge=1, description="Min P(value | term) / P(value).")
+    competitor_min_overlap: float = Field(0.2, gt=0, le=1, description="Min Jaccard of two brands' categories.")
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--window-days", dest="window_days", type=int)
+
+    @property
+    def first_ds(self) -> str:
+        import datetime as dt
+
+        return (self.ds - dt.timedelta(days=self.window_days - 1)).isoformat()
+
+
+def _node_id(kind: str, name: Column) -> Column:
+    return F.concat(F.lit(f"{kind}:"), name)
+
+
+def _edges(df: DataFrame, edge_type: str) -> DataFrame:
+    return df.select(
+        "src", "dst", F.lit(edge_type).alias("edge_type"),
+        F.col("confidence").cast("double").alias("confidence"), F.col("support").cast("long").alias("support"),
+    )
+
+
+def _lower(col: str) -> Column:
+    return F.lower(F.trim(F.col(col)))
+
+
+def transform_item_edges(catalog: DataFrame) -> DataFrame:
+    """Item → brand / category / attribute value, one edge per fact (confidence 1)."""
+    item = _node_id("item", F.col("item_id"))
+    brand = catalog.where(F.col("brand").isNotNull()).select(
+        item.alias("src"), _node_id("brand", _lower("brand")).alias("dst"))
+    category = catalog.where(F.col("category").isNotNull()).select(
+        item.alias("src"), _node_id("category", _lower("category")).alias("dst"))
+    values = _attribute_values(catalog).select(
+        item.alias("src"), _node_id("value", F.concat_ws("=", "dimension", "value")).alias("dst"))
+    one = {"confidence": F.lit(1.0), "support": F.lit(1)}
+    return (
+        _edges(brand.withColumns(one), "has_brand")
+        .unionByName(_edges(category.withColumns(one), "in_category"))
+        .unionByName(_edges(values.withColumns(one), "has_value"))
+    )
+
+
+def transform_brand_edges(catalog: DataFrame, cfg: BuildKgConfig) -> DataFrame:
+    """``sub_brand`` (a brand named '<parent> <line>') and ``competitor`` (same categories)."""
+    brands = catalog.where(F.col("brand").isNotNull()).groupBy(_lower("brand").alias("brand")).agg(
+        F.count("*").alias("items"))
+    parents = brands.select(F.col("brand").alias("parent"))
+    sub = brands.join(parents, F.col("brand").startswith(F.concat(F.col("parent"), F.lit(" "))))
+    sub_edges = sub.select(
+        _node_id("brand", F.col("parent")).alias("src"), _node_id("brand", F.col("brand")).alias("dst"),
+        F.lit(1.0).alias("confidence"), F.col("items").alias("support"))
+    # Competition is between parent brands: map every sub-brand to its parent first.
+    parent_of = sub.select(F.col("brand").alias("child"), "parent")
+    by_parent = (
+        catalog.where(F.col("brand").isNotNull() & F.col("category").isNotNull())
+        .select(_lower("brand").alias("child"), _lower("category").alias("category"))
+        .join(parent_of, "child", "left")
+        .select(F.coalesce("parent", "child").alias("brand"), "category")
+        .distinct()
+    )
+    sizes = by_parent.groupBy("brand").agg(F.count("*").alias("categories"))
+    a, b = by_parent.alias("a"), by_parent.alias("b")
+    shared = (
+        a.join(b, (F.col("a.category") == F.col("b.category")) & (F.col("a.brand") < F.col("b.brand")))
+        .groupBy(F.col("a.brand").alias("b1"), F.col("b.brand").alias("b2"))
+        .agg(F.count("*").alias("shared"))
+        .join(sizes.withColumnRenamed("brand", "b1").withColumnRenamed("categories", "n1"), "b1")
+        .join(sizes.withColumnRenamed("brand", "b2").withColumnRenamed("categories", "n2"), "b2")
+        .withColumn("confidence", F.col("shared") / (F.col("n1") + F.col("n2") - F.col("shared")))
+        .where(F.col("confidence") >= cfg.competitor_min_overlap)
+    )
+    competitor_edges = shared.select(
+        _node_id("brand", F.col("b1")).alias("src"), _node_id("brand", F.col("b2")).alias("dst"),
+        "confidence", F.col("shared").alias("support"))
+    return _edges(sub_edges, "sub_brand").unionByName(_edges(competitor_edges, "competitor"))
+
+
+def transform_clicks(logs: DataFrame) -> DataFrame:
+    """Clicks per (normalised query, item) in the window."""
+    from lore_ml.spark_udfs import normalize_query_column
+
+    per_raw = logs.where(F.col("clicked")).groupBy("query", "item_id").agg(F.count("*").alias("clicks"))
+    queries = per_raw.select("query").distinct().withColumn("query_norm", normalize_query_column(F.col("query")))
+    return (
+        per_raw.join(queries, "query")
+        .where(F.col("query_norm") != "")
+        .groupBy("query_norm", "item_id")
+        .agg(F.sum("clicks").cast("long").alias("clicks"))
+    )
+
+
+def _terms(df: DataFrame) -> DataFrame:
+    return df.select("*", F.explode(F.array_distinct(F.split("query_norm", " "))).alias("term"))
+
+
+def transform_query_votes(clicks: DataFrame, facts: DataFrame, min_share: float = 0.5) -> DataFrame:
+    """Per query and fact dimension: the fact value most of its clicks land on (≥ ``min_share``).
+
+    ``facts`` has (item_id, dimension, value). Counting queries rather than clicks keeps one
+    heavy head query from deciding what a term means.
+    """
+    per = clicks.join(facts, "item_id").groupBy("query_norm", "dimension", "value").agg(F.sum("clicks").alias("c"))
+    totals = per.groupBy("query_norm", "dimension").agg(F.sum("c").alias("total"), F.max("c").alias("top"))
+    return (
+        per.join(totals, ["query_norm", "dimension"])
+        .where((F.col("c") == F.col("top")) & (F.col("c") >= F.lit(min_share) * F.col("total")))
+        .groupBy("query_norm", "dimension")
+        .agg(F.min("value").alias("value"))  # a tie at the top: the smallest value, deterministically
+    )
+
+
+def _term_edges(votes: DataFrame, min_support: int, min_confidence: float) -> DataFrame:
+    """term → value edges: confidence = share of the term's voting queries that vote for the value."""
+    per = _terms(votes).groupBy("term", "dimension", "value").agg(F.count("*").alias("support"))
+    totals = per.groupBy("term", "dimension").agg(F.sum("support").alias("queries"))
+    return (
+        per.join(totals, ["term", "dimension"])
+        .withColumn("confidence", F.col("support") / F.col("queries"))
+        .where((F.col("support") >= min_support) & (F.col("confidence") >= min_confidence))
+    )
+
+
+def _categories(catalog: DataFrame) -> DataFrame:
+    return catalog.where(F.col("category").isNotNull()).select(
+        "item_id", F.lit("category").alias("dimension"), _lower("category").alias("value"))
+
+
+def _attribute_values(catalog: DataFrame) -> DataFrame:
+    return catalog.select("item_id", F.explode("attributes").alias("dimension", "value")).where(
+        ~F.col("dimension").isin(*ITEM_FACT_DIMENSIONS_EXCLUDED) & F.col("value").isNotNull()
+    ).select("item_id", "dimension", F.lower("value").alias("value"))
+
+
+def transform_term_category_edges(clicks: DataFrame, catalog: DataFrame, cfg: BuildKgConfig) -> DataFrame:
+    """Query term → category: the share of queries with the term whose clicks mostly land there."""
+    votes = transform_query_votes(clicks, _categories(catalog))
+    edges = _term_edges(votes, cfg.min_support, cfg.term_category_min_confidence).select(
+        _node_id("term", F.col("term")).alias("src"), _node_id("category", F.col("value")).alias("dst"),
+        "confidence", "support")
+    return _edges(edges, "term_category")
+
+
+def transform_synonym_edges(clicks: DataFrame, catalog: DataFrame, cfg: BuildKgConfig) -> DataFrame:
+    """Phrases that replace each other in two queries whose clicks land on the same items.
+
+    Queries q1 < q2 sharing clicked items with overlap = Σ min(clicks) / (clicks1 + clicks2 - Σ min)
+    ≥ ``synonym_min_overlap``, sharing at least one word and differing by one or two words on
+    each side yield the pair of differing phrases; support = number of such query pairs. Brand names and numbers never
+    count as synonyms (they are competitors or quantities).
+    """
+    from pyspark.sql import Window
+
+    top = Window.partitionBy("item_id").orderBy(F.desc("clicks"), "query_norm")
+    kept = clicks.withColumn("n", F.row_number().over(top)).where(F.col("n") <= cfg.synonym_max_queries_per_item)
+    totals = clicks.groupBy("query_norm").agg(F.sum("clicks").alias("total"))
+    a, b = kept.alias("a"), kept.alias("b")
+    pairs = (
+        a.join(b, (F.col("a.item_id") == F.col("b.item_id")) & (F.col("a.query_norm") < F.col("b.query_norm")))
+        .groupBy(F.col("a.query_norm").alias("q1"), F.col("b.query_norm").alias("q2"))
+        .agg(F.sum(F.least("a.clicks", "b.clicks")).alias("shared"))
+        .join(totals.select(F.col("query_norm").alias("q1"), F.col("total").alias("t1")), "q1")
+        .join(totals.select(F.col("query_norm").alias("q2"), F.col("total").alias("t2")), "q2")
+        .withColumn("overlap", F.col("shared") / (F.col("t1") + F.col("t2") - F.col("shared")))
+        .where(F.col("overlap") >= cfg.synonym_min_overlap)
+    )
+    w1, w2 = F.split("q1", " "), F.split("q2", " ")
+    diffs = pairs.select(
+        F.array_except(w1, w2).alias("d1"), F.array_except(w2, w1).alias("d2"),
+        F.size(F.array_intersect(w1, w2)).alias("context"), "overlap",
+    ).where(F.size("d1").between(1, 2) & F.size("d2").between(1, 2) & (F.col("context") >= 1))
+    phrases = diffs.select(
+        F.array_join("d1", " ").alias("p1"), F.array_join("d2", " ").alias("p2"), "overlap"
+    ).select(F.least("p1", "p2").alias("p1"), F.greatest("p1", "p2").alias("p2"), "overlap")
+    # Alternatives, not synonyms: two brands (competitors) or two values of one attribute (red/blue).
+    brands = catalog.select(_lower("brand").alias("p1")).where(F.col("p1").isNotNull()).distinct()
+    values = _attribute_values(catalog).select("dimension", "value").distinct()
+    alternatives = brands.crossJoin(brands.withColumnRenamed("p1", "p2")).unionByName(
+        values.alias("x").join(values.alias("y"), "dimension").select(
+            F.col("x.value").alias("p1"), F.col("y.value").alias("p2")))
+    has_digit = F.col("p1").rlike("[0-9]") | F.col("p2").rlike("[0-9]")
+    edges = (
+        phrases.where(~has_digit)
+        .join(alternatives, ["p1", "p2"], "left_anti")
+        .groupBy("p1", "p2")
+        .agg(F.count("*").alias("support"), F.avg("overlap").alias("confidence"))
+        .where(F.col("support") >= cfg.synonym_min_support)
+        .select(_node_id("term", F.col("p1")).alias("src"), _node_id("term", F.col("p2")).alias("dst"),
+                "confidence", "support")
+    )
+    return _edges(edges, "synonym")
+
+
+def transform_value_synonym_edges(clicks: DataFrame, catalog: DataFrame, cfg: BuildKgConfig) -> DataFrame:
+    """Query term → attribute value that the queries containing it mostly click, far above base rate.
+
+    Lift compares with the share of all voting queries that vote for the value, so a value
+    most items carry (``bundle=single``) is no one's synonym.
+    """
+    votes = transform_query_votes(clicks, _attribute_values(catalog))
+    base = votes.groupBy("dimension", "value").agg(F.count("*").alias("value_queries")).join(
+        votes.groupBy("dimension").agg(F.count("*").alias("dimension_queries")), "dimension")
+    edges = (
+        _term_edges(votes, cfg.min_support, cfg.value_synonym_min_confidence)
+        .join(base, ["dimension", "value"])
+        .withColumn("lift", F.col("confidence") / (F.col("value_queries") / F.col("dimension_queries")))
+        .where((F.col("lift") >= cfg.value_synonym_min_lift) & (F.col("term") != F.col("value")))
+        .select(_node_id("term", F.col("term")).alias("src"),
+                _node_id("value", F.concat_ws("=", "dimension", "value")).alias("dst"), "confidence", "support")
+    )
+    return _edges(edges, "value_synonym")
+
+
+def transform_kg_edges(catalog: DataFrame, logs: DataFrame, cfg: BuildKgConfig) -> DataFrame:
+    """Every edge type, deduplicated on (src, dst, edge_type)."""
+    clicks = transform_clicks(logs)
+    edges = (
+        transform_item_edges(catalog)
+        .unionByName(transform_brand_edges(catalog, cfg))
+        .unionByName(transform_term_category_edges(clicks, catalog, cfg))
+        .unionByName(transform_synonym_edges(clicks, catalog, cfg))
+        .unionByName(transform_value_synonym_edges(clicks, catalog, cfg))
+    )
+    return edges.groupBy("src", "dst", "edge_type").agg(
+        F.max("confidence").alias("confidence"), F.max("support").alias("support"))
+
+
+def transform_kg_nodes(edges: DataFrame, catalog: DataFrame) -> DataFrame:
+    """One node per id seen in an edge; support = edges touching it (items: 1); categories keep their path."""
+    ends = edges.select(F.col("src").alias("node_id")).unionByName(edges.select(F.col("dst").alias("node_id")))
+    counts = ends.groupBy("node_id").agg(F.count("*").alias("support"))
+    kind = F.split("node_id", ":", 2)
+    paths = catalog.where(F.col("category").isNotNull()).groupBy(
+        _node_id("category", _lower("category")).alias("node_id")).agg(F.first("category_path").alias("path"))
+    titles = catalog.select(_node_id("item", F.col("item_id")).alias("node_id"), F.col("title").alias("path"))
+    props = paths.select("node_id", F.create_map(F.lit("path"), "path").alias("properties")).unionByName(
+        titles.select("node_id", F.create_map(F.lit("title"), "path").alias("properties")))
+    return (
+        counts.join(props, "node_id", "left")
+        .select(
+            "node_id",
+            kind.getItem(0).alias("node_type"),
+            kind.getItem(1).alias("name"),
+            "properties",
+            F.col("support").cast("long").alias("support"),
+        )
+    )
+
+
+def run(cfg: BuildKgConfig) -> dict[str, int]:
+    """Write both tables for cfg.ds; return the edge count per type."""
+    from lore_ml.lakehouse import Lakehouse
+    from lore_ml.spark import get_spark, require_delta
+
+    spark = get_spark(cfg.spark)
+    require_delta(spark, cfg.spark)
+    lakehouse = Lakehouse(spark, cfg.lakehouse)
+    catalog = lakehouse.read_snapshot("bronze.catalog", cfg.ds_str)
+    if catalog is None:
+        raise RuntimeError(f"no bronze.catalog snapshot at or before {cfg.ds_str}: run jobs.ingest first")
+    logs = lakehouse.read_window("bronze.search_log", cfg.first_ds, cfg.ds_str)
+    lakehouse.write_partition(transform_kg_edges(catalog, logs, cfg), "silver.kg_edges", cfg.ds_str)
+    edges = lakehouse.read_partition("silver.kg_edges", cfg.ds_str)
+    lakehouse.write_partition(transform_kg_nodes(edges, catalog), "silver.kg_nodes", cfg.ds_str)
+    return {r["edge_type"]: r["count"] for r in edges.groupBy("edge_type").count().collect()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cfg = BuildKgConfig.from_cli(argv, prog="python -m jobs.build_kg")
+    counts = run(cfg)
+    print(f"knowledge graph ds={cfg.ds_str} window {cfg.first_ds}..{cfg.ds_str}")
+    print(f"{'edge type':<16}{'edges':>12}")
+    for edge_type, count in sorted(counts.items()):
+        print(f"{edge_type:<16}{count:>12,}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

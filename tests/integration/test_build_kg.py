@@ -1,0 +1,124 @@
+"""Knowledge-graph transforms on literal DataFrames, expected edges worked out by hand."""
+
+import pytest
+from pyspark.testing import assertDataFrameEqual
+
+from jobs.build_kg import (
+    BuildKgConfig,
+    transform_brand_edges,
+    transform_clicks,
+    transform_kg_edges,
+    transform_kg_nodes,
+    transform_synonym_edges,
+    transform_term_category_edges,
+    transform_value_synonym_edges,
+)
+
+CATALOG_COLUMNS = ("item_id string, title string, shop_id string, shop_name string, shop_type string, brand string, "
+                   "category string, category_path string, price double, attributes map<string,string>, image_path string")
+EDGE_COLUMNS = "src string, dst string, edge_type string, confidence double, support long"
+
+
+def catalog(spark, items):
+    """items: (item_id, brand, category, attributes)."""
+    rows = [(i, f"title {i}", None, None, None, b, c, f"x > {c}", 1.0, a, None) for i, b, c, a in items]
+    return spark.createDataFrame(rows, CATALOG_COLUMNS)
+
+
+def clicks_log(spark, clicks):
+    """clicks: {query: {item_id: n}} -> one log row per click, plus an unclicked impression."""
+    rows = [(q, item, True) for q, per in clicks.items() for item, n in per.items() for _ in range(n)]
+    rows += [(q, "unclicked", False) for q in clicks]
+    return spark.createDataFrame(rows, "query string, item_id string, clicked boolean")
+
+
+def edges(spark, rows):
+    return spark.createDataFrame(rows, EDGE_COLUMNS)
+
+
+def cfg(**overrides):
+    return BuildKgConfig.load(overrides={"ds": "2026-01-31", "min_support": 2, **overrides})
+
+
+def test_sub_brands_and_competitors(spark):
+    cat = catalog(spark, [
+        ("s1", "Stridex", "shoes", {}), ("s2", "Stridex", "shirts", {}),
+        ("p1", "Stridex Pro", "shoes", {}), ("p2", "Stridex Pro", "shoes", {}),
+        ("a1", "Aeroline", "shoes", {}), ("q1", "Quill", "phones", {}),
+    ])
+    expected = edges(spark, [
+        ("brand:stridex", "brand:stridex pro", "sub_brand", 1.0, 2),
+        # by parent brand: stridex {shoes, shirts}, aeroline {shoes}: Jaccard 1/2, one shared category
+        ("brand:aeroline", "brand:stridex", "competitor", 0.5, 1),
+    ])
+    assertDataFrameEqual(transform_brand_edges(cat, cfg()), expected, checkRowOrder=False)
+
+
+def test_term_category_counts_queries_not_clicks(spark):
+    cat = catalog(spark, [("shoe", "B", "running shoes", {}), ("case", "B", "phone case", {})])
+    log = clicks_log(spark, {
+        "Red Sneakers": {"shoe": 50},  # a heavy query is still one vote
+        "sneakers": {"shoe": 1},
+        "blue sneakers": {"shoe": 2, "case": 1},
+        "sneakers case": {"case": 3},
+    })
+    actual = transform_term_category_edges(transform_clicks(log), cat, cfg())
+    expected = edges(spark, [
+        ("term:sneakers", "category:running shoes", "term_category", 0.75, 3),  # 3 of 4 queries
+    ])
+    assertDataFrameEqual(actual, expected, checkRowOrder=False)
+
+
+def test_a_synonym_pair_from_co_clicked_items(spark):
+    cat = catalog(spark, [("A", "Stridex", "running shoes", {}), ("B", "Aeroline", "running shoes", {})])
+    log = clicks_log(spark, {
+        "stridex running shoes": {"A": 4}, "stridex sneakers": {"A": 4},
+        "aeroline running shoes": {"B": 3}, "aeroline sneakers": {"B": 3},
+        "stridex shoes": {"B": 1},  # stridex vs aeroline: brands are never synonyms
+        "aeroline shoes": {"B": 1},
+    })
+    actual = transform_synonym_edges(transform_clicks(log), cat, cfg())
+    expected = edges(spark, [("term:running shoes", "term:sneakers", "synonym", 1.0, 2)])
+    assertDataFrameEqual(actual, expected, checkRowOrder=False)
+
+
+def test_value_synonyms(spark):
+    cat = catalog(spark, [
+        ("m1", "B", "shoes", {"audience": "men"}), ("m2", "B", "shirt", {"audience": "Men"}),
+        ("w1", "B", "shoes", {"audience": "women"}), ("w2", "B", "shirt", {"audience": "women"}),
+    ])
+    log = clicks_log(spark, {
+        "mens shoes": {"m1": 2}, "mens shirt": {"m2": 1}, "mens": {"m1": 1, "m2": 1},
+        "womens shoes": {"w1": 1}, "womens shirt": {"w2": 3}, "womens": {"w1": 1},
+    })
+    actual = transform_value_synonym_edges(transform_clicks(log), cat, cfg(value_synonym_min_lift=1.5))
+    expected = edges(spark, [
+        ("term:mens", "value:audience=men", "value_synonym", 1.0, 3),
+        ("term:womens", "value:audience=women", "value_synonym", 1.0, 3),
+    ])  # "shoes" and "shirt" split 50/50 between the values: no edge
+    assertDataFrameEqual(actual, expected, checkRowOrder=False)
+
+
+def test_item_facts_and_nodes(spark):
+    cat = catalog(spark, [("i1", "Stridex", "Running Shoes", {"color": "Red", "brand": "Stridex"})])
+    log = clicks_log(spark, {"red shoes": {"i1": 1}})
+    all_edges = transform_kg_edges(cat, log, cfg())
+    assertDataFrameEqual(all_edges, edges(spark, [
+        ("item:i1", "brand:stridex", "has_brand", 1.0, 1),
+        ("item:i1", "category:running shoes", "in_category", 1.0, 1),
+        ("item:i1", "value:color=red", "has_value", 1.0, 1),
+    ]), checkRowOrder=False)
+    nodes = {r["node_id"]: (r["node_type"], r["name"], r["properties"], r["support"])
+             for r in transform_kg_nodes(all_edges, cat).collect()}
+    assert nodes == {
+        "item:i1": ("item", "i1", {"title": "title i1"}, 3),
+        "brand:stridex": ("brand", "stridex", None, 1),
+        "category:running shoes": ("category", "running shoes", {"path": "x > Running Shoes"}, 1),
+        "value:color=red": ("value", "color=red", None, 1),
+    }
+
+
+@pytest.mark.parametrize("field", ["min_support", "synonym_min_support"])
+def test_supports_must_be_positive(field):
+    with pytest.raises(ValueError):
+        cfg(**{field: 0})
