@@ -127,12 +127,11 @@ def transform_brand_edges(catalog: DataFrame, cfg: BuildKgConfig) -> DataFrame:
 
 def transform_clicks(logs: DataFrame) -> DataFrame:
     """Clicks per (normalised query, item) in the window."""
-    from lore_ml.spark_udfs import normalize_query_column
+    from lore_ml.spark_udfs import with_query_norm
 
     per_raw = logs.where(F.col("clicked")).groupBy("query", "item_id").agg(F.count("*").alias("clicks"))
-    queries = per_raw.select("query").distinct().withColumn("query_norm", normalize_query_column(F.col("query")))
     return (
-        per_raw.join(queries, "query")
+        with_query_norm(per_raw)
         .where(F.col("query_norm") != "")
         .groupBy("query_norm", "item_id")
         .agg(F.sum("clicks").cast("long").alias("clicks"))

@@ -48,12 +48,12 @@ def transform_searches_per_query(logs: DataFrame) -> DataFrame:
     Normalisation runs once per distinct raw query, not per log row: a request has one query,
     so summing per-raw-query counts over a normalised key counts each request once.
     """
-    from lore_ml.spark_udfs import normalize_query_column, query_hash_column
+    from lore_ml.spark_udfs import query_hash_column, with_query_norm
 
     per_raw = logs.groupBy("query").agg(F.countDistinct("request_id").alias("searches"))
-    normalised = per_raw.select(normalize_query_column(F.col("query")).alias("query_norm"), "searches")
     return (
-        normalised.where(F.col("query_norm") != "")
+        with_query_norm(per_raw)
+        .where(F.col("query_norm") != "")
         .groupBy("query_norm")
         .agg(F.sum("searches").cast("long").alias("searches"))
         .withColumn("query_hash", query_hash_column(F.col("query_norm")))

@@ -563,3 +563,42 @@ class Marketplace:
             seen.add((qi, slot))
             label = f"L{int(pool_labels[qi, slot]) + 1}"
             yield self.queries[qi], self.items[int(pool_items[qi, slot])], label, pool_dims[qi][slot]
+
+
+class MarketplaceTruth:
+    """The generator's true label of any (query text, item id) of a generated drop.
+
+    Rebuilds the marketplace from the drop's ``_manifest.json`` (generation is deterministic),
+    so weak labels and models can be checked against the truth, never only against each other.
+    """
+
+    def __init__(self, raw_root: Path):
+        manifest = json.loads((Path(raw_root) / "_manifest.json").read_text())
+        spec = {k: v for k, v in manifest["spec"].items() if k != "ds"}
+        self.market = Marketplace(MarketplaceSpec(**spec))
+        self.queries = {q.text: q for q in self.market.queries}
+        self.items = {item.item_id: item for item in self.market.items}
+
+    def label(self, query: str, item_id: str) -> tuple[str, str | None] | None:
+        """(label, deciding dimension), or None when the query or item is not the generator's."""
+        q, item = self.queries.get(query), self.items.get(item_id)
+        if q is None or item is None:
+            return None
+        return true_relevance(q, item, self.market.world)
+
+    def agreement(self, pairs) -> list[dict]:
+        """Per source of mined pairs (a pandas DataFrame with query, item_id, label, source):
+        rows with a known truth, binary accuracy (L3/L4 vs L1/L2) and exact-label accuracy."""
+        per_source: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+        for query, item_id, label, source in zip(pairs["query"], pairs["item_id"], pairs["label"], pairs["source"]):
+            truth = self.label(query, item_id)
+            if truth is None:
+                continue
+            counts = per_source[source]
+            counts[0] += 1
+            counts[1] += (label in ("L3", "L4")) == (truth[0] in ("L3", "L4"))
+            counts[2] += label == truth[0]
+        return [
+            {"source": source, "pairs": n, "binary_accuracy": binary / n, "label_accuracy": exact / n}
+            for source, (n, binary, exact) in sorted(per_source.items())
+        ]

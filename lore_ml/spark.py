@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from pyspark.sql import SparkSession
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_fixed
 
 from lore_ml.config import SparkConfig
 
@@ -85,7 +86,19 @@ def _jvm_session(config: SparkConfig) -> SparkSession:
             "spark.sql.catalog.spark_catalog", DELTA_CATALOG
         )
     builder = builder.config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC")
-    return _configure(builder, config).getOrCreate()
+    return _start_jvm(_configure(builder, config))
+
+
+@retry(
+    retry=retry_if_exception(lambda exc: "JAVA_GATEWAY_EXITED" in str(exc)),
+    stop=stop_after_attempt(3),
+    wait=wait_fixed(2),
+    before_sleep=lambda state: log.warning("JVM gateway exited during start-up; retrying (%s)", state.attempt_number),
+    reraise=True,
+)
+def _start_jvm(builder: SparkSession.Builder) -> SparkSession:
+    """Start the JVM session; its gateway occasionally exits during start-up here, so retry."""
+    return builder.getOrCreate()
 
 
 def _configure(builder: SparkSession.Builder, config: SparkConfig) -> SparkSession.Builder:

@@ -7,7 +7,7 @@ active when it is created, and one process may use both runtimes.
 from __future__ import annotations
 
 import pandas as pd
-from pyspark.sql import Column
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 from pyspark.sql.types import StringType
@@ -37,3 +37,9 @@ def normalize_query_column(query: Column) -> Column:
 def query_hash_column(normalized: Column) -> Column:
     """Spark column version of :func:`lore_ml.text.query_hash`: SHA-1 of the UTF-8 bytes, 16 hex digits."""
     return F.substring(F.sha1(normalized.cast("binary")), 1, 16)
+
+
+def with_query_norm(df: DataFrame, query_col: str = "query") -> DataFrame:
+    """``df`` plus ``query_norm``; the UDF runs once per distinct raw query, not once per row."""
+    queries = df.select(query_col).distinct().withColumn("query_norm", normalize_query_column(F.col(query_col)))
+    return df.join(queries, query_col)

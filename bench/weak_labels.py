@@ -1,0 +1,37 @@
+"""Agreement of mined weak labels with the synthetic marketplace's true labels, per source.
+
+    .venv/bin/python bench/weak_labels.py --ds 2026-01-31   # after `make demo` (or the jobs)
+
+Reads silver.training_pairs for --ds and rebuilds the generator's truth from the drop's
+manifest under --raw-root; prints pairs, binary accuracy and exact-label accuracy per source.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ds", default="2026-01-31")
+    parser.add_argument("--lakehouse", default="lakehouse")
+    parser.add_argument("--raw-root", type=Path, default=Path("data/raw"))
+    args = parser.parse_args()
+
+    from deltalake import DeltaTable
+
+    from lore_ml.config import LakehouseConfig
+    from lore_ml.marketplace import MarketplaceTruth
+
+    uri = LakehouseConfig(root=args.lakehouse).table_uri("silver.training_pairs")
+    pairs = DeltaTable(uri).to_pandas(filters=[("ds", "=", args.ds)], columns=["query", "item_id", "label", "source"])
+    rows = MarketplaceTruth(args.raw_root).agreement(pairs)
+    print(f"weak labels vs generator truth, ds={args.ds} ({len(pairs):,} training pairs)")
+    print(f"{'source':<15}{'pairs':>9}{'binary acc':>12}{'label acc':>11}")
+    for row in rows:
+        print(f"{row['source']:<15}{row['pairs']:>9,}{row['binary_accuracy']:>12.3f}{row['label_accuracy']:>11.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,281 @@
+"""Mine training pairs: gold human labels plus weak labels from behaviour and the KG.
+
+Writes ``silver.training_pairs`` for ``ds``. Every row carries its ``source`` and a
+``confidence``; one row per (normalised query, item), the most trusted source winning:
+
+1. ``gold`` — human labels (all partitions up to ``ds``); they always win.
+2. ``purchase`` / ``cart`` — L4.
+3. ``click`` — position-debiased click-through: clicks divided by *examinations*, the sum of
+   the examination propensity of every position the pair was shown at. Propensities are
+   estimated from the logs themselves by intervention harvesting: the same (query, item)
+   shown at position 1 and at position k (the ranker is noisy) gives θ_k/θ_1 as the ratio of
+   their click-through rates. High debiased CTR → L4, moderate → L3.
+4. ``skip_above`` — shown above a clicked item in the same request and not clicked, often,
+   with a low debiased CTR → L2 (L1 when almost never clicked).
+5. ``hard_negative`` — same category as the query (KG term→category), brand a competitor of
+   the brand the query names (KG) → L2 with dimension ``brand``.
+
+Rows are split by normalised query: a query's gold split is kept and a query never appears in
+two splits (the most held-out split wins). Weak rows are capped per (tier, label) for balance;
+gold rows are never dropped.
+
+    python -m jobs.mine_pairs --ds 2026-01-31
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+
+from pydantic import Field
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from lore_ml.config import JobConfig
+
+log = logging.getLogger("lore.mine_pairs")
+
+SOURCE_PRIORITY = ("gold", "purchase", "cart", "click", "skip_above", "hard_negative")
+SPLIT_RANK = {"train": 0, "dev": 1, "test": 2}
+
+
+class MinePairsConfig(JobConfig):
+    """Mine silver.training_pairs for one day."""
+
+    window_days: int = Field(28, ge=1, description="Days of search logs mined, ending at ds.")
+    max_position: int = Field(20, ge=1, description="Positions whose propensity is estimated.")
+    min_examinations: float = Field(3.0, gt=0, description="Examinations a click/skip label needs.")
+    click_l3_ctr: float = Field(0.25, gt=0, le=1, description="Debiased CTR from which a pair is a click positive (L3).")
+    click_l4_ctr: float = Field(0.5, gt=0, le=1, description="Debiased CTR from which a click positive is L4.")
+    min_skips: int = Field(2, ge=1, description="Times skipped above a click for a skip negative.")
+    skip_max_ctr: float = Field(0.15, gt=0, le=1, description="Debiased CTR below which skips make a negative.")
+    skip_l1_ctr: float = Field(0.04, ge=0, le=1, description="Debiased CTR below which a skip negative is L1.")
+    hard_negatives_per_query: int = Field(5, ge=0, description="KG hard negatives per query naming a brand.")
+    max_per_tier_label: int = Field(200_000, ge=1, description="Cap of weak rows per (tier, label).")
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--window-days", dest="window_days", type=int)
+
+    @property
+    def first_ds(self) -> str:
+        return (self.ds - dt.timedelta(days=self.window_days - 1)).isoformat()
+
+
+# -- position bias -------------------------------------------------------------------------------
+
+def transform_position_ctr_ratios(logs: DataFrame, cfg: MinePairsConfig) -> DataFrame:
+    """Per position k: Σ m·ctr_k and Σ m·ctr_1 over (query, item) pairs shown at both 1 and k,
+    with m = min(impressions at 1, impressions at k). Their ratio estimates θ_k / θ_1."""
+    per = (
+        logs.where(F.col("position") <= cfg.max_position)
+        .groupBy("query", "item_id", "position")
+        .agg(F.count("*").alias("n"), F.sum(F.col("clicked").cast("int")).alias("c"))
+    )
+    first = per.where(F.col("position") == 1).select("query", "item_id", F.col("n").alias("n1"), F.col("c").alias("c1"))
+    both = per.join(first, ["query", "item_id"]).withColumn("m", F.least("n", "n1"))
+    return both.groupBy("position").agg(
+        F.sum(F.col("m") * F.col("c") / F.col("n")).alias("numerator"),
+        F.sum(F.col("m") * F.col("c1") / F.col("n1")).alias("denominator"),
+    )
+
+
+def propensities(ratio_rows: list, max_position: int) -> dict[int, float]:
+    """θ_k relative to position 1, non-increasing; a position without evidence keeps the previous θ.
+
+    >>> propensities([(1, 4.0, 4.0), (2, 1.0, 2.0), (4, 0.2, 2.0)], 5)
+    {1: 1.0, 2: 0.5, 3: 0.5, 4: 0.1, 5: 0.1}
+    """
+    measured = {int(p): num / den for p, num, den in ratio_rows if den and den > 0 and num is not None}
+    theta, previous = {}, 1.0
+    for position in range(1, max_position + 1):
+        value = 1.0 if position == 1 else measured.get(position, previous)
+        previous = max(min(value, previous), 1e-3)
+        theta[position] = previous
+    return theta
+
+
+# -- labels -------------------------------------------------------------------------------------
+
+def transform_behaviour(logs: DataFrame, theta: dict[int, float]) -> DataFrame:
+    """Per (raw query, item): impressions, examinations (Σ θ_position), clicks, carts, purchases, skips."""
+    lowest_click = F.max(F.when(F.col("clicked"), F.col("position"))).over(Window.partitionBy("request_id"))
+    theta_map = F.create_map(*[F.lit(x) for pair in theta.items() for x in pair])
+    last = theta[max(theta)]
+    return (
+        logs.withColumn("_lowest_click", lowest_click)
+        .withColumn("_theta", F.coalesce(theta_map[F.col("position")], F.lit(last)))
+        .groupBy("query", "item_id")
+        .agg(
+            F.count("*").alias("impressions"),
+            F.sum("_theta").alias("examinations"),
+            F.sum(F.col("clicked").cast("int")).alias("clicks"),
+            F.sum(F.col("carted").cast("int")).alias("carts"),
+            F.sum(F.col("purchased").cast("int")).alias("purchases"),
+            F.sum((~F.col("clicked") & (F.col("position") < F.col("_lowest_click"))).cast("int")).alias("skips"),
+        )
+    )
+
+
+def _confidence(examinations: Column, ceiling: float) -> Column:
+    return F.least(F.lit(ceiling), examinations / (examinations + F.lit(5.0)))
+
+
+def transform_weak_labels(behaviour: DataFrame, cfg: MinePairsConfig) -> DataFrame:
+    """Behaviour → (query, item_id, label, dimension, source, confidence); pairs with no signal drop out."""
+    ctr = F.col("clicks") / F.col("examinations")
+    enough = F.col("examinations") >= cfg.min_examinations
+    source = (
+        F.when(F.col("purchases") > 0, F.lit("purchase"))
+        .when(F.col("carts") > 0, F.lit("cart"))
+        .when(enough & (ctr >= cfg.click_l3_ctr), F.lit("click"))
+        .when(enough & (F.col("skips") >= cfg.min_skips) & (ctr < cfg.skip_max_ctr), F.lit("skip_above"))
+    )
+    label = (
+        F.when(source.isin("purchase", "cart"), F.lit("L4"))
+        .when(source == "click", F.when(ctr >= cfg.click_l4_ctr, F.lit("L4")).otherwise(F.lit("L3")))
+        .when(source == "skip_above", F.when(ctr < cfg.skip_l1_ctr, F.lit("L1")).otherwise(F.lit("L2")))
+    )
+    confidence = (
+        F.when(source == "purchase", F.lit(0.9))
+        .when(source == "cart", F.lit(0.8))
+        .otherwise(_confidence(F.col("examinations"), 0.8))
+    )
+    return behaviour.select(
+        "query", "item_id", label.alias("label"), F.lit(None).cast("string").alias("dimension"),
+        source.alias("source"), confidence.alias("confidence"),
+    ).where(F.col("source").isNotNull())
+
+
+def transform_hard_negatives(
+    queries: DataFrame, catalog: DataFrame, kg_edges: DataFrame, cfg: MinePairsConfig
+) -> DataFrame:
+    """Queries naming a brand × items of the query's category sold by a competitor → L2:brand."""
+    from lore_ml.spark_udfs import with_query_norm
+
+    name = lambda col: F.split(F.col(col), ":", 2).getItem(1)  # noqa: E731 - node id -> name
+    edges_of = lambda t: kg_edges.where(F.col("edge_type") == t)  # noqa: E731
+    parent = edges_of("sub_brand").select(name("dst").alias("brand"), name("src").alias("parent"))
+    competitors = edges_of("competitor").select(name("src").alias("a"), name("dst").alias("b"))
+    competitors = competitors.unionByName(competitors.select(F.col("b").alias("a"), F.col("a").alias("b")))
+    brands = kg_edges.where(F.col("edge_type") == "has_brand").select(name("dst").alias("term")).distinct()
+
+    normed = with_query_norm(queries.select("query").distinct())
+    words = F.split("query_norm", " ")
+    terms = normed.select("query", "query_norm", F.explode(words).alias("term")).unionByName(
+        normed.select("query", "query_norm", F.explode(
+            F.expr("transform(sequence(1, greatest(size(split(query_norm, ' ')) - 1, 1)), "
+                   "i -> concat_ws(' ', slice(split(query_norm, ' '), i, 2)))")).alias("term")))
+    asked = (
+        terms.join(brands, "term")
+        .groupBy("query", "query_norm").agg(F.max_by("term", F.length("term")).alias("asked"))
+        .join(parent.withColumnRenamed("brand", "asked"), "asked", "left")
+        .select("query", "query_norm", F.coalesce("parent", "asked").alias("asked_parent"))
+    )
+    best_category = Window.partitionBy("query").orderBy(F.desc("confidence"), "category")
+    category = (
+        terms.join(edges_of("term_category").select(name("src").alias("term"), name("dst").alias("category"),
+                                                    "confidence"), "term")
+        .withColumn("n", F.row_number().over(best_category)).where(F.col("n") == 1)
+        .select("query", "category")
+    )
+    items = catalog.select("item_id", F.lower("category").alias("category"), F.lower("brand").alias("brand")).join(
+        parent, "brand", "left").select("item_id", "category", F.coalesce("parent", "brand").alias("b"))
+    pick = Window.partitionBy("query").orderBy(F.xxhash64("query", "item_id"))
+    return (
+        asked.join(category, "query")
+        .join(competitors.withColumnRenamed("a", "asked_parent"), "asked_parent")
+        .join(items, ["category", "b"])
+        .select("query", "item_id")
+        .withColumn("n", F.row_number().over(pick))
+        .where(F.col("n") <= cfg.hard_negatives_per_query)
+        .select("query", "item_id", F.lit("L2").alias("label"), F.lit("brand").alias("dimension"),
+                F.lit("hard_negative").alias("source"), F.lit(0.6).alias("confidence"))
+    )
+
+
+def transform_training_pairs(
+    gold: DataFrame, weak: DataFrame, tiers: DataFrame, cfg: MinePairsConfig
+) -> DataFrame:
+    """Merge gold and weak rows: one row per (query_norm, item), split by query, balanced weak rows.
+
+    ``gold`` has (query, item_id, label, dimension, split, ds); ``weak`` the columns of
+    :func:`transform_weak_labels`; ``tiers`` (query_norm, tier).
+    """
+    from lore_ml.spark_udfs import split_for_query_column, with_query_norm
+
+    latest_gold = Window.partitionBy("query", "item_id").orderBy(F.desc("ds"), F.desc("label"))
+    gold_rows = (
+        gold.withColumn("n", F.row_number().over(latest_gold)).where(F.col("n") == 1)
+        .select("query", "item_id", "label", "dimension", F.lit("gold").alias("source"),
+                F.lit(1.0).alias("confidence"), "split")
+    )
+    weak_rows = weak.withColumn("split", F.lit(None).cast("string"))
+    rows = with_query_norm(gold_rows.unionByName(weak_rows)).where(F.col("query_norm") != "")
+    priority = F.create_map(*[F.lit(x) for i, s in enumerate(SOURCE_PRIORITY) for x in (s, i)])
+    best = Window.partitionBy("query_norm", "item_id").orderBy(priority[F.col("source")], "query", F.desc("label"))
+    rows = rows.withColumn("n", F.row_number().over(best)).where(F.col("n") == 1).drop("n")
+
+    split_rank = F.create_map(*[F.lit(x) for pair in SPLIT_RANK.items() for x in pair])
+    rank_to_split = F.create_map(*[F.lit(x) for split, rank in SPLIT_RANK.items() for x in (rank, split)])
+    own = F.coalesce(F.col("split"), split_for_query_column(F.col("query_norm")))
+    held_out = F.max(split_rank[own]).over(Window.partitionBy("query_norm"))
+    rows = rows.withColumn("split", rank_to_split[held_out])
+
+    rows = rows.join(tiers.select("query_norm", "tier"), "query_norm", "left")
+    balance = Window.partitionBy(F.coalesce("tier", F.lit("none")), "label").orderBy(F.xxhash64("query_norm", "item_id"))
+    rows = rows.withColumn("n", F.when(F.col("source") == "gold", F.lit(0)).otherwise(F.row_number().over(balance)))
+    return rows.where(F.col("n") <= cfg.max_per_tier_label).select(
+        "query", "query_norm", "item_id", "label", "dimension", "source",
+        F.col("confidence").cast("double").alias("confidence"), "split", "tier",
+    )
+
+
+# -- wiring -------------------------------------------------------------------------------------
+
+def run(cfg: MinePairsConfig) -> list[tuple]:
+    """Write silver.training_pairs for cfg.ds; return (source, label, rows) counts."""
+    from lore_ml.lakehouse import Lakehouse
+    from lore_ml.spark import get_spark, require_delta
+
+    spark = get_spark(cfg.spark)
+    require_delta(spark, cfg.spark)
+    lakehouse = Lakehouse(spark, cfg.lakehouse)
+    logs = lakehouse.read_window("bronze.search_log", cfg.first_ds, cfg.ds_str)
+    ratios = [tuple(r) for r in transform_position_ctr_ratios(logs, cfg).collect()]
+    theta = propensities(ratios, cfg.max_position)
+    log.info("position propensities: %s", {k: round(v, 3) for k, v in theta.items()})
+    weak = transform_weak_labels(transform_behaviour(logs, theta), cfg)
+    catalog = lakehouse.read_snapshot("bronze.catalog", cfg.ds_str)
+    if lakehouse.latest_partition("silver.kg_edges", cfg.ds_str) == cfg.ds_str and catalog is not None:
+        kg_edges = lakehouse.read_partition("silver.kg_edges", cfg.ds_str)
+        weak = weak.unionByName(transform_hard_negatives(logs.select("query"), catalog, kg_edges, cfg))
+    else:
+        log.warning("no silver.kg_edges for %s: no hard negatives (run jobs.build_kg first)", cfg.ds_str)
+    gold = lakehouse.read("bronze.human_labels").where(F.col("ds") <= cfg.ds_str) if lakehouse.exists(
+        "bronze.human_labels") else spark.createDataFrame([], "query string, item_id string, label string, "
+                                                                "dimension string, split string, ds string")
+    tiers = lakehouse.read_partition("silver.query_tiers", cfg.ds_str)
+    pairs = transform_training_pairs(gold.select("query", "item_id", "label", "dimension", "split", "ds"),
+                                     weak, tiers, cfg)
+    lakehouse.write_partition(pairs, "silver.training_pairs", cfg.ds_str)
+    written = lakehouse.read_partition("silver.training_pairs", cfg.ds_str)
+    return sorted(tuple(r) for r in written.groupBy("source", "label").count().collect())
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cfg = MinePairsConfig.from_cli(argv, prog="python -m jobs.mine_pairs")
+    counts = run(cfg)
+    print(f"training pairs ds={cfg.ds_str} window {cfg.first_ds}..{cfg.ds_str}")
+    print(f"{'source':<15}{'label':<7}{'rows':>10}")
+    for source, label, rows in counts:
+        print(f"{source:<15}{label:<7}{rows:>10,}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Training-pair mining on literal DataFrames, expected values worked out by hand, both runtimes."""
+
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from jobs.mine_pairs import (
+    MinePairsConfig,
+    propensities,
+    transform_behaviour,
+    transform_position_ctr_ratios,
+    transform_training_pairs,
+    transform_weak_labels,
+)
+
+LOG_COLUMNS = "request_id string, query string, item_id string, position int, clicked boolean, carted boolean, purchased boolean"
+WEAK_COLUMNS = "query string, item_id string, label string, dimension string, source string, confidence double"
+
+
+def cfg(**overrides):
+    return MinePairsConfig.load(overrides={"ds": "2026-01-31", **overrides})
+
+
+def impressions(spark, rows):
+    """rows: (request_id, query, item_id, position, clicked[, carted, purchased])."""
+    full = [tuple(r) + (False,) * (7 - len(r)) for r in rows]
+    return spark.createDataFrame(full, LOG_COLUMNS)
+
+
+def test_position_bias_from_pairs_shown_at_two_positions(spark):
+    rows = []
+    # (q, a): position 1 four times (2 clicks), position 2 four times (1 click)
+    rows += [(f"a1-{i}", "q", "a", 1, i < 2) for i in range(4)] + [(f"a2-{i}", "q", "a", 2, i < 1) for i in range(4)]
+    # (q, b): position 1 twice (2 clicks), position 2 six times (3 clicks)
+    rows += [(f"b1-{i}", "q", "b", 1, True) for i in range(2)] + [(f"b2-{i}", "q", "b", 2, i < 3) for i in range(6)]
+    rows += [("c", "q", "c", 3, True)]  # position 3 never seen with position 1: no evidence
+    ratios = [tuple(r) for r in transform_position_ctr_ratios(impressions(spark, rows), cfg()).collect()]
+    # θ2/θ1 = (4·1/4 + 2·3/6) / (4·2/4 + 2·2/2) = 2/4
+    assert propensities(ratios, 3) == {1: 1.0, 2: 0.5, 3: 0.5}
+
+
+def test_debiased_clicks_and_skip_above(spark):
+    theta = {1: 1.0, 2: 0.5, 3: 0.25}
+    rows = []
+    for r in range(4):  # "a" on top never clicked while "c" below is: skipped above a click
+        rows += [(f"r{r}", "q", "a", 1, False), (f"r{r}", "q", "b", 2, r == 0), (f"r{r}", "q", "c", 3, True, r < 2, r < 1)]
+    rows += [("s", "q", "a", 1, False), ("s", "q", "b", 2, False)]  # no click in the request: no skips
+    behaviour = transform_behaviour(impressions(spark, rows), theta)
+    expected = spark.createDataFrame(
+        [("q", "a", 5, 5.0, 0, 0, 0, 4), ("q", "b", 5, 2.5, 1, 0, 0, 3), ("q", "c", 4, 1.0, 4, 2, 1, 0)],
+        "query string, item_id string, impressions long, examinations double, clicks long, carts long, "
+        "purchases long, skips long",
+    )
+    assertDataFrameEqual(behaviour, expected, checkRowOrder=False)
+
+    weak = transform_weak_labels(behaviour, cfg(min_examinations=1.0))
+    expected_weak = spark.createDataFrame(
+        [
+            ("q", "a", "L1", None, "skip_above", 5 / 10),  # CTR 0/5, skipped 4 times; confidence 5/(5+5)
+            ("q", "b", "L3", None, "click", 2.5 / 7.5),  # debiased CTR 1/2.5 = 0.4: in [0.25, 0.5)
+            ("q", "c", "L4", None, "purchase", 0.9),
+        ],
+        WEAK_COLUMNS,
+    )
+    assertDataFrameEqual(weak, expected_weak, checkRowOrder=False, rtol=1e-9)
+
+
+def test_gold_wins_splits_by_query_and_balances(spark):
+    gold = spark.createDataFrame(
+        [("Red Shoes", "i1", "L2", "brand", "test", "2026-01-30"),
+         ("Red Shoes", "i1", "L3", None, "test", "2026-01-01")],  # older label for the same pair
+        "query string, item_id string, label string, dimension string, split string, ds string")
+    weak = spark.createDataFrame(
+        [("red shoes", "i1", "L4", None, "purchase", 0.9),  # loses to gold
+         ("red  shoes!", "i2", "L3", None, "click", 0.5),  # same query: takes the gold split (test)
+         ("angle bracket", "i3", "L2", None, "skip_above", 0.4),
+         ("angle bracket", "i4", "L2", None, "hard_negative", 0.6),
+         ("angle bracket", "i5", "L2", None, "hard_negative", 0.6)],
+        WEAK_COLUMNS)
+    tiers = spark.createDataFrame([("red shoes", "head"), ("angle bracket", "mid")], "query_norm string, tier string")
+    pairs = transform_training_pairs(gold, weak, tiers, cfg(max_per_tier_label=2))
+    rows = {(r["query_norm"], r["item_id"]): r for r in pairs.collect()}
+    assert (rows["red shoes", "i1"]["label"], rows["red shoes", "i1"]["source"], rows["red shoes", "i1"]["query"]) == (
+        "L2", "gold", "Red Shoes")
+    assert {r["split"] for k, r in rows.items() if k[0] == "red shoes"} == {"test"}
+    assert rows["red shoes", "i2"]["tier"] == "head"
+    assert {r["split"] for k, r in rows.items() if k[0] == "angle bracket"} == {"train"}
+    assert sum(k[0] == "angle bracket" for k in rows) == 2  # (mid, L2) capped at 2 weak rows
+    per_query = pairs.groupBy("query_norm").agg(F.countDistinct("split").alias("n")).collect()
+    assert all(r["n"] == 1 for r in per_query)
