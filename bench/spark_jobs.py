@@ -1,0 +1,84 @@
+"""Time each nightly Spark job at several scales on the embedded engine, against a baseline.
+
+    .venv/bin/python bench/spark_jobs.py                  # 1M and 10M log rows
+    .venv/bin/python bench/spark_jobs.py --rows 1000000
+
+For each scale: generate the marketplace, ingest every day (not timed here: see
+bench/ingest_throughput.py), then time stratify, build_kg and mine_pairs, and in the same run a
+bare scan + ``groupBy(query).count()`` of the same log table. Prints wall time, log rows/s and
+the ratio to the baseline, and the growth from the first scale to the last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+DS = "2026-01-31"
+
+
+def timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def run_scale(rows: int, workdir: Path) -> dict[str, float]:
+    from jobs import build_kg, mine_pairs, stratify
+    from jobs.generate_marketplace import GenerateConfig, generate
+    from jobs.ingest import IngestConfig
+    from jobs.ingest import run as ingest
+    from lore_ml.config import LakehouseConfig, SparkConfig
+    from lore_ml.lakehouse import Lakehouse
+    from lore_ml.spark import get_spark
+
+    raw, lake = workdir / f"raw-{rows}", workdir / f"lake-{rows}"
+    shutil.rmtree(lake, ignore_errors=True)
+    paths = {"data": {"raw_root": str(raw)}, "lakehouse": {"root": str(lake)}}
+    manifest = generate(GenerateConfig.load(overrides={"ds": DS, "rows": rows, **paths}))
+    for ds in manifest["days"]:
+        ingest(IngestConfig.load(overrides={"ds": ds, "sources": ["catalog", "search_log"], **paths}))
+    lakehouse = Lakehouse(get_spark(SparkConfig()), LakehouseConfig(root=str(lake)))
+    log_rows = lakehouse.read("bronze.search_log").count()
+
+    def baseline():
+        lakehouse.read("bronze.search_log").groupBy("query").count().collect()
+
+    job = {"ds": DS, **paths}
+    times = {"baseline": min(timed(baseline) for _ in range(3))}
+    times["stratify"] = timed(lambda: stratify.run(stratify.StratifyConfig.load(overrides=job)))
+    times["build_kg"] = timed(lambda: build_kg.run(build_kg.BuildKgConfig.load(overrides=job)))
+    times["mine_pairs"] = timed(lambda: mine_pairs.run(mine_pairs.MinePairsConfig.load(overrides=job)))
+    times["log_rows"] = log_rows
+    shutil.rmtree(lake, ignore_errors=True)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "lore-bench")
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    results = {rows: run_scale(rows, args.workdir) for rows in args.rows}
+    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; engine: sail")
+    print(f"{'log rows':>12} {'job':<12}{'seconds':>9}{'rows/s':>12}{'x baseline':>12}")
+    for rows, times in results.items():
+        for job in ("baseline", "stratify", "build_kg", "mine_pairs"):
+            seconds = times[job]
+            print(f"{rows:>12,} {job:<12}{seconds:>9.2f}{times['log_rows'] / seconds:>12,.0f}"
+                  f"{seconds / times['baseline']:>12.1f}")
+    if len(results) > 1:
+        first, last = min(results), max(results)
+        print(f"\ntime growth from {first:,} to {last:,} rows ({last / first:.0f}x data):")
+        for job in ("baseline", "stratify", "build_kg", "mine_pairs"):
+            print(f"  {job:<12}{results[last][job] / results[first][job]:>6.1f}x")
+
+
+if __name__ == "__main__":
+    main()
