@@ -259,9 +259,8 @@ def transform_value_synonym_edges(clicks: DataFrame, catalog: DataFrame, cfg: Bu
     return _edges(edges, "value_synonym")
 
 
-def transform_kg_edges(catalog: DataFrame, logs: DataFrame, cfg: BuildKgConfig) -> DataFrame:
-    """Every edge type, deduplicated on (src, dst, edge_type)."""
-    clicks = transform_clicks(logs)
+def transform_kg_edges(catalog: DataFrame, clicks: DataFrame, cfg: BuildKgConfig) -> DataFrame:
+    """Every edge type from the catalog and :func:`transform_clicks`, deduplicated on (src, dst, edge_type)."""
     edges = (
         transform_item_edges(catalog)
         .unionByName(transform_brand_edges(catalog, cfg))
@@ -297,7 +296,7 @@ def transform_kg_nodes(edges: DataFrame, catalog: DataFrame) -> DataFrame:
 
 def run(cfg: BuildKgConfig) -> dict[str, int]:
     """Write both tables for cfg.ds; return the edge count per type."""
-    from lore_ml.lakehouse import Lakehouse
+    from lore_ml.lakehouse import Lakehouse, stage
     from lore_ml.spark import get_spark, require_delta
 
     spark = get_spark(cfg.spark)
@@ -307,7 +306,8 @@ def run(cfg: BuildKgConfig) -> dict[str, int]:
     if catalog is None:
         raise RuntimeError(f"no bronze.catalog snapshot at or before {cfg.ds_str}: run jobs.ingest first")
     logs = lakehouse.read_window("bronze.search_log", cfg.first_ds, cfg.ds_str)
-    lakehouse.write_partition(transform_kg_edges(catalog, logs, cfg), "silver.kg_edges", cfg.ds_str)
+    clicks = stage(transform_clicks(logs), cfg.lakehouse, "kg_clicks", cfg.ds_str)  # used by four transforms
+    lakehouse.write_partition(transform_kg_edges(catalog, clicks, cfg), "silver.kg_edges", cfg.ds_str)
     edges = lakehouse.read_partition("silver.kg_edges", cfg.ds_str)
     lakehouse.write_partition(transform_kg_nodes(edges, catalog), "silver.kg_nodes", cfg.ds_str)
     return {r["edge_type"]: r["count"] for r in edges.groupBy("edge_type").count().collect()}

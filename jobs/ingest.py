@@ -145,9 +145,9 @@ def transform_validate_catalog(raw: DataFrame) -> DataFrame:
 
 def transform_validate_human_labels(raw: DataFrame, known_items: DataFrame, default_source: str) -> DataFrame:
     """Type and check staged label rows and attach the fixed split of each query."""
-    from lore_ml.spark_udfs import split_for_query_column
+    from lore_ml.spark_udfs import with_split
 
-    df = _flag_known_items(raw, known_items).select(
+    df = with_split(_flag_known_items(raw, known_items), "query", "_split").select(
         "*",
         F.upper(F.trim("label")).alias("_label"),
         F.lower(F.trim("dimension")).alias("_dimension"),
@@ -169,7 +169,7 @@ def transform_validate_human_labels(raw: DataFrame, known_items: DataFrame, defa
         "query", "item_id", F.col("_label").alias("label"),
         F.when(_blank(F.col("dimension")), F.lit(None).cast("string")).otherwise(F.col("_dimension")).alias("dimension"),
         F.col("_rating").alias("rating"),
-        F.when(F.col("query").isNull(), F.lit("train")).otherwise(split_for_query_column(F.col("query"))).alias("split"),
+        F.coalesce(F.col("_split"), F.lit("train")).alias("split"),  # rows without a query are rejected anyway
         F.coalesce(F.col("source"), F.lit(default_source)).alias("source"),
         "reason", "record", "_source_file", "_line",
     )

@@ -93,7 +93,7 @@ def propensities(ratio_rows: list, max_position: int) -> dict[int, float]:
     theta, previous = {}, 1.0
     for position in range(1, max_position + 1):
         value = 1.0 if position == 1 else measured.get(position, previous)
-        previous = max(min(value, previous), 1e-3)
+        previous = round(max(min(value, previous), 1e-3), 4)  # rounded: sums of floats vary with order
         theta[position] = previous
     return theta
 
@@ -111,7 +111,7 @@ def transform_behaviour(logs: DataFrame, theta: dict[int, float]) -> DataFrame:
         .groupBy("query", "item_id")
         .agg(
             F.count("*").alias("impressions"),
-            F.sum("_theta").alias("examinations"),
+            F.round(F.sum("_theta"), 6).alias("examinations"),
             F.sum(F.col("clicked").cast("int")).alias("clicks"),
             F.sum(F.col("carted").cast("int")).alias("carts"),
             F.sum(F.col("purchased").cast("int")).alias("purchases"),
@@ -205,9 +205,9 @@ def transform_training_pairs(
     ``gold`` has (query, item_id, label, dimension, split, ds); ``weak`` the columns of
     :func:`transform_weak_labels`; ``tiers`` (query_norm, tier).
     """
-    from lore_ml.spark_udfs import split_for_query_column, with_query_norm
+    from lore_ml.spark_udfs import with_query_norm, with_split
 
-    latest_gold = Window.partitionBy("query", "item_id").orderBy(F.desc("ds"), F.desc("label"))
+    latest_gold = Window.partitionBy("query", "item_id").orderBy(F.desc("ds"), F.desc("label"), "dimension")
     gold_rows = (
         gold.withColumn("n", F.row_number().over(latest_gold)).where(F.col("n") == 1)
         .select("query", "item_id", "label", "dimension", F.lit("gold").alias("source"),
@@ -216,21 +216,22 @@ def transform_training_pairs(
     weak_rows = weak.withColumn("split", F.lit(None).cast("string"))
     rows = with_query_norm(gold_rows.unionByName(weak_rows)).where(F.col("query_norm") != "")
     priority = F.create_map(*[F.lit(x) for i, s in enumerate(SOURCE_PRIORITY) for x in (s, i)])
-    best = Window.partitionBy("query_norm", "item_id").orderBy(priority[F.col("source")], "query", F.desc("label"))
+    best = Window.partitionBy("query_norm", "item_id").orderBy(
+        priority[F.col("source")], "query", F.desc("label"), F.desc("confidence"), "dimension")
     rows = rows.withColumn("n", F.row_number().over(best)).where(F.col("n") == 1).drop("n")
 
     split_rank = F.create_map(*[F.lit(x) for pair in SPLIT_RANK.items() for x in pair])
     rank_to_split = F.create_map(*[F.lit(x) for split, rank in SPLIT_RANK.items() for x in (rank, split)])
-    own = F.coalesce(F.col("split"), split_for_query_column(F.col("query_norm")))
+    own = F.coalesce(F.col("split"), F.col("norm_split"))
     held_out = F.max(split_rank[own]).over(Window.partitionBy("query_norm"))
-    rows = rows.withColumn("split", rank_to_split[held_out])
+    rows = with_split(rows, "query_norm", "norm_split").withColumn("split", rank_to_split[held_out]).drop("norm_split")
 
     rows = rows.join(tiers.select("query_norm", "tier"), "query_norm", "left")
     balance = Window.partitionBy(F.coalesce("tier", F.lit("none")), "label").orderBy(F.xxhash64("query_norm", "item_id"))
     rows = rows.withColumn("n", F.when(F.col("source") == "gold", F.lit(0)).otherwise(F.row_number().over(balance)))
     return rows.where(F.col("n") <= cfg.max_per_tier_label).select(
         "query", "query_norm", "item_id", "label", "dimension", "source",
-        F.col("confidence").cast("double").alias("confidence"), "split", "tier",
+        F.round(F.col("confidence").cast("double"), 6).alias("confidence"), "split", "tier",
     )
 
 
@@ -238,7 +239,7 @@ def transform_training_pairs(
 
 def run(cfg: MinePairsConfig) -> list[tuple]:
     """Write silver.training_pairs for cfg.ds; return (source, label, rows) counts."""
-    from lore_ml.lakehouse import Lakehouse
+    from lore_ml.lakehouse import Lakehouse, stage
     from lore_ml.spark import get_spark, require_delta
 
     spark = get_spark(cfg.spark)
@@ -259,6 +260,7 @@ def run(cfg: MinePairsConfig) -> list[tuple]:
         "bronze.human_labels") else spark.createDataFrame([], "query string, item_id string, label string, "
                                                                 "dimension string, split string, ds string")
     tiers = lakehouse.read_partition("silver.query_tiers", cfg.ds_str)
+    weak = stage(weak, cfg.lakehouse, "weak_labels", cfg.ds_str)  # read twice by the merge's self-joins
     pairs = transform_training_pairs(gold.select("query", "item_id", "label", "dimension", "split", "ds"),
                                      weak, tiers, cfg)
     lakehouse.write_partition(pairs, "silver.training_pairs", cfg.ds_str)

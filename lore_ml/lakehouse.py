@@ -222,6 +222,17 @@ class Lakehouse:
         return None if latest is None else self.read_partition(table, latest)
 
 
+def stage(df: DataFrame, lakehouse: LakehouseConfig, name: str, ds: str) -> DataFrame:
+    """Materialise an intermediate result as Parquet under ``<root>/_staging/<name>/ds=<ds>``.
+
+    Sail has no effective ``cache()``: a plan that uses one Python-computed result in several
+    branches recomputes it in each. Jobs stage such results once; the next run overwrites them.
+    """
+    path = f"{lakehouse.table_uri(f'_staging.{name}')}/ds={_checked_ds(ds)}"
+    df.write.mode("overwrite").parquet(path)
+    return df.sparkSession.read.parquet(path)
+
+
 def schema_of(table: str) -> StructType:
     try:
         return SCHEMAS[table]

@@ -1,46 +1,43 @@
-"""Python functions exposed to Spark as vectorised UDFs, so Spark and Python share one definition.
+"""Python functions applied in Spark, so Spark and Python share one definition.
 
-The UDF objects are built per call: a pandas_udf is bound to the Spark API (Connect or classic)
-active when it is created, and one process may use both runtimes.
+Spark SQL has no NFKC normalisation and no way to express our split rule, so these run the
+Python functions themselves. They go through ``mapInPandas`` over the *distinct* keys and a
+join back, never through a pandas UDF: Sail evaluates a pandas UDF whose output is filtered or
+windowed on row by row (≈1.5 ms a row), and mapInPandas is batch-at-a-time on either runtime.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.functions import pandas_udf
-from pyspark.sql.types import StringType
 
 from lore_ml.labels import split_for_query
 from lore_ml.text import normalize_query
 
 
-def _split_series(queries: pd.Series) -> pd.Series:
-    return queries.map(split_for_query)
+def with_python_column(df: DataFrame, key_col: str, fn: Callable[[str], str], out_col: str) -> DataFrame:
+    """``df`` plus ``out_col = fn(key_col)``, computed once per distinct non-null key."""
 
+    def apply(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            yield batch.assign(**{out_col: batch[key_col].map(fn)})
 
-def split_for_query_column(query: Column) -> Column:
-    """Spark column version of :func:`lore_ml.labels.split_for_query`."""
-    return pandas_udf(_split_series, StringType())(query)
-
-
-def _normalize_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    for batch in batches:
-        yield batch.assign(query_norm=batch.iloc[:, 0].map(normalize_query, na_action="ignore"))
+    keys = df.select(key_col).where(F.col(key_col).isNotNull()).distinct()
+    mapped = keys.mapInPandas(apply, f"`{key_col}` string, `{out_col}` string")
+    return df.join(mapped, key_col, "left")
 
 
 def with_query_norm(df: DataFrame, query_col: str = "query") -> DataFrame:
-    """``df`` plus ``query_norm`` from :func:`lore_ml.text.normalize_query` (the same Python code).
+    """``df`` plus ``query_norm`` = :func:`lore_ml.text.normalize_query` of ``query_col`` (null stays null)."""
+    return with_python_column(df, query_col, normalize_query, "query_norm")
 
-    Runs once per distinct raw query through ``mapInPandas``: a pandas UDF whose output is
-    later filtered on is evaluated row by row by Sail (≈1.5 ms a query), mapInPandas is not.
-    """
-    queries = df.select(query_col).distinct().mapInPandas(
-        _normalize_batches, f"`{query_col}` string, query_norm string")
-    return df.join(queries, query_col)
+
+def with_split(df: DataFrame, query_col: str, out_col: str = "split") -> DataFrame:
+    """``df`` plus ``out_col`` = :func:`lore_ml.labels.split_for_query` of ``query_col``."""
+    return with_python_column(df, query_col, split_for_query, out_col)
 
 
 def query_hash_column(normalized: Column) -> Column:

@@ -1,7 +1,7 @@
 """Query normalisation: one definition shared by the Spark jobs and the online shim.
 
 Spark SQL has no NFKC function, so Spark runs this very function as a pandas UDF
-(:func:`lore_ml.spark_udfs.normalize_query_column`); a test checks that both give identical
+(:func:`lore_ml.spark_udfs.with_query_norm`); a test checks that both give identical
 keys on a large varied corpus. Change it only together with a new cache version: the Redis
 keys of head queries are hashes of its output.
 """

@@ -102,7 +102,7 @@ def test_value_synonyms(spark):
 def test_item_facts_and_nodes(spark):
     cat = catalog(spark, [("i1", "Stridex", "Running Shoes", {"color": "Red", "brand": "Stridex"})])
     log = clicks_log(spark, {"red shoes": {"i1": 1}})
-    all_edges = transform_kg_edges(cat, log, cfg())
+    all_edges = transform_kg_edges(cat, transform_clicks(log), cfg())
     assertDataFrameEqual(all_edges, edges(spark, [
         ("item:i1", "brand:stridex", "has_brand", 1.0, 1),
         ("item:i1", "category:running shoes", "in_category", 1.0, 1),

@@ -1,5 +1,6 @@
 """The nightly Spark jobs chained on a small generated marketplace, checked against its truth."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -68,10 +69,14 @@ def test_no_query_in_two_splits_and_rerun_is_idempotent(chain):
 @pytest.mark.jvm
 def test_jobs_run_under_spark_submit():
     """spark-submit runs the job module as a script; without Delta jars it says which are missing."""
-    submit = [str(Path(sys.executable).parent / "spark-submit")]
+    import pyspark
+
+    submit = [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[1]"]
+    env = {**os.environ, "SPARK_HOME": os.path.dirname(pyspark.__file__), "PYSPARK_PYTHON": sys.executable}
+    env.pop("SPARK_CONNECT_MODE_ENABLED", None)
     script = str(PROJECT_ROOT / "jobs" / "stratify.py")
-    done = subprocess.run([*submit, "--master", "local[1]", script, "--help"], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and "--window-days" in done.stdout
-    done = subprocess.run([*submit, "--master", "local[1]", script, "--ds", DS, "--set", "spark.engine=jvm"],
-                          capture_output=True, text=True, timeout=180)
-    assert done.returncode != 0 and "delta-spark_2.13" in done.stderr
+    done = subprocess.run([*submit, script, "--help"], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0 and "--window-days" in done.stdout, done.stderr[-2000:]
+    done = subprocess.run([*submit, script, "--ds", DS, "--set", "spark.engine=jvm"],
+                          capture_output=True, text=True, timeout=180, env=env)
+    assert done.returncode != 0 and "delta-spark_2.13" in done.stdout + done.stderr
