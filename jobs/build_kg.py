@@ -18,7 +18,6 @@ Node ids are ``<type>:<name>``, e.g. ``brand:stridex``, ``value:color=red``, ``t
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 
@@ -26,17 +25,16 @@ from pydantic import Field
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from lore_ml.config import JobConfig
+from lore_ml.config import WindowJobConfig
 
 log = logging.getLogger("lore.build_kg")
 
 ITEM_FACT_DIMENSIONS_EXCLUDED = ("category", "brand")  # they have their own edge types
 
 
-class BuildKgConfig(JobConfig):
+class BuildKgConfig(WindowJobConfig):
     """Build silver.kg_nodes and silver.kg_edges for one day."""
 
-    window_days: int = Field(28, ge=1, description="Days of search logs mined, ending at ds.")
     min_support: int = Field(5, ge=1, description="Distinct queries (or query pairs) an edge mined from behaviour needs.")
     term_category_min_confidence: float = Field(0.3, gt=0, le=1, description="Min P(category | term).")
     synonym_min_support: int = Field(2, ge=1, description="Query pairs a synonym needs.")
@@ -45,17 +43,6 @@ class BuildKgConfig(JobConfig):
     value_synonym_min_confidence: float = Field(0.7, gt=0, le=1, description="Min P(value | term).")
     value_synonym_min_lift: float = Field(3.0, ge=1, description="Min P(value | term) / P(value).")
     competitor_min_overlap: float = Field(0.2, gt=0, le=1, description="Min Jaccard of two brands' categories.")
-
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        super().add_arguments(parser)
-        parser.add_argument("--window-days", dest="window_days", type=int)
-
-    @property
-    def first_ds(self) -> str:
-        import datetime as dt
-
-        return (self.ds - dt.timedelta(days=self.window_days - 1)).isoformat()
 
 
 def _node_id(kind: str, name: Column) -> Column:

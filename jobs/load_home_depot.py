@@ -91,14 +91,19 @@ def write_raw_drop(catalog: pd.DataFrame, labels: pd.DataFrame, raw_root: Path, 
     labels.to_csv(labels_dir / f"{SOURCE}.csv", index=False)
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    cfg = HomeDepotConfig.from_cli(argv, prog="python -m jobs.load_home_depot")
+def run(cfg: HomeDepotConfig):
+    """Write the raw drop and ingest it; returns ingest's per-source counts."""
     rated = read_home_depot(cfg.data.home_depot_dir)
     catalog, labels = to_raw_drop(rated)
     write_raw_drop(catalog, labels, Path(cfg.data.raw_root), cfg.ds_str)
     log.info("home depot: %d rated pairs, %d products", len(labels), len(catalog))
-    print(format_counts(run_ingest(cfg)))
+    return run_ingest(cfg)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cfg = HomeDepotConfig.from_cli(argv, prog="python -m jobs.load_home_depot")
+    print(format_counts(run(cfg)))
     return 0
 
 

@@ -24,8 +24,6 @@ gold rows are never dropped.
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import logging
 import sys
 
@@ -33,7 +31,7 @@ from pydantic import Field
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from lore_ml.config import JobConfig
+from lore_ml.config import WindowJobConfig
 
 log = logging.getLogger("lore.mine_pairs")
 
@@ -41,10 +39,9 @@ SOURCE_PRIORITY = ("gold", "purchase", "cart", "click", "skip_above", "hard_nega
 SPLIT_RANK = {"train": 0, "dev": 1, "test": 2}
 
 
-class MinePairsConfig(JobConfig):
+class MinePairsConfig(WindowJobConfig):
     """Mine silver.training_pairs for one day."""
 
-    window_days: int = Field(28, ge=1, description="Days of search logs mined, ending at ds.")
     max_position: int = Field(20, ge=1, description="Positions whose propensity is estimated.")
     min_examinations: float = Field(3.0, gt=0, description="Examinations a click/skip label needs.")
     click_l3_ctr: float = Field(0.25, gt=0, le=1, description="Debiased CTR from which a pair is a click positive (L3).")
@@ -54,15 +51,6 @@ class MinePairsConfig(JobConfig):
     skip_l1_ctr: float = Field(0.04, ge=0, le=1, description="Debiased CTR below which a skip negative is L1.")
     hard_negatives_per_query: int = Field(5, ge=0, description="KG hard negatives per query naming a brand.")
     max_per_tier_label: int = Field(200_000, ge=1, description="Cap of weak rows per (tier, label).")
-
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        super().add_arguments(parser)
-        parser.add_argument("--window-days", dest="window_days", type=int)
-
-    @property
-    def first_ds(self) -> str:
-        return (self.ds - dt.timedelta(days=self.window_days - 1)).isoformat()
 
 
 # -- position bias -------------------------------------------------------------------------------

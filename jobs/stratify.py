@@ -10,7 +10,6 @@ share, rank and tier; the tier rule is in ``sql/stratify.sql``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
 import sys
 
@@ -18,15 +17,14 @@ from pydantic import Field
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lore_ml.config import JobConfig
+from lore_ml.config import WindowJobConfig
 
 log = logging.getLogger("lore.stratify")
 
 
-class StratifyConfig(JobConfig):
+class StratifyConfig(WindowJobConfig):
     """Compute silver.query_tiers for one day from a trailing window of search logs."""
 
-    window_days: int = Field(28, ge=1, description="Days of logs in the window, ending at ds (inclusive).")
     head_share: float = Field(0.6, gt=0, le=1, description="Share of traffic the head queries cover together.")
     head_min_searches: int = Field(20, ge=1, description="A head query has at least this many searches.")
     mid_min_searches: int = Field(3, ge=1, description="Fewer searches than this make a query tail.")
@@ -34,12 +32,7 @@ class StratifyConfig(JobConfig):
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         super().add_arguments(parser)
-        parser.add_argument("--window-days", dest="window_days", type=int)
         parser.add_argument("--head-share", dest="head_share", type=float)
-
-    @property
-    def first_ds(self) -> str:
-        return (self.ds - dt.timedelta(days=self.window_days - 1)).isoformat()
 
 
 def transform_searches_per_query(logs: DataFrame) -> DataFrame:

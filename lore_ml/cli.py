@@ -4,7 +4,7 @@
     lore generate --rows 1000000   # = python -m jobs.generate_marketplace
     lore ingest --ds 2026-01-31    # = python -m jobs.ingest
     lore load-home-depot           # = python -m jobs.load_home_depot
-    lore stratify --ds 2026-01-31  # = python -m jobs.stratify
+    lore stratify --ds 2026-01-31  # = python -m jobs.stratify (likewise build-kg, mine-pairs)
 
 Each subcommand takes the same flags as its module (``lore ingest --help``).
 """
@@ -20,6 +20,8 @@ COMMANDS = {
     "ingest": ("jobs.ingest", "Raw drops of one day -> bronze Delta tables + quarantine."),
     "load-home-depot": ("jobs.load_home_depot", "Load the human-rated Home Depot pairs into bronze."),
     "stratify": ("jobs.stratify", "Search logs over a trailing window -> silver.query_tiers."),
+    "build-kg": ("jobs.build_kg", "Catalog + search logs -> silver.kg_nodes / silver.kg_edges."),
+    "mine-pairs": ("jobs.mine_pairs", "Human labels + behaviour + KG -> silver.training_pairs."),
 }
 
 

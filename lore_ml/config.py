@@ -193,6 +193,22 @@ class JobConfig(LoreConfig):
         parser.add_argument("--ds", help="Logical date YYYY-MM-DD.")
 
 
+class WindowJobConfig(JobConfig):
+    """A daily job that reads a trailing window of days ending at ``ds``."""
+
+    window_days: int = Field(28, ge=1, description="Days of search logs read, ending at ds (inclusive).")
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--window-days", dest="window_days", type=int)
+
+    @property
+    def first_ds(self) -> str:
+        """The first day of the window, ``ds - (window_days - 1)``."""
+        return (self.ds - dt.timedelta(days=self.window_days - 1)).isoformat()
+
+
 def _assign(target: dict[str, Any], dotted_key: str, value: Any) -> None:
     *parents, leaf = dotted_key.split(".")
     for part in parents:
