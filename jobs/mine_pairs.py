@@ -90,11 +90,12 @@ def propensities(ratio_rows: list, max_position: int) -> dict[int, float]:
 
 def transform_behaviour(logs: DataFrame, theta: dict[int, float]) -> DataFrame:
     """Per (raw query, item): impressions, examinations (Σ θ_position), clicks, carts, purchases, skips."""
-    lowest_click = F.max(F.when(F.col("clicked"), F.col("position"))).over(Window.partitionBy("request_id"))
+    # A hash aggregate joined back is far cheaper than a window over every log row on Sail.
+    lowest_click = logs.where(F.col("clicked")).groupBy("request_id").agg(F.max("position").alias("_lowest_click"))
     theta_map = F.create_map(*[F.lit(x) for pair in theta.items() for x in pair])
     last = theta[max(theta)]
     return (
-        logs.withColumn("_lowest_click", lowest_click)
+        logs.join(lowest_click, "request_id", "left")
         .withColumn("_theta", F.coalesce(theta_map[F.col("position")], F.lit(last)))
         .groupBy("query", "item_id")
         .agg(
@@ -103,7 +104,8 @@ def transform_behaviour(logs: DataFrame, theta: dict[int, float]) -> DataFrame:
             F.sum(F.col("clicked").cast("int")).alias("clicks"),
             F.sum(F.col("carted").cast("int")).alias("carts"),
             F.sum(F.col("purchased").cast("int")).alias("purchases"),
-            F.sum((~F.col("clicked") & (F.col("position") < F.col("_lowest_click"))).cast("int")).alias("skips"),
+            F.sum((~F.col("clicked") & (F.col("position") < F.coalesce("_lowest_click", F.lit(0)))).cast("int"))
+            .alias("skips"),
         )
     )
 
@@ -170,8 +172,17 @@ def transform_hard_negatives(
         .withColumn("n", F.row_number().over(best_category)).where(F.col("n") == 1)
         .select("query", "category")
     )
-    items = catalog.select("item_id", F.lower("category").alias("category"), F.lower("brand").alias("brand")).join(
-        parent, "brand", "left").select("item_id", "category", F.coalesce("parent", "brand").alias("b"))
+    # At most hard_negatives_per_query candidate items per (category, brand) before the join, so
+    # a popular category never multiplies every brand query by all of its items.
+    per_brand = Window.partitionBy("category", "b").orderBy(F.xxhash64("item_id"))
+    items = (
+        catalog.select("item_id", F.lower("category").alias("category"), F.lower("brand").alias("brand"))
+        .join(parent, "brand", "left")
+        .select("item_id", "category", F.coalesce("parent", "brand").alias("b"))
+        .withColumn("n", F.row_number().over(per_brand))
+        .where(F.col("n") <= cfg.hard_negatives_per_query)
+        .drop("n")
+    )
     pick = Window.partitionBy("query").orderBy(F.xxhash64("query", "item_id"))
     return (
         asked.join(category, "query")
