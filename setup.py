@@ -23,7 +23,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["lore_ml", "lore_ml.*", "jobs", "jobs.*", "sql"]),
-    package_data={"lore_ml": ["data/*.yaml"], "sql": ["*.sql"]},
+    package_data={"lore_ml": ["data/*.yaml", "rules/*.yaml"], "sql": ["*.sql"]},
     include_package_data=True,
     install_requires=requirements(),
     extras_require={"test": sorted(TEST_ONLY)},
