@@ -1,0 +1,106 @@
+"""Model factory: the teacher is any Hugging Face causal-LM directory.
+
+No model hub is reachable here, so the default local teacher is a small Qwen2-architecture
+model built from a config, with a byte-level BPE tokenizer trained on the lakehouse's own text
+(titles, queries, rules). It is saved as a normal HF model directory; every later stage (SFT,
+RL, judging, serving) loads it — or a real checkpoint such as Qwen2.5-7B — by path with
+:func:`load_causal_lm`.
+
+    lore init-teacher --out artifacts/teacher-base   # (CLI wiring lands with the training issue)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|pad|>", "<think>", "</think>", "<label>", "</label>"]
+"""The answer tags are single tokens, so a label-first answer's label sits in the first tokens."""
+
+
+@dataclass(frozen=True)
+class TinyQwenSpec:
+    """Size of the default local teacher (a few million parameters: trains on a laptop CPU)."""
+
+    vocab_size: int = 4096
+    hidden_size: int = 128
+    layers: int = 2
+    heads: int = 4
+    kv_heads: int = 2
+    intermediate_size: int = 384
+    max_positions: int = 4096
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096):
+    """A byte-level BPE tokenizer trained on ``texts``, as a transformers fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        eos_token="<|endoftext|>",
+        pad_token="<|pad|>",
+        additional_special_tokens=SPECIAL_TOKENS[2:],
+    )
+
+
+def build_tiny_qwen2(tokenizer, spec: TinyQwenSpec = TinyQwenSpec(), seed: int = 0):
+    """A randomly initialised Qwen2ForCausalLM sized by ``spec`` for ``tokenizer``."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        num_key_value_heads=spec.kv_heads,
+        intermediate_size=spec.intermediate_size,
+        max_position_embeddings=spec.max_positions,
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+    )
+    return Qwen2ForCausalLM(config)
+
+
+def init_teacher(texts: Iterable[str], out_dir: str | Path, spec: TinyQwenSpec = TinyQwenSpec(), seed: int = 0) -> Path:
+    """Train the tokenizer, build the tiny model and save both as an HF model directory."""
+    out = Path(out_dir)
+    tokenizer = train_tokenizer(texts, spec.vocab_size)
+    model = build_tiny_qwen2(tokenizer, spec, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+class NotAModelDirectory(FileNotFoundError):
+    pass
+
+
+def load_causal_lm(path: str | Path, dtype: str = "auto"):
+    """(model, tokenizer) from an HF causal-LM directory: the tiny default or a real checkpoint."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise NotAModelDirectory(f"{path} is not a Hugging Face model directory (no config.json)")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
