@@ -1,0 +1,59 @@
+"""Label-conditioned CoT synthesis: the reasoning follows the path and ends at the gold label."""
+
+import pytest
+
+from lore_ml.cot import extract_demands, hard_case, synthesize
+from lore_ml.kg import KnowledgeGraph
+from lore_ml.prompts import format_answer, parse_judgment
+
+KG = KnowledgeGraph.from_edges(
+    [
+        ("brand:stridex", "brand:stridex pro", "sub_brand", 1.0),
+        ("brand:aeroline", "brand:stridex", "competitor", 0.5),
+        ("term:sneakers", "category:running shoes", "term_category", 0.9),
+        ("term:mens", "value:audience=men", "value_synonym", 0.9),
+    ],
+    brands=["stridex", "aeroline", "stridex pro"],
+)
+SHOE = {"item_id": "i1", "title": "Stridex red mesh running shoes", "brand": "Stridex", "category": "running shoes",
+        "price": 95.0, "attributes": {"color": "red", "material": "mesh", "audience": "men", "component": "none"}}
+
+
+def test_demands_from_text_kg_and_item_vocabulary():
+    demands = extract_demands("Stridex red sneakers mens under 100 without laces", SHOE, KG)
+    assert demands == {"brand": "stridex", "category": "running shoes", "color": "red", "audience": "men",
+                       "price": "100", "component": "without laces"}
+
+
+@pytest.mark.parametrize(
+    "query, item, gold, expected_label, rule_id",
+    [
+        ("stridex red sneakers", SHOE, "L4", "L4", "R-EXA-01"),
+        ("stridex sneakers", {**SHOE, "brand": "Stridex Pro"}, "L3", "L3", "R-BRD-02"),
+        ("stridex sneakers", {**SHOE, "brand": "Aeroline"}, "L2:brand", "L2:brand", "R-BRD-01"),
+        ("stridex pro sneakers", SHOE, "L2:brand", "L2:brand", "R-BRD-03"),
+        ("blue sneakers", {**SHOE, "attributes": {"color": "red"}}, "L2", "L2:attributes", "R-ATT-01"),  # bare L2
+        ("sneakers under 90", SHOE, "L3", "L3", "R-PRC-02"),  # 95 is within 10% of 90
+        ("sneakers under 80", SHOE, "L2:price", "L2:price", "R-PRC-01"),
+        ("coffee maker", SHOE, "L1", "L1", "R-CAT-01"),
+        ("mens sneakers", {**SHOE, "attributes": {"audience": "women"}}, "L2:audience", "L2:audience", "R-AUD-01"),
+    ],
+)
+def test_synthesis_reaches_the_gold_label_and_parses(query, item, gold, expected_label, rule_id):
+    label, reasoning = synthesize(query, item, gold, KG)
+    assert label == expected_label
+    for step in ("1. Query understanding", "2. Path construction", "3. Path following", "4. Rule"):
+        assert step in reasoning
+    judgment = parse_judgment(format_answer(label, reasoning))
+    assert judgment.full_label == expected_label and judgment.rule_ids == (rule_id,)
+
+
+def test_a_conflict_the_text_does_not_show_is_stated_from_the_gold_label():
+    label, reasoning = synthesize("stridex sneakers", SHOE, "L2:season", KG)
+    assert label == "L2:season" and "R-SEA-01" in reasoning and "as the rater judged" in reasoning
+
+
+def test_hard_case_turns_an_exact_pair_into_a_brand_mismatch():
+    item, gold = hard_case(SHOE, "brand", "Aeroline")
+    label, reasoning = synthesize("stridex red sneakers", item, gold, KG)
+    assert (label, item["item_id"]) == ("L2:brand", "i1~brand") and "aeroline competes with stridex" in reasoning
