@@ -22,6 +22,7 @@ COMMANDS = {
     "stratify": ("jobs.stratify", "Search logs over a trailing window -> silver.query_tiers."),
     "build-kg": ("jobs.build_kg", "Catalog + search logs -> silver.kg_nodes / silver.kg_edges."),
     "mine-pairs": ("jobs.mine_pairs", "Human labels + behaviour + KG -> silver.training_pairs."),
+    "synth-cot": ("jobs.synth_cot", "Training pairs + KG -> gold.sft_examples (prompts + reasoning paths)."),
 }
 
 

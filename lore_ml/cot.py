@@ -189,9 +189,12 @@ def _describe(f: Finding) -> str:
     return f"{f.dimension}: wanted {f.wanted}, item {have} -> {f.verdict.replace('_', ' ')}{detail}"
 
 
-def synthesize(query: str, item: Mapping[str, Any], gold: str, kg: KnowledgeGraph) -> tuple[str, str]:
-    """(full label, reasoning) for a pair whose gold label is ``gold``."""
-    demands = extract_demands(query, item, kg)
+def synthesize(
+    query: str, item: Mapping[str, Any], gold: str, kg: KnowledgeGraph, demands: Mapping[str, str] | None = None
+) -> tuple[str, str]:
+    """(full label, reasoning) for a pair whose gold label is ``gold``; ``demands`` default to
+    :func:`extract_demands` (hard cases pass the demands read against the unperturbed item)."""
+    demands = dict(extract_demands(query, item, kg) if demands is None else demands)
     deciding_rule, label, findings = decide(follow_path(demands, item, kg), gold)
     understanding = "; ".join(f"{d}={v}" for d, v in demands.items()) or "no explicit demand beyond the words"
     construction = "; ".join(f"{f.dimension} -> item {f.field}" for f in findings) or "title only"
@@ -209,14 +212,16 @@ PERTURBABLE = ("brand", "color", "material", "audience", "season", "specificatio
 def hard_case(item: Mapping[str, Any], dimension: str, replacement: str) -> tuple[dict, str]:
     """A copy of ``item`` with one demanded value replaced, and its gold label (``L2:<dimension>``).
 
-    >>> item, label = hard_case({"item_id": "i1", "brand": "Stridex", "attributes": {"color": "red"}}, "color", "blue")
-    >>> item["item_id"], item["attributes"]["color"], label
-    ('i1~color', 'blue', 'L2:color')
+    >>> item, label = hard_case({"item_id": "i1", "title": "Stridex Red shoes", "attributes": {"color": "red"}},
+    ...                         "color", "blue")
+    >>> item["item_id"], item["attributes"]["color"], item["title"], label
+    ('i1~color', 'blue', 'Stridex blue shoes', 'L2:color')
     """
     changed = {**item, "item_id": f"{item['item_id']}~{dimension}", "attributes": dict(item.get("attributes") or {})}
+    old = item.get("brand") if dimension == "brand" else changed["attributes"].get(dimension)
     if dimension == "brand":
         changed["brand"] = replacement
-        changed["attributes"]["brand"] = replacement
-    else:
-        changed["attributes"][dimension] = replacement
+    changed["attributes"][dimension] = replacement
+    if old and changed.get("title"):
+        changed["title"] = re.sub(rf"\b{re.escape(str(old))}\b", replacement, changed["title"], flags=re.I)
     return changed, f"L2:{dimension}"

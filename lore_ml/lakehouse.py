@@ -121,7 +121,7 @@ SCHEMAS: dict[str, StructType] = {
         ("label", STR, False),
         ("prompt", STR, False),
         ("completion", STR, False),
-        ("kind", STR, False),  # gold | hard_case
+        ("kind", STR, False),  # the training pair's source (gold, purchase, ...) or hard_case
         ("split", STR, False),
     ),
     "gold.relevance_judgments": _schema(

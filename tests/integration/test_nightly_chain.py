@@ -80,3 +80,19 @@ def test_jobs_run_under_spark_submit():
     done = subprocess.run([*submit, script, "--ds", DS, "--set", "spark.engine=jvm"],
                           capture_output=True, text=True, timeout=180, env=env)
     assert done.returncode != 0 and "delta-spark_2.13" in done.stdout + done.stderr
+
+
+def test_sft_examples_parse_and_carry_their_label(chain):
+    from jobs import synth_cot
+    from lore_ml.prompts import parse_judgment
+
+    _, job, lakehouse = chain
+    counts = synth_cot.run(synth_cot.SynthCotConfig.load(overrides=job))
+    examples = lakehouse.read_partition("gold.sft_examples", DS).collect()
+    assert len(examples) == sum(counts.values()) > 100
+    assert counts[("hard_case", "L2")] > 0
+    for example in examples:
+        label_first = example["completion"].startswith("<label>")
+        assert parse_judgment(example["completion"], label_first=label_first).full_label == example["label"]
+        assert f"Query: {example['query']}\n" in example["prompt"]
+    assert 0.1 < sum(e["completion"].startswith("<label>") for e in examples) / len(examples) < 0.4

@@ -57,3 +57,13 @@ def test_hard_case_turns_an_exact_pair_into_a_brand_mismatch():
     item, gold = hard_case(SHOE, "brand", "Aeroline")
     label, reasoning = synthesize("stridex red sneakers", item, gold, KG)
     assert (label, item["item_id"]) == ("L2:brand", "i1~brand") and "aeroline competes with stridex" in reasoning
+    assert item["title"] == "Aeroline red mesh running shoes"
+
+
+def test_hard_case_keeps_the_demands_of_the_original_pair():
+    query = "mens red sneakers"
+    demands = extract_demands(query, SHOE, KG)
+    item, gold = hard_case(SHOE, "audience", "women")
+    label, reasoning = synthesize(query, item, gold, KG, demands)
+    assert label == "L2:audience" and "audience: wanted men, item women -> conflict" in reasoning
+    assert "as the rater judged" not in reasoning

@@ -1,0 +1,165 @@
+"""Synthesise the SFT data: prompts with KG facts and label-conditioned reasoning paths.
+
+Reads ``silver.training_pairs`` for ``ds`` (pairs at or above ``min_confidence``), the catalog
+snapshot and the knowledge graph, and writes ``gold.sft_examples`` for ``ds``: one example per
+pair (prompt from :func:`lore_ml.prompts.build_prompt`, completion from
+:func:`lore_ml.cot.synthesize`), plus hard cases made by perturbing one demand of exact pairs.
+A share of examples uses the label-first format the real-time tier decodes.
+
+    python -m jobs.synth_cot --ds 2026-01-31
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from lore_ml.config import JobConfig
+
+log = logging.getLogger("lore.synth_cot")
+
+
+class SynthCotConfig(JobConfig):
+    """Build gold.sft_examples for one day from silver.training_pairs."""
+
+    min_confidence: float = Field(0.5, ge=0, le=1, description="Pairs below this confidence are not used.")
+    max_pairs: int = Field(50_000, ge=1, description="Cap on pairs used (deterministic sample by pair hash).")
+    hard_case_share: float = Field(0.3, ge=0, le=1, description="Share of exact (L4) pairs also perturbed into an L2.")
+    label_first_share: float = Field(0.25, ge=0, le=1, description="Share of examples in the label-first format.")
+    rules_in_prompt: Literal["full", "compact"] = Field("compact", description="Rules digest with or without examples.")
+    max_facts: int = Field(6, ge=0, description="KG facts per prompt.")
+
+
+def _unit_hash(*parts: str) -> float:
+    """A stable number in [0, 1) for deterministic sampling."""
+    digest = hashlib.sha1("\x1f".join(parts).encode("utf-8")).hexdigest()
+    return int(digest[:12], 16) / float(16**12)
+
+
+def _example(query: str, item: dict, label: str, reasoning: str, kind: str, split: str, facts: list[str],
+             cfg: SynthCotConfig) -> dict[str, Any]:
+    from lore_ml.prompts import build_prompt, format_answer
+
+    label_first = _unit_hash(query, item["item_id"], "format") < cfg.label_first_share
+    return {
+        "example_id": hashlib.sha1(f"{query}\x1f{item['item_id']}\x1f{kind}".encode()).hexdigest()[:16],
+        "query": query,
+        "item_id": item["item_id"],
+        "label": label,
+        "prompt": build_prompt(query, item, facts, label_first=label_first,
+                               compact_rules=cfg.rules_in_prompt == "compact"),
+        "completion": format_answer(label, reasoning, label_first=label_first),
+        "kind": kind,
+        "split": split,
+    }
+
+
+def synthesize_examples(pairs: list[dict], items: dict[str, dict], kg, vocabulary: dict[str, list[str]],
+                        cfg: SynthCotConfig, progress=None) -> list[dict]:
+    """Examples for ``pairs`` (query, item_id, label, dimension, source, split) — pure Python."""
+    from lore_ml.cot import PERTURBABLE, extract_demands, hard_case, synthesize
+
+    examples = []
+    for pair in pairs:
+        item = items.get(pair["item_id"])
+        if progress:
+            progress.update(1)
+        if item is None:
+            continue
+        query = pair["query"]
+        gold = f"L2:{pair['dimension']}" if pair["label"] == "L2" and pair.get("dimension") else pair["label"]
+        label, reasoning = synthesize(query, item, gold, kg)
+        facts = kg.facts(query, item, cfg.max_facts)
+        examples.append(_example(query, item, label, reasoning, pair["source"], pair["split"], facts, cfg))
+        if label != "L4" or _unit_hash(query, item["item_id"], "hard") >= cfg.hard_case_share:
+            continue
+        demands = extract_demands(query, item, kg)
+        for dimension in [d for d in demands if d in PERTURBABLE][:1]:
+            replacement = _replacement(dimension, item, kg, vocabulary, query)
+            if replacement is None:
+                continue
+            changed, hard_gold = hard_case(item, dimension, replacement)
+            label, reasoning = synthesize(query, changed, hard_gold, kg, demands)
+            examples.append(_example(query, changed, label, reasoning, "hard_case", pair["split"],
+                                     kg.facts(query, changed, cfg.max_facts), cfg))
+    return examples
+
+
+def _replacement(dimension: str, item: dict, kg, vocabulary: dict[str, list[str]], query: str) -> str | None:
+    """A different value for ``dimension``: a competitor brand, or another value seen in the catalog."""
+    if dimension == "brand":
+        own = str(item.get("brand") or "").lower()
+        options = sorted(kg.competitors.get(kg.parent_brand.get(own, own), ()))
+    else:
+        current = str((item.get("attributes") or {}).get(dimension, "")).lower()
+        options = [v for v in vocabulary.get(dimension, []) if v != current]
+    if not options:
+        return None
+    return options[int(_unit_hash(query, item["item_id"], dimension) * len(options))]
+
+
+def run(cfg: SynthCotConfig) -> Counter:
+    """Write gold.sft_examples for cfg.ds; return counts per (kind, label)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from pyspark.sql import functions as F
+    from tqdm import tqdm
+
+    from lore_ml.kg import KnowledgeGraph
+    from lore_ml.lakehouse import Lakehouse, schema_of
+    from lore_ml.spark import get_spark, require_delta
+
+    spark = get_spark(cfg.spark)
+    require_delta(spark, cfg.spark)
+    lakehouse = Lakehouse(spark, cfg.lakehouse)
+    pairs = lakehouse.read_partition("silver.training_pairs", cfg.ds_str).where(F.col("confidence") >= cfg.min_confidence)
+    pairs = pairs.orderBy(F.xxhash64("query_norm", "item_id")).limit(cfg.max_pairs)
+    pair_rows = [r.asDict() for r in pairs.select("query", "item_id", "label", "dimension", "source", "split").collect()]
+    catalog = lakehouse.read_snapshot("bronze.catalog", cfg.ds_str)
+    hd_catalog = lakehouse.read("bronze.catalog").where(F.col("item_id").startswith("hd-"))
+    wanted = spark.createDataFrame([(i,) for i in {p["item_id"] for p in pair_rows}], "item_id string")
+    items = {}
+    for frame in ([catalog] if catalog is not None else []) + [hd_catalog]:
+        for row in frame.join(wanted, "item_id").collect():
+            items.setdefault(row["item_id"], {**row.asDict(), "attributes": dict(row["attributes"] or {})})
+    vocabulary: dict[str, set[str]] = {}
+    for item in items.values():
+        for dimension, value in item["attributes"].items():
+            vocabulary.setdefault(dimension, set()).add(str(value).lower())
+    if lakehouse.latest_partition("silver.kg_edges", cfg.ds_str) == cfg.ds_str:
+        kg = KnowledgeGraph.load(cfg.lakehouse, cfg.ds_str)
+    else:
+        log.warning("no silver.kg_edges for %s: prompts carry no KG facts (run jobs.build_kg first)", cfg.ds_str)
+        kg = KnowledgeGraph()
+    with tqdm(total=len(pair_rows), desc="synth-cot", unit="pair", disable=None, file=sys.stderr) as bar:
+        examples = synthesize_examples(pair_rows, items, kg, {k: sorted(v) for k, v in vocabulary.items()}, cfg, bar)
+    # Examples are large (a prompt is a few kB): hand them to Spark as a Parquet file, not over
+    # the Connect channel (which caps one message at 128 MiB).
+    columns = [f.name for f in schema_of("gold.sft_examples").fields if f.name != "ds"]  # all strings
+    table = pa.table({c: pa.array([e[c] for e in examples], pa.string()) for c in columns})
+    staged = Path(cfg.lakehouse.table_uri("_staging.sft_examples")) / f"ds={cfg.ds_str}"
+    staged.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, staged / "part-00000.parquet")
+    lakehouse.write_partition(spark.read.parquet(str(staged)), "gold.sft_examples", cfg.ds_str)
+    return Counter((e["kind"], e["label"].split(":")[0]) for e in examples)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cfg = SynthCotConfig.from_cli(argv, prog="python -m jobs.synth_cot")
+    counts = run(cfg)
+    print(f"sft examples ds={cfg.ds_str}: {sum(counts.values()):,}")
+    print(f"{'kind':<15}{'label':<7}{'examples':>10}")
+    for (kind, label), n in sorted(counts.items()):
+        print(f"{kind:<15}{label:<7}{n:>10,}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
