@@ -1,0 +1,154 @@
+"""Teacher training stages: SFT on synthesised reasoning, then RL (GRPO) with pure rewards.
+
+One typed config and one function per stage (TRL's layout). Both read ``gold.sft_examples``
+for ``ds`` with delta-rs (no Spark session), load the model by path (the tiny default or a real
+checkpoint), train on the CPU or GPU that is there, and save an HF model directory.
+
+* SFT: TRL ``SFTTrainer`` on prompt/completion pairs, loss on the completion only; optional
+  LoRA (peft) and DeepSpeed ZeRO (pass a JSON config; on CPU it needs RANK/WORLD_SIZE/
+  MASTER_ADDR/MASTER_PORT or torchrun, see STACK.md).
+* RL: TRL ``GRPOTrainer`` with :mod:`lore_ml.rewards` (label, format, mismatch dimension).
+  On CPU it generates with transformers (vLLM colocated fails on CPU at the first weight sync).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from pydantic import Field
+
+from lore_ml.config import JobConfig
+
+log = logging.getLogger("lore.training")
+
+
+class StageConfig(JobConfig):
+    """Settings shared by the training stages; ``ds`` selects the gold.sft_examples partition."""
+
+    model_path: Path = Field(Path("artifacts/teacher-base"), description="HF model directory to start from.")
+    output_dir: Path = Field(Path("artifacts/teacher-sft"), description="Where the trained model is saved.")
+    split: str = Field("train", description="Which split of the examples to train on.")
+    max_examples: int | None = Field(None, ge=1, description="Use at most this many examples (deterministic).")
+    max_steps: int = Field(200, ge=1, description="Optimizer steps.")
+    learning_rate: float = Field(5e-4, gt=0)
+    batch_size: int = Field(8, ge=1, description="Per-device batch size.")
+    seed: int = 0
+
+
+class SftConfig(StageConfig):
+    """Supervised fine-tuning on gold.sft_examples."""
+
+    max_length: int = Field(2048, ge=16, description="Prompt + completion tokens; longer examples are truncated.")
+    lora: bool = Field(False, description="Train LoRA adapters instead of all weights (merged on save).")
+    lora_rank: int = Field(16, ge=1)
+    deepspeed: Path | None = Field(None, description="DeepSpeed JSON config (ZeRO stage etc.).")
+
+
+class RlConfig(StageConfig):
+    """GRPO on the prompts of gold.sft_examples with the label/format/dimension rewards."""
+
+    model_path: Path = Path("artifacts/teacher-sft")
+    output_dir: Path = Path("artifacts/teacher-rl")
+    num_generations: int = Field(4, ge=2, description="Completions sampled per prompt (the GRPO group).")
+    max_completion_length: int = Field(256, ge=8)
+    beta: float = Field(0.0, ge=0, description="KL penalty towards the starting model.")
+    learning_rate: float = 1e-5
+
+
+def load_examples(cfg: StageConfig, columns: Sequence[str]):
+    """The stage's examples as a ``datasets.Dataset``."""
+    from datasets import Dataset
+    from deltalake import DeltaTable
+
+    table = DeltaTable(cfg.lakehouse.table_uri("gold.sft_examples")).to_pyarrow_table(
+        columns=["example_id", *columns], filters=[("ds", "=", cfg.ds_str), ("split", "=", cfg.split)]
+    )
+    frame = table.to_pandas().sort_values("example_id").reset_index(drop=True)
+    if cfg.max_examples is not None:
+        frame = frame.head(cfg.max_examples)
+    if frame.empty:
+        raise ValueError(f"no gold.sft_examples for ds={cfg.ds_str} split={cfg.split}: run `lore synth-cot` first")
+    return Dataset.from_pandas(frame[list(columns)], preserve_index=False)
+
+
+def _device_kwargs() -> dict[str, Any]:
+    import torch
+
+    return {"use_cpu": not torch.cuda.is_available(), "bf16": torch.cuda.is_available()}
+
+
+def run_sft(cfg: SftConfig, dataset=None) -> list[dict]:
+    """Train, save to ``cfg.output_dir`` and return the trainer's log history."""
+    from trl import SFTConfig, SFTTrainer
+
+    from lore_ml.modeling import load_causal_lm
+
+    model, tokenizer = load_causal_lm(cfg.model_path)
+    dataset = dataset if dataset is not None else load_examples(cfg, ("prompt", "completion"))
+    peft_config = None
+    if cfg.lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=cfg.lora_rank, lora_alpha=2 * cfg.lora_rank, target_modules="all-linear",
+                                 task_type="CAUSAL_LM")
+    args = SFTConfig(
+        output_dir=str(cfg.output_dir),
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        max_length=cfg.max_length,
+        completion_only_loss=True,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        seed=cfg.seed,
+        deepspeed=str(cfg.deepspeed) if cfg.deepspeed else None,
+        **_device_kwargs(),
+    )
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                         peft_config=peft_config)
+    trainer.train()
+    _save(trainer, tokenizer, cfg.output_dir, merge=cfg.lora)
+    return trainer.state.log_history
+
+
+def run_rl(cfg: RlConfig, dataset=None, extra_rewards: Sequence[Callable] = ()) -> list[dict]:
+    """GRPO from ``cfg.model_path``; saves to ``cfg.output_dir``; returns the log history."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    from lore_ml.modeling import load_causal_lm
+    from lore_ml.rewards import dimension_reward, format_reward, label_reward
+
+    model, tokenizer = load_causal_lm(cfg.model_path)
+    dataset = dataset if dataset is not None else load_examples(cfg, ("prompt", "label"))
+    args = GRPOConfig(
+        output_dir=str(cfg.output_dir),
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        num_generations=cfg.num_generations,
+        max_completion_length=cfg.max_completion_length,
+        learning_rate=cfg.learning_rate,
+        beta=cfg.beta,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        seed=cfg.seed,
+        **_device_kwargs(),
+    )
+    trainer = GRPOTrainer(model=model, reward_funcs=[label_reward, format_reward, dimension_reward, *extra_rewards],
+                          args=args, train_dataset=dataset, processing_class=tokenizer)
+    trainer.train()
+    _save(trainer, tokenizer, cfg.output_dir, merge=False)
+    return trainer.state.log_history
+
+
+def _save(trainer, tokenizer, output_dir: Path, merge: bool) -> None:
+    model = trainer.model
+    if merge:
+        model = model.merge_and_unload()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    log.info("saved %s", output_dir)

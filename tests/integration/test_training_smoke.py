@@ -1,0 +1,74 @@
+"""SFT and GRPO run a few steps on a tiny saved model: a loss is logged and the weights change."""
+
+import pytest
+
+from lore_ml.modeling import TinyQwenSpec, init_teacher, load_causal_lm
+from lore_ml.prompts import format_answer
+from lore_ml.training import RlConfig, SftConfig, run_rl, run_sft
+
+SPEC = TinyQwenSpec(vocab_size=400, hidden_size=32, layers=1, heads=2, kv_heads=1, intermediate_size=64)
+PAIRS = [("stridex sneakers", "Stridex running shoes", "L4", "all met R-EXA-01"),
+         ("stridex sneakers", "Aeroline running shoes", "L2:brand", "other brand R-BRD-01"),
+         ("red dress", "blue dress", "L2:color", "other colour R-COL-01"),
+         ("yoga mat", "coffee maker", "L1", "other category R-CAT-01")]
+
+
+def prompt(query, title):
+    return f"Query: {query}\nItem: {title}\nAnswer:"
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    texts = [prompt(q, t) + format_answer(label, why) for q, t, label, why in PAIRS] * 20
+    return init_teacher(texts, tmp_path_factory.mktemp("models") / "base", SPEC)
+
+
+def weights(path):
+    model, _ = load_causal_lm(path)
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+def changed(before, after_path):
+    after = weights(after_path)
+    return any(not (before[name] == after[name]).all() for name in before)
+
+
+def cfg(cls, base, out, **extra):
+    return cls.load(overrides={"ds": "2026-01-31", "model_path": str(base), "output_dir": str(out),
+                               "max_steps": 3, "batch_size": 4, **extra})
+
+
+def test_sft_logs_a_loss_and_changes_weights(base, tmp_path):
+    from datasets import Dataset
+
+    data = Dataset.from_list([{"prompt": prompt(q, t), "completion": format_answer(l, w)} for q, t, l, w in PAIRS])
+    history = run_sft(cfg(SftConfig, base, tmp_path / "sft", max_length=128), dataset=data)
+    losses = [h["loss"] for h in history if "loss" in h]
+    assert len(losses) == 3 and all(loss > 0 for loss in losses)
+    assert changed(weights(base), tmp_path / "sft")
+
+
+def test_sft_with_lora_saves_a_merged_model(base, tmp_path):
+    from datasets import Dataset
+
+    data = Dataset.from_list([{"prompt": prompt(q, t), "completion": format_answer(l, w)} for q, t, l, w in PAIRS])
+    run_sft(cfg(SftConfig, base, tmp_path / "lora", max_length=128, lora=True, lora_rank=4,
+                learning_rate=0.05), dataset=data)
+    model, _ = load_causal_lm(tmp_path / "lora")
+    assert not any("lora" in name for name, _ in model.named_parameters())
+    assert changed(weights(base), tmp_path / "lora")
+
+
+def test_grpo_logs_rewards_and_changes_weights(base, tmp_path):
+    from datasets import Dataset
+
+    def length_reward(completions, **_):  # gives the random tiny model a reward with variance
+        return [float(len(c)) / 100 for c in completions]
+
+    data = Dataset.from_list([{"prompt": prompt(q, t), "label": l} for q, t, l, _ in PAIRS])
+    history = run_rl(cfg(RlConfig, base, tmp_path / "rl", num_generations=2, max_completion_length=12,
+                         learning_rate=0.01), dataset=data, extra_rewards=[length_reward])
+    logged = [h for h in history if "loss" in h]
+    assert len(logged) == 3 and all("reward" in h for h in logged)
+    assert any("rewards/label_reward/mean" in h for h in logged)
+    assert changed(weights(base), tmp_path / "rl")
