@@ -283,12 +283,9 @@ def transform_kg_nodes(edges: DataFrame, catalog: DataFrame) -> DataFrame:
 
 def run(cfg: BuildKgConfig) -> dict[str, int]:
     """Write both tables for cfg.ds; return the edge count per type."""
-    from lore_ml.lakehouse import Lakehouse, stage
-    from lore_ml.spark import get_spark, require_delta
+    from lore_ml.lakehouse import open_lakehouse, stage
 
-    spark = get_spark(cfg.spark)
-    require_delta(spark, cfg.spark)
-    lakehouse = Lakehouse(spark, cfg.lakehouse)
+    lakehouse = open_lakehouse(cfg)
     catalog = lakehouse.read_snapshot("bronze.catalog", cfg.ds_str)
     if catalog is None:
         raise RuntimeError(f"no bronze.catalog snapshot at or before {cfg.ds_str}: run jobs.ingest first")

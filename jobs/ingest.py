@@ -207,7 +207,7 @@ class MissingCatalog(RuntimeError):
     pass
 
 
-def ingest_source(spark, lakehouse, cfg: IngestConfig, source: str) -> SourceCounts | None:
+def ingest_source(lakehouse, cfg: IngestConfig, source: str) -> SourceCounts | None:
     from tqdm import tqdm
 
     from lore_ml.raw_io import find_drop_files, stage_drop
@@ -220,7 +220,7 @@ def ingest_source(spark, lakehouse, cfg: IngestConfig, source: str) -> SourceCou
     staging = Path(lakehouse.config.table_uri(f"_staging.{source}")) / f"ds={cfg.ds_str}"
     with tqdm(desc=f"stage {source}", unit="row", unit_scale=True, disable=None, file=sys.stderr) as bar:
         staged = stage_drop(files, RAW_FIELDS[source], staging, on_rows=bar.update)
-    raw = spark.read.parquet(str(staged.path))
+    raw = lakehouse.spark.read.parquet(str(staged.path))
     if source == "catalog":
         validated = transform_validate_catalog(raw)
     else:
@@ -254,16 +254,13 @@ def ingest_source(spark, lakehouse, cfg: IngestConfig, source: str) -> SourceCou
 
 
 def run(cfg: IngestConfig) -> list[SourceCounts]:
-    from lore_ml.lakehouse import Lakehouse
-    from lore_ml.spark import get_spark, require_delta
+    from lore_ml.lakehouse import open_lakehouse
 
-    spark = get_spark(cfg.spark)
-    require_delta(spark, cfg.spark)
-    lakehouse = Lakehouse(spark, cfg.lakehouse)
+    lakehouse = open_lakehouse(cfg)
     results = []
     for source in SOURCE_ORDER:
         if source in cfg.sources:
-            counts = ingest_source(spark, lakehouse, cfg, source)
+            counts = ingest_source(lakehouse, cfg, source)
             if counts:
                 results.append(counts)
     return results

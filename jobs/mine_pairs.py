@@ -37,6 +37,7 @@ log = logging.getLogger("lore.mine_pairs")
 
 SOURCE_PRIORITY = ("gold", "purchase", "cart", "click", "skip_above", "hard_negative")
 SPLIT_RANK = {"train": 0, "dev": 1, "test": 2}
+GOLD_COLUMNS = ("query", "item_id", "label", "dimension", "split", "ds")
 
 
 class MinePairsConfig(WindowJobConfig):
@@ -238,12 +239,9 @@ def transform_training_pairs(
 
 def run(cfg: MinePairsConfig) -> list[tuple]:
     """Write silver.training_pairs for cfg.ds; return (source, label, rows) counts."""
-    from lore_ml.lakehouse import Lakehouse, stage
-    from lore_ml.spark import get_spark, require_delta
+    from lore_ml.lakehouse import open_lakehouse, stage
 
-    spark = get_spark(cfg.spark)
-    require_delta(spark, cfg.spark)
-    lakehouse = Lakehouse(spark, cfg.lakehouse)
+    lakehouse = open_lakehouse(cfg)
     logs = lakehouse.read_window("bronze.search_log", cfg.first_ds, cfg.ds_str)
     ratios = [tuple(r) for r in transform_position_ctr_ratios(logs, cfg).collect()]
     theta = propensities(ratios, cfg.max_position)
@@ -255,13 +253,14 @@ def run(cfg: MinePairsConfig) -> list[tuple]:
         weak = weak.unionByName(transform_hard_negatives(logs.select("query"), catalog, kg_edges, cfg))
     else:
         log.warning("no silver.kg_edges for %s: no hard negatives (run jobs.build_kg first)", cfg.ds_str)
-    gold = lakehouse.read("bronze.human_labels").where(F.col("ds") <= cfg.ds_str) if lakehouse.exists(
-        "bronze.human_labels") else spark.createDataFrame([], "query string, item_id string, label string, "
-                                                                "dimension string, split string, ds string")
+    if lakehouse.exists("bronze.human_labels"):
+        gold = lakehouse.read("bronze.human_labels").where(F.col("ds") <= cfg.ds_str).select(*GOLD_COLUMNS)
+    else:
+        log.warning("no bronze.human_labels: training pairs are weak labels only")
+        gold = lakehouse.spark.createDataFrame([], ", ".join(f"{c} string" for c in GOLD_COLUMNS))
     tiers = lakehouse.read_partition("silver.query_tiers", cfg.ds_str)
     weak = stage(weak, cfg.lakehouse, "weak_labels", cfg.ds_str)  # read twice by the merge's self-joins
-    pairs = transform_training_pairs(gold.select("query", "item_id", "label", "dimension", "split", "ds"),
-                                     weak, tiers, cfg)
+    pairs = transform_training_pairs(gold, weak, tiers, cfg)
     lakehouse.write_partition(pairs, "silver.training_pairs", cfg.ds_str)
     written = lakehouse.read_partition("silver.training_pairs", cfg.ds_str)
     return sorted(tuple(r) for r in written.groupBy("source", "label").count().collect())

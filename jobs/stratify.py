@@ -80,12 +80,9 @@ def tier_summary(tiers: DataFrame) -> list[tuple[str, int, int, float]]:
 
 def run(cfg: StratifyConfig) -> list[tuple[str, int, int, float]]:
     """Write silver.query_tiers for cfg.ds and return the tier summary."""
-    from lore_ml.lakehouse import Lakehouse
-    from lore_ml.spark import get_spark, require_delta
+    from lore_ml.lakehouse import open_lakehouse
 
-    spark = get_spark(cfg.spark)
-    require_delta(spark, cfg.spark)
-    lakehouse = Lakehouse(spark, cfg.lakehouse)
+    lakehouse = open_lakehouse(cfg)
     logs = lakehouse.read_window("bronze.search_log", cfg.first_ds, cfg.ds_str)
     lakehouse.write_partition(transform_query_tiers(logs, cfg), "silver.query_tiers", cfg.ds_str)
     return tier_summary(lakehouse.read_partition("silver.query_tiers", cfg.ds_str))

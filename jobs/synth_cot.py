@@ -112,12 +112,10 @@ def run(cfg: SynthCotConfig) -> Counter:
     from tqdm import tqdm
 
     from lore_ml.kg import KnowledgeGraph
-    from lore_ml.lakehouse import Lakehouse, schema_of
-    from lore_ml.spark import get_spark, require_delta
+    from lore_ml.lakehouse import open_lakehouse, schema_of
 
-    spark = get_spark(cfg.spark)
-    require_delta(spark, cfg.spark)
-    lakehouse = Lakehouse(spark, cfg.lakehouse)
+    lakehouse = open_lakehouse(cfg)
+    spark = lakehouse.spark
     pairs = lakehouse.read_partition("silver.training_pairs", cfg.ds_str).where(F.col("confidence") >= cfg.min_confidence)
     pairs = pairs.orderBy(F.xxhash64("query_norm", "item_id")).limit(cfg.max_pairs)
     pair_rows = [r.asDict() for r in pairs.select("query", "item_id", "label", "dimension", "source", "split").collect()]

@@ -233,6 +233,15 @@ def stage(df: DataFrame, lakehouse: LakehouseConfig, name: str, ds: str) -> Data
     return df.sparkSession.read.parquet(path)
 
 
+def open_lakehouse(cfg) -> Lakehouse:
+    """A job's lakehouse: the Spark session of ``cfg.spark``, checked to read and write Delta."""
+    from lore_ml.spark import get_spark, require_delta
+
+    spark = get_spark(cfg.spark)
+    require_delta(spark, cfg.spark)
+    return Lakehouse(spark, cfg.lakehouse)
+
+
 def schema_of(table: str) -> StructType:
     try:
         return SCHEMAS[table]
