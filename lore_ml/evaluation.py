@@ -1,0 +1,170 @@
+"""Evaluation of relevance judgments: metrics, and a Markdown + JSON + PNG report.
+
+Metrics: Acc@2 (binary: L3/L4 relevant), Acc@4, macro-F1 and per-class F1 over L1-L4, the
+confusion matrix (rows gold, columns predicted), a per-dimension table for gold L2 pairs
+(level right, dimension right), the expected calibration error of p(L1..L4) (top label,
+10 equal-width bins), and Spearman's rho between the score ``Σ p(Lk)·gain(Lk)`` and a raw
+rating where the data has one (Home Depot).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from lore_ml.labels import LABELS, RELEVANT_LABELS
+
+DEFAULT_GAINS = (0.0, 0.1, 0.7, 1.0)
+
+
+def level(label: str) -> str:
+    return label.split(":", 1)[0]
+
+
+def scores_from(probabilities: np.ndarray, gains: Sequence[float] = DEFAULT_GAINS) -> np.ndarray:
+    """Ranking score per row of p(L1..L4).
+
+    >>> scores_from(np.array([[0.0, 0.0, 0.5, 0.5], [1.0, 0.0, 0.0, 0.0]])).tolist()
+    [0.85, 0.0]
+    """
+    return probabilities @ np.asarray(gains, dtype=float)
+
+
+def reliability_bins(probabilities: np.ndarray, gold_index: np.ndarray, bins: int = 10) -> list[dict]:
+    """Top-label confidence vs accuracy in equal-width confidence bins (empty bins left out)."""
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == gold_index
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    return [
+        {"low": float(edges[b]), "high": float(edges[b + 1]), "n": int(mask.sum()),
+         "confidence": float(confidence[mask].mean()), "accuracy": float(correct[mask].mean())}
+        for b in range(bins)
+        if (mask := which == b).any()
+    ]
+
+
+def expected_calibration_error(probabilities: np.ndarray, gold_index: np.ndarray, bins: int = 10) -> float:
+    """Top-label ECE: Σ_bins |bin| / n · |accuracy(bin) − confidence(bin)|.
+
+    >>> round(expected_calibration_error(np.array([[0.1, 0.1, 0.1, 0.7]] * 10), np.array([3] * 7 + [0] * 3)), 6)
+    0.0
+    >>> round(expected_calibration_error(np.array([[0.0, 0.0, 0.0, 1.0]] * 4), np.array([3, 3, 0, 0])), 6)
+    0.5
+    """
+    table = reliability_bins(probabilities, gold_index, bins)
+    n = sum(b["n"] for b in table)
+    return float(sum(b["n"] / n * abs(b["accuracy"] - b["confidence"]) for b in table))
+
+
+def evaluate(
+    gold: Sequence[str],
+    predicted: Sequence[str],
+    probabilities: np.ndarray | None = None,
+    ratings: Sequence[float | None] | None = None,
+    gains: Sequence[float] = DEFAULT_GAINS,
+) -> dict:
+    """All metrics for one set of judgments; labels may carry a dimension (``L2:brand``)."""
+    from scipy.stats import spearmanr
+    from sklearn.metrics import confusion_matrix, f1_score
+
+    if len(gold) != len(predicted) or not gold:
+        raise ValueError(f"need equally many gold and predicted labels, got {len(gold)} and {len(predicted)}")
+    gold_levels = [level(g) for g in gold]
+    pred_levels = [level(p) for p in predicted]
+    per_class = f1_score(gold_levels, pred_levels, labels=list(LABELS), average=None, zero_division=0)
+    metrics: dict = {
+        "n": len(gold),
+        "acc2": float(np.mean([(g in RELEVANT_LABELS) == (p in RELEVANT_LABELS) for g, p in zip(gold_levels, pred_levels)])),
+        "acc4": float(np.mean([g == p for g, p in zip(gold_levels, pred_levels)])),
+        "macro_f1": float(np.mean(per_class)),
+        "f1": {label: float(f) for label, f in zip(LABELS, per_class)},
+        "confusion": confusion_matrix(gold_levels, pred_levels, labels=list(LABELS)).tolist(),
+        "gold_distribution": dict(Counter(gold_levels)),
+        "predicted_distribution": dict(Counter(pred_levels)),
+        "dimensions": _dimension_table(gold, predicted),
+    }
+    if probabilities is not None:
+        probabilities = np.asarray(probabilities, dtype=float)
+        gold_index = np.array([LABELS.index(g) for g in gold_levels])
+        metrics["ece"] = expected_calibration_error(probabilities, gold_index)
+        metrics["reliability"] = reliability_bins(probabilities, gold_index)
+        scores = scores_from(probabilities, gains)
+    else:
+        scores = np.array([gains[LABELS.index(p)] for p in pred_levels])
+    if ratings is not None:
+        pairs = [(s, r) for s, r in zip(scores, ratings) if r is not None and not np.isnan(r)]
+        if len(pairs) > 2:
+            rho = spearmanr([s for s, _ in pairs], [r for _, r in pairs]).statistic
+            metrics["spearman"] = None if np.isnan(rho) else float(rho)
+    return metrics
+
+
+def _dimension_table(gold: Sequence[str], predicted: Sequence[str]) -> dict[str, dict]:
+    table: dict[str, dict] = defaultdict(lambda: {"n": 0, "level_right": 0, "dimension_right": 0})
+    for g, p in zip(gold, predicted):
+        gold_level, _, dimension = g.partition(":")
+        if gold_level != "L2" or not dimension:
+            continue
+        row = table[dimension]
+        row["n"] += 1
+        row["level_right"] += level(p) == "L2"
+        row["dimension_right"] += p == g
+    return dict(sorted(table.items()))
+
+
+def write_report(metrics: dict, out_dir: str | Path, title: str) -> Path:
+    """``report.md``, ``metrics.json``, ``confusion.png`` and (with ECE) ``reliability.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    confusion = np.array(metrics["confusion"])
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.imshow(confusion, cmap="Blues")
+    ax.set_xticks(range(4), LABELS)
+    ax.set_yticks(range(4), LABELS)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    for i in range(4):
+        for j in range(4):
+            dark = confusion[i, j] > confusion.max() / 2
+            ax.text(j, i, str(confusion[i, j]), ha="center", va="center", color="white" if dark else "black")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(out / "confusion.png", dpi=100)
+    plt.close(fig)
+    if metrics.get("reliability"):
+        fig, ax = plt.subplots(figsize=(4, 4))
+        bins = metrics["reliability"]
+        ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
+        ax.bar([(b["low"] + b["high"]) / 2 for b in bins], [b["accuracy"] for b in bins],
+               width=[b["high"] - b["low"] for b in bins], edgecolor="black", alpha=0.7)
+        ax.set_xlabel("confidence (top label)")
+        ax.set_ylabel("accuracy")
+        ax.set_title(f"{title}: ECE {metrics['ece']:.3f}")
+        fig.tight_layout()
+        fig.savefig(out / "reliability.png", dpi=100)
+        plt.close(fig)
+    lines = [
+        f"# {title}", "",
+        "| metric | value |", "|---|---:|",
+        *(f"| {name} | {metrics[name]:.3f} |" for name in ("acc2", "acc4", "macro_f1", "ece", "spearman")
+          if metrics.get(name) is not None),
+        f"| n | {metrics['n']:,} |", "",
+        "| class | F1 |", "|---|---:|", *(f"| {label} | {f:.3f} |" for label, f in metrics["f1"].items()), "",
+        "Confusion (rows gold, columns predicted): ![confusion](confusion.png)", "",
+    ]
+    if metrics["dimensions"]:
+        lines += ["| L2 dimension | n | level right | dimension right |", "|---|---:|---:|---:|"]
+        lines += [f"| {d} | {r['n']} | {r['level_right']} | {r['dimension_right']} |" for d, r in metrics["dimensions"].items()]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    return out
