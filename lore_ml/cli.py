@@ -6,7 +6,8 @@
     lore load-home-depot           # = python -m jobs.load_home_depot
     lore stratify --ds 2026-01-31  # = python -m jobs.stratify (likewise build-kg, mine-pairs)
 
-Each subcommand takes the same flags as its module (``lore ingest --help``).
+Each subcommand takes the same flags as its module (``lore ingest --help``); a module given
+as ``module:function`` runs that function instead of ``main``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ COMMANDS = {
     "build-kg": ("jobs.build_kg", "Catalog + search logs -> silver.kg_nodes / silver.kg_edges."),
     "mine-pairs": ("jobs.mine_pairs", "Human labels + behaviour + KG -> silver.training_pairs."),
     "synth-cot": ("jobs.synth_cot", "Training pairs + KG -> gold.sft_examples (prompts + reasoning paths)."),
+    "init-teacher": ("lore_ml.training:init_teacher_main", "Tiny Qwen2 teacher + tokenizer trained on the SFT text."),
+    "train": ("lore_ml.training", "Train the teacher: `lore train sft` or `lore train rl`."),
 }
 
 
@@ -34,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, (_, help_text) in COMMANDS.items():
             print(f"  {name:<{width}}  {help_text}")
         return 0 if argv and argv[0] in ("-h", "--help") else 2
-    module = importlib.import_module(COMMANDS[argv[0]][0])
-    return module.main(argv[1:])
+    module_name, _, function = COMMANDS[argv[0]][0].partition(":")
+    return getattr(importlib.import_module(module_name), function or "main")(argv[1:])
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The main job on the embedded defaults: generate a marketplace and run the pipeline over it.
 
 Today this covers generate → ingest every day of the window → query tiers → knowledge graph
-→ Home Depot human labels (when the folder exists) → training pairs, and prints where the tables are. Later stages are
+→ Home Depot human labels (when the folder exists) → training pairs → SFT examples, and prints where the tables are. Later stages are
 added here as they land. A second run reuses the generated drop and rewrites the same days
 with the same content.
 
@@ -22,7 +22,7 @@ from pydantic import Field
 from jobs.generate_marketplace import GenerateConfig, generate
 from jobs.ingest import IngestConfig, format_counts
 from jobs.ingest import run as run_ingest
-from jobs import build_kg, load_home_depot, mine_pairs
+from jobs import build_kg, load_home_depot, mine_pairs, synth_cot
 from jobs.stratify import StratifyConfig, format_summary
 from jobs.stratify import run as run_stratify
 from lore_ml.config import JobConfig
@@ -47,17 +47,17 @@ def run(cfg: DemoConfig) -> None:
     shared = cfg.model_dump(include={"spark", "lakehouse", "data", "redis"})
     started = time.perf_counter()
     manifest = generate(GenerateConfig.load(overrides={**shared, "ds": cfg.ds, "rows": cfg.rows, "days": cfg.days}))
-    print(f"[1/5] marketplace: {manifest['counts']['search_log_rows']:,} log rows, "
+    print(f"[1/6] marketplace: {manifest['counts']['search_log_rows']:,} log rows, "
           f"{manifest['counts']['items']:,} items, {manifest['counts']['queries']:,} queries")
     results = []
     for ds in manifest["days"]:
         results += run_ingest(IngestConfig.load(overrides={**shared, "ds": ds}))
-    print("[2/5] ingest")
+    print("[2/6] ingest")
     print(format_counts(results))
-    print("[3/5] query tiers")
+    print("[3/6] query tiers")
     print(format_summary(run_stratify(StratifyConfig.load(overrides={**shared, "ds": cfg.ds}))))
     edges = build_kg.run(build_kg.BuildKgConfig.load(overrides={**shared, "ds": cfg.ds}))
-    print("[4/5] knowledge graph: " + ", ".join(f"{n:,} {t}" for t, n in sorted(edges.items())))
+    print("[4/6] knowledge graph: " + ", ".join(f"{n:,} {t}" for t, n in sorted(edges.items())))
     if cfg.home_depot and (cfg.data.home_depot_dir / "train.csv.zip").is_file():
         counts = load_home_depot.run(load_home_depot.HomeDepotConfig.load(overrides=shared))
         labels = sum(c.bronze_rows for c in counts if c.source == "human_labels")
@@ -66,7 +66,10 @@ def run(cfg: DemoConfig) -> None:
     per_source: dict[str, int] = {}
     for source, _, rows in pairs:
         per_source[source] = per_source.get(source, 0) + rows
-    print("[5/5] training pairs: " + ", ".join(f"{n:,} {s}" for s, n in per_source.items()))
+    print("[5/6] training pairs: " + ", ".join(f"{n:,} {s}" for s, n in per_source.items()))
+    examples = synth_cot.run(synth_cot.SynthCotConfig.load(overrides={**shared, "ds": cfg.ds}))
+    print(f"[6/6] SFT examples: {sum(examples.values()):,} ({examples[('hard_case', 'L2')]:,} hard cases) "
+          "in gold.sft_examples")
     print(f"\ndone in {time.perf_counter() - started:.0f}s; Delta tables under {Path(cfg.lakehouse.root).resolve()}")
 
 

@@ -1,5 +1,9 @@
 """Teacher training stages: SFT on synthesised reasoning, then RL (GRPO) with pure rewards.
 
+    lore init-teacher --ds 2026-01-31                 # tiny Qwen2 + tokenizer -> artifacts/teacher-base
+    lore train sft --ds 2026-01-31 --max-steps 200    # -> artifacts/teacher-sft
+    lore train rl --ds 2026-01-31 --max-steps 50      # -> artifacts/teacher-rl
+
 One typed config and one function per stage (TRL's layout). Both read ``gold.sft_examples``
 for ``ds`` with delta-rs (no Spark session), load the model by path (the tiny default or a real
 checkpoint), train on the CPU or GPU that is there, and save an HF model directory.
@@ -26,6 +30,13 @@ log = logging.getLogger("lore.training")
 
 class StageConfig(JobConfig):
     """Settings shared by the training stages; ``ds`` selects the gold.sft_examples partition."""
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--model", dest="model_path", help="HF model directory to start from.")
+        parser.add_argument("--out", dest="output_dir", help="Where to save the trained model.")
+        parser.add_argument("--max-steps", dest="max_steps", type=int)
 
     model_path: Path = Field(Path("artifacts/teacher-base"), description="HF model directory to start from.")
     output_dir: Path = Field(Path("artifacts/teacher-sft"), description="Where the trained model is saved.")
@@ -152,3 +163,52 @@ def _save(trainer, tokenizer, output_dir: Path, merge: bool) -> None:
     model.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
     log.info("saved %s", output_dir)
+
+
+class InitTeacherConfig(JobConfig):
+    """Build the default tiny teacher with a tokenizer trained on this day's SFT examples."""
+
+    output_dir: Path = Field(Path("artifacts/teacher-base"), description="Where the HF model directory goes.")
+    vocab_size: int = Field(4096, ge=300)
+    max_texts: int = Field(20_000, ge=1, description="Examples the tokenizer is trained on.")
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--out", dest="output_dir")
+
+
+def run_init_teacher(cfg: InitTeacherConfig) -> Path:
+    from lore_ml.modeling import TinyQwenSpec, init_teacher
+
+    stage = StageConfig.load(overrides={**cfg.model_dump(include={"lakehouse", "ds"}), "max_examples": cfg.max_texts})
+    examples = load_examples(stage, ("prompt", "completion"))
+    texts = (p + c for p, c in zip(examples["prompt"], examples["completion"]))
+    return init_teacher(texts, cfg.output_dir, TinyQwenSpec(vocab_size=cfg.vocab_size))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``lore init-teacher``, ``lore train sft`` and ``lore train rl``."""
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    stages = {"sft": (SftConfig, run_sft), "rl": (RlConfig, run_rl)}
+    if not argv or argv[0] not in stages:
+        print("usage: lore train {sft,rl} --ds YYYY-MM-DD [options]  (see --help of each)")
+        return 2
+    config_class, stage = stages[argv[0]]
+    cfg = config_class.from_cli(argv[1:], prog=f"lore train {argv[0]}")
+    history = stage(cfg)
+    losses = [h["loss"] for h in history if "loss" in h]
+    print(f"{argv[0]}: {len(losses)} logged steps, first loss {losses[0]:.4f}, last {losses[-1]:.4f}; "
+          f"model saved to {cfg.output_dir}")
+    return 0
+
+
+def init_teacher_main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cfg = InitTeacherConfig.from_cli(argv, prog="lore init-teacher")
+    print(f"teacher base model saved to {run_init_teacher(cfg)}")
+    return 0
+
