@@ -270,7 +270,10 @@ def conform(df: DataFrame, expected: StructType, table: str) -> DataFrame:
 
 
 def content_hash(df: DataFrame) -> str:
-    """Order-independent SHA-256 of a DataFrame's rows: equal hashes mean equal contents."""
+    """Order-independent SHA-256 of a DataFrame's rows: equal hashes mean equal contents.
+
+    Collects the rows to the driver: meant for tests and small partitions, not 10M-row tables.
+    """
     rows = sorted(repr(tuple(row)) for row in df.collect())
     digest = hashlib.sha256()
     for row in rows:

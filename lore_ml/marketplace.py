@@ -304,7 +304,7 @@ class Marketplace:
     @cached_property
     def items(self) -> list[Item]:
         leaves = sorted(self.world.leaves)
-        official = {name.removesuffix(" Official Store"): s for s in self.shops if (name := s[1]) and s[2] == "official"}
+        official = {shop[1].removesuffix(" Official Store"): shop for shop in self.shops if shop[2] == "official"}
         others = [s for s in self.shops if s[2] == "other"]
         return [
             self._make_item(i, self.world.leaves[leaves[i % len(leaves)]], official, others)

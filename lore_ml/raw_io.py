@@ -13,6 +13,7 @@ Staged columns: the expected fields (string), ``_line`` (int64, order within the
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from dataclasses import dataclass
@@ -108,7 +109,8 @@ def _read_csv(path: Path, fields: Sequence[str]) -> Iterator[pa.Table]:
         bad_rows.append(row.text)
         return "skip"
 
-    header = path.open("rb").readline().decode("utf-8", "replace").strip().split(",")
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        header = next(csv.reader(handle), [])
     convert = pacsv.ConvertOptions(column_types={name: pa.binary() for name in header}, strings_can_be_null=False)
     parse = pacsv.ParseOptions(invalid_row_handler=keep_bad_row, newlines_in_values=False)
     reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=8 << 20), parse_options=parse,

@@ -144,12 +144,3 @@ def require_delta(spark: SparkSession, config: SparkConfig) -> None:
             f"Delta Lake classes ({DELTA_SQL_EXTENSION}) are not on the JVM classpath although "
             f"spark.delta_jars_dir/delta_packages are set: {exc}"
         ) from exc
-
-
-def stop_all() -> None:
-    """Stop the active session and any embedded Sail server (tests, CLI exit)."""
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        active.stop()
-    while _sail_servers:
-        _sail_servers.pop().stop()
