@@ -84,10 +84,22 @@ def load_examples(cfg: StageConfig, columns: Sequence[str]):
     return Dataset.from_pandas(frame[list(columns)], preserve_index=False)
 
 
-def _device_kwargs() -> dict[str, Any]:
+def _trainer_args(cfg: StageConfig) -> dict[str, Any]:
+    """Arguments both TRL configs take the same way: steps, batch, logging, device."""
     import torch
 
-    return {"use_cpu": not torch.cuda.is_available(), "bf16": torch.cuda.is_available()}
+    return {
+        "output_dir": str(cfg.output_dir),
+        "max_steps": cfg.max_steps,
+        "per_device_train_batch_size": cfg.batch_size,
+        "learning_rate": cfg.learning_rate,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": [],
+        "seed": cfg.seed,
+        "use_cpu": not torch.cuda.is_available(),
+        "bf16": torch.cuda.is_available(),
+    }
 
 
 def run_sft(cfg: SftConfig, dataset=None) -> list[dict]:
@@ -105,18 +117,10 @@ def run_sft(cfg: SftConfig, dataset=None) -> list[dict]:
         peft_config = LoraConfig(r=cfg.lora_rank, lora_alpha=2 * cfg.lora_rank, target_modules="all-linear",
                                  task_type="CAUSAL_LM")
     args = SFTConfig(
-        output_dir=str(cfg.output_dir),
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate,
         max_length=cfg.max_length,
         completion_only_loss=True,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        seed=cfg.seed,
         deepspeed=str(cfg.deepspeed) if cfg.deepspeed else None,
-        **_device_kwargs(),
+        **_trainer_args(cfg),
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                          peft_config=peft_config)
@@ -135,18 +139,10 @@ def run_rl(cfg: RlConfig, dataset=None, extra_rewards: Sequence[Callable] = ()) 
     model, tokenizer = load_causal_lm(cfg.model_path)
     dataset = dataset if dataset is not None else load_examples(cfg, ("prompt", "label"))
     args = GRPOConfig(
-        output_dir=str(cfg.output_dir),
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size,
         num_generations=cfg.num_generations,
         max_completion_length=cfg.max_completion_length,
-        learning_rate=cfg.learning_rate,
         beta=cfg.beta,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        seed=cfg.seed,
-        **_device_kwargs(),
+        **_trainer_args(cfg),
     )
     trainer = GRPOTrainer(model=model, reward_funcs=[label_reward, format_reward, dimension_reward, *extra_rewards],
                           args=args, train_dataset=dataset, processing_class=tokenizer)
