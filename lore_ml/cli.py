@@ -26,6 +26,7 @@ COMMANDS = {
     "synth-cot": ("jobs.synth_cot", "Training pairs + KG -> gold.sft_examples (prompts + reasoning paths)."),
     "init-teacher": ("lore_ml.training:init_teacher_main", "Tiny Qwen2 teacher + tokenizer trained on the SFT text."),
     "train": ("lore_ml.training", "Train the teacher: `lore train sft` or `lore train rl`."),
+    "eval": ("lore_ml.evaluation", "Evaluate a teacher on human labels: report + gold.eval_reports."),
 }
 
 

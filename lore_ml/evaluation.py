@@ -5,6 +5,8 @@ confusion matrix (rows gold, columns predicted), a per-dimension table for gold 
 (level right, dimension right), the expected calibration error of p(L1..L4) (top label,
 10 equal-width bins), and Spearman's rho between the score ``Σ p(Lk)·gain(Lk)`` and a raw
 rating where the data has one (Home Depot).
+
+    lore eval --ds 2026-01-31 --model artifacts/teacher-rl --dataset home_depot --split test
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
+from pydantic import Field
 
+from lore_ml.config import JobConfig
 from lore_ml.labels import LABELS, RELEVANT_LABELS
 
 DEFAULT_GAINS = (0.0, 0.1, 0.7, 1.0)
@@ -168,3 +172,73 @@ def write_report(metrics: dict, out_dir: str | Path, title: str) -> Path:
         lines += [f"| {d} | {r['n']} | {r['level_right']} | {r['dimension_right']} |" for d, r in metrics["dimensions"].items()]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     return out
+
+
+class EvalConfig(JobConfig):
+    """Evaluate a teacher directory on the human-labelled examples of gold.sft_examples."""
+
+    model_path: Path = Field(Path("artifacts/teacher-rl"), description="HF model directory to evaluate.")
+    split: str = Field("test", description="train | dev | test")
+    dataset: Literal["marketplace", "home_depot", "all"] = Field("marketplace", description="Whose human labels.")
+    max_examples: int | None = Field(2000, ge=1, description="Evaluate at most this many (deterministic).")
+    out_dir: Path = Field(Path("artifacts/eval"), description="Reports go to <out_dir>/<model>-<dataset>-<split>/.")
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--model", dest="model_path")
+        parser.add_argument("--split")
+        parser.add_argument("--dataset", choices=["marketplace", "home_depot", "all"])
+
+
+def run_eval(cfg: EvalConfig) -> tuple[dict, Path]:
+    """Judge the examples, write the report files and a gold.eval_reports row; return both."""
+    import hashlib
+
+    from deltalake import DeltaTable
+    from pyspark.sql import functions as F
+
+    from lore_ml.inference import TransformersJudge
+    from lore_ml.lakehouse import open_lakehouse
+
+    examples = DeltaTable(cfg.lakehouse.table_uri("gold.sft_examples")).to_pandas(
+        columns=["example_id", "query", "item_id", "label", "prompt"],
+        filters=[("ds", "=", cfg.ds_str), ("split", "=", cfg.split), ("kind", "=", "gold")],
+    ).sort_values("example_id")
+    if cfg.dataset != "all":
+        examples = examples[examples["item_id"].str.startswith("hd-") == (cfg.dataset == "home_depot")]
+    examples = examples.head(cfg.max_examples) if cfg.max_examples else examples
+    if examples.empty:
+        raise ValueError(f"no human-labelled examples for ds={cfg.ds_str} split={cfg.split} dataset={cfg.dataset}")
+    labels = DeltaTable(cfg.lakehouse.table_uri("bronze.human_labels")).to_pandas(columns=["query", "item_id", "rating"])
+    ratings = labels.dropna().drop_duplicates(["query", "item_id"]).set_index(["query", "item_id"])["rating"]
+    judge = TransformersJudge(cfg.model_path)
+    predictions = judge.judge(list(examples["prompt"]))
+    metrics = evaluate(
+        list(examples["label"]), [p.label for p in predictions], np.array([p.p for p in predictions]),
+        ratings=[ratings.get((q, i)) for q, i in zip(examples["query"], examples["item_id"])] if cfg.dataset != "marketplace" else None,
+    )
+    model_version = f"{Path(cfg.model_path).name}@{hashlib.sha1(str(Path(cfg.model_path).resolve()).encode()).hexdigest()[:8]}"
+    out = write_report(metrics, cfg.out_dir / f"{Path(cfg.model_path).name}-{cfg.dataset}-{cfg.split}",
+                       f"{model_version} on {cfg.dataset} {cfg.split} (n={metrics['n']})")
+    lakehouse = open_lakehouse(cfg)
+    row = [(f"{model_version}/{cfg.dataset}/{cfg.split}", model_version, cfg.dataset, cfg.split,
+            json.dumps(metrics, sort_keys=True), str(out.resolve()))]
+    new = lakehouse.spark.createDataFrame(row, "report_id string, model_version string, dataset string, split string, "
+                                               "metrics_json string, report_path string")
+    if lakehouse.exists("gold.eval_reports"):  # keep the day's other reports, replace this one
+        kept = lakehouse.read_partition("gold.eval_reports", cfg.ds_str).where(F.col("report_id") != row[0][0]).drop("ds")
+        new = kept.unionByName(new)
+    lakehouse.write_partition(new, "gold.eval_reports", cfg.ds_str)
+    return metrics, out
+
+
+def main(argv: list[str] | None = None) -> int:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cfg = EvalConfig.from_cli(argv, prog="lore eval")
+    metrics, out = run_eval(cfg)
+    shown = {k: round(metrics[k], 3) for k in ("acc2", "acc4", "macro_f1", "ece", "spearman") if metrics.get(k) is not None}
+    print(f"eval {cfg.model_path} on {cfg.dataset}/{cfg.split} (n={metrics['n']}): {shown}; report {out / 'report.md'}")
+    return 0

@@ -28,6 +28,8 @@ TASK = (
     "Reason along the path: (1) the query's demands per dimension; (2) which item field answers "
     "each demand; (3) whether each matches; (4) the rule that decides, by id; then the label."
 )
+THINK_FIRST_INSTRUCTION = "Answer with your reasoning in <think>...</think>, then <label>...</label>."
+LABEL_FIRST_INSTRUCTION = "Answer with <label>...</label> first, then your reasoning in <think>...</think>."
 ITEM_FIELDS = {"title": "title", "shop_name": "shop", "brand": "brand", "category": "category", "price": "price"}
 LABEL_PATTERN = re.compile(r"^L([1-4])(?::([a-z]+))?$")
 _BODY = r"(?:(?!</?(?:think|label)>).)*"  # no nested or repeated tags inside a block
@@ -62,16 +64,21 @@ def build_prompt(
     compact_rules: bool = False,
 ) -> str:
     """The full prompt for one (query, item); ``facts`` come from :meth:`lore_ml.kg.KnowledgeGraph.facts`."""
-    answer = (
-        "Answer with <label>...</label> first, then your reasoning in <think>...</think>."
-        if label_first
-        else "Answer with your reasoning in <think>...</think>, then <label>...</label>."
-    )
+    answer = LABEL_FIRST_INSTRUCTION if label_first else THINK_FIRST_INSTRUCTION
     knowledge = "\n".join(f"- {fact}" for fact in facts) if facts else "- (none)"
     return (
         f"{TASK}\n\nRules:\n{digest(compact_rules)}\n\nKnowledge:\n{knowledge}\n\n"
         f"Query: {query}\nItem:\n{format_item(item)}\n\n{answer}\n"
     )
+
+
+def as_label_first(prompt: str) -> str:
+    """The same prompt asking for the label-first format (what the real-time tier and eval decode)."""
+    if LABEL_FIRST_INSTRUCTION in prompt:
+        return prompt
+    if THINK_FIRST_INSTRUCTION not in prompt:
+        raise ValueError("not a LORE prompt: no answer instruction found")
+    return prompt.replace(THINK_FIRST_INSTRUCTION, LABEL_FIRST_INSTRUCTION)
 
 
 def format_answer(label: str, reasoning: str, *, label_first: bool = False) -> str:

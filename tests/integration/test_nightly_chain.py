@@ -1,5 +1,6 @@
 """The nightly Spark jobs chained on a small generated marketplace, checked against its truth."""
 
+import json
 import os
 import subprocess
 import sys
@@ -96,3 +97,22 @@ def test_sft_examples_parse_and_carry_their_label(chain):
         assert parse_judgment(example["completion"], label_first=label_first).full_label == example["label"]
         assert f"Query: {example['query']}\n" in example["prompt"]
     assert 0.1 < sum(e["completion"].startswith("<label>") for e in examples) / len(examples) < 0.4
+
+
+def test_eval_writes_a_report_and_a_table_row(chain, tmp_path):
+    from jobs import synth_cot
+    from lore_ml.evaluation import EvalConfig, run_eval
+    from lore_ml.modeling import TinyQwenSpec, init_teacher
+
+    _, job, lakehouse = chain
+    synth_cot.run(synth_cot.SynthCotConfig.load(overrides=job))
+    examples = lakehouse.read_partition("gold.sft_examples", DS).limit(200).collect()
+    model = init_teacher((e["prompt"] + e["completion"] for e in examples), tmp_path / "teacher",
+                         TinyQwenSpec(vocab_size=500, hidden_size=32, layers=1, heads=2, kv_heads=1, intermediate_size=64))
+    metrics, out = run_eval(EvalConfig.load(overrides={**job, "model_path": str(model), "max_examples": 6,
+                                                       "out_dir": str(tmp_path / "eval")}))
+    assert metrics["n"] == 6 and 0 <= metrics["acc2"] <= 1 and "ece" in metrics
+    assert (out / "report.md").exists() and (out / "confusion.png").exists()
+    rows = lakehouse.read_partition("gold.eval_reports", DS).collect()
+    assert len(rows) == 1 and rows[0]["report_id"].startswith("teacher@")
+    assert rows[0]["report_id"].endswith("/marketplace/test") and json.loads(rows[0]["metrics_json"])["n"] == 6

@@ -72,3 +72,15 @@ def test_grpo_logs_rewards_and_changes_weights(base, tmp_path):
     assert len(logged) == 3 and all("reward" in h for h in logged)
     assert any("rewards/label_reward/mean" in h for h in logged)
     assert changed(weights(base), tmp_path / "rl")
+
+
+def test_transformers_judge_gives_distributions_and_is_deterministic(base):
+    from lore_ml.inference import TransformersJudge
+    from lore_ml.prompts import build_prompt
+
+    prompts = [build_prompt(q, {"title": t}, compact_rules=True) for q, t, _, _ in PAIRS[:3]]
+    judge = TransformersJudge(base, batch_size=2)
+    first, second = judge.judge(prompts), judge.judge(prompts)
+    assert [p.label for p in first] == [p.label for p in second]
+    for prediction in first:
+        assert abs(sum(prediction.p) - 1) < 1e-6 and prediction.label.split(":")[0] in ("L1", "L2", "L3", "L4")
