@@ -8,9 +8,9 @@ STAMP := $(VENV)/.installed
 DS ?= 2026-01-31
 ROWS ?= 200000
 
-.PHONY: setup redis demo test test-slow test-all bench clean
+.PHONY: setup redis java demo test test-slow test-all bench clean
 
-setup: $(STAMP) redis  ## Create .venv with the pinned stack and make sure Redis is reachable
+setup: $(STAMP) redis java  ## Create .venv with the pinned stack; make sure Redis answers and Java is there
 
 $(STAMP): requirements.txt constraints.txt setup.py
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
@@ -20,6 +20,9 @@ $(STAMP): requirements.txt constraints.txt setup.py
 	$(VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
 	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
+
+java:  ## Install Debian's headless JRE 17 when no java is on PATH (JVM Spark runtime)
+	@bash scripts/ensure_java.sh
 
 redis:  ## Install Debian's redis-server when no Redis answers on 127.0.0.1:6379, and start it
 	@bash scripts/ensure_redis.sh
@@ -38,6 +41,7 @@ test-all: setup
 
 bench: setup  ## Re-run the benchmarks; each prints a table
 	$(PY) bench/ingest_throughput.py
+	$(PY) bench/spark_jobs.py
 
 clean:
 	rm -rf lakehouse data/raw artifacts .pytest_cache
