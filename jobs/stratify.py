@@ -43,9 +43,9 @@ def transform_searches_per_query(logs: DataFrame) -> DataFrame:
     """
     from lore_ml.spark_udfs import query_hash_column, with_query_norm
 
-    per_raw = logs.groupBy("query").agg(F.countDistinct("request_id").alias("searches"))
+    per_raw = logs.select("query", "request_id").distinct().groupBy("query").agg(F.count("*").alias("searches"))
     return (
-        with_query_norm(per_raw)
+        with_query_norm(per_raw, unique_keys=True)  # one row per raw query after the groupBy
         .where(F.col("query_norm") != "")
         .groupBy("query_norm")
         .agg(F.sum("searches").cast("long").alias("searches"))

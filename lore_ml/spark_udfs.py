@@ -13,26 +13,36 @@ from typing import Callable, Iterator
 import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
 
 from lore_ml.labels import split_for_query
 from lore_ml.text import normalize_query
 
 
-def with_python_column(df: DataFrame, key_col: str, fn: Callable[[str], str], out_col: str) -> DataFrame:
-    """``df`` plus ``out_col = fn(key_col)``, computed once per distinct non-null key."""
+def with_python_column(
+    df: DataFrame, key_col: str, fn: Callable[[str], str], out_col: str, unique_keys: bool = False
+) -> DataFrame:
+    """``df`` plus ``out_col = fn(key_col)``, computed once per distinct non-null key.
+
+    With ``unique_keys`` (the caller guarantees one row per key, e.g. right after a groupBy on
+    it) the function is mapped over ``df`` itself: one pass instead of distinct + join, which on
+    Sail would compute ``df`` twice.
+    """
 
     def apply(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
-            yield batch.assign(**{out_col: batch[key_col].map(fn)})
+            yield batch.assign(**{out_col: batch[key_col].map(fn, na_action="ignore")})
 
+    if unique_keys:
+        return df.mapInPandas(apply, StructType(df.schema.fields + [StructField(out_col, StringType())]))
     keys = df.select(key_col).where(F.col(key_col).isNotNull()).distinct()
     mapped = keys.mapInPandas(apply, f"`{key_col}` string, `{out_col}` string")
     return df.join(mapped, key_col, "left")
 
 
-def with_query_norm(df: DataFrame, query_col: str = "query") -> DataFrame:
+def with_query_norm(df: DataFrame, query_col: str = "query", unique_keys: bool = False) -> DataFrame:
     """``df`` plus ``query_norm`` = :func:`lore_ml.text.normalize_query` of ``query_col`` (null stays null)."""
-    return with_python_column(df, query_col, normalize_query, "query_norm")
+    return with_python_column(df, query_col, normalize_query, "query_norm", unique_keys)
 
 
 def with_split(df: DataFrame, query_col: str, out_col: str = "split") -> DataFrame:
