@@ -210,6 +210,7 @@ class MissingCatalog(RuntimeError):
 def ingest_source(lakehouse, cfg: IngestConfig, source: str) -> SourceCounts | None:
     from tqdm import tqdm
 
+    from lore_ml.lakehouse import staging_path
     from lore_ml.raw_io import find_drop_files, stage_drop
 
     started = time.perf_counter()
@@ -217,7 +218,7 @@ def ingest_source(lakehouse, cfg: IngestConfig, source: str) -> SourceCounts | N
     if not files:
         log.info("%s: no raw drop for %s, partition left as it is", source, cfg.ds_str)
         return None
-    staging = Path(lakehouse.config.table_uri(f"_staging.{source}")) / f"ds={cfg.ds_str}"
+    staging = Path(staging_path(lakehouse.config, source, cfg.ds_str))
     with tqdm(desc=f"stage {source}", unit="row", unit_scale=True, disable=None, file=sys.stderr) as bar:
         staged = stage_drop(files, RAW_FIELDS[source], staging, on_rows=bar.update)
     raw = lakehouse.spark.read.parquet(str(staged.path))

@@ -248,7 +248,7 @@ def run(cfg: MinePairsConfig) -> list[tuple]:
     log.info("position propensities: %s", {k: round(v, 3) for k, v in theta.items()})
     weak = transform_weak_labels(transform_behaviour(logs, theta), cfg)
     catalog = lakehouse.read_snapshot("bronze.catalog", cfg.ds_str)
-    if lakehouse.latest_partition("silver.kg_edges", cfg.ds_str) == cfg.ds_str and catalog is not None:
+    if lakehouse.has_partition("silver.kg_edges", cfg.ds_str) and catalog is not None:
         kg_edges = lakehouse.read_partition("silver.kg_edges", cfg.ds_str)
         weak = weak.unionByName(transform_hard_negatives(logs.select("query"), catalog, kg_edges, cfg))
     else:

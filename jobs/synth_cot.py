@@ -112,7 +112,8 @@ def run(cfg: SynthCotConfig) -> Counter:
     from tqdm import tqdm
 
     from lore_ml.kg import KnowledgeGraph
-    from lore_ml.lakehouse import open_lakehouse, schema_of
+    from lore_ml.labels import label_level
+    from lore_ml.lakehouse import open_lakehouse, schema_of, staging_path
 
     lakehouse = open_lakehouse(cfg)
     spark = lakehouse.spark
@@ -130,7 +131,7 @@ def run(cfg: SynthCotConfig) -> Counter:
     for item in items.values():
         for dimension, value in item["attributes"].items():
             vocabulary.setdefault(dimension, set()).add(str(value).lower())
-    if lakehouse.latest_partition("silver.kg_edges", cfg.ds_str) == cfg.ds_str:
+    if lakehouse.has_partition("silver.kg_edges", cfg.ds_str):
         kg = KnowledgeGraph.load(cfg.lakehouse, cfg.ds_str)
     else:
         log.warning("no silver.kg_edges for %s: prompts carry no KG facts (run jobs.build_kg first)", cfg.ds_str)
@@ -141,11 +142,11 @@ def run(cfg: SynthCotConfig) -> Counter:
     # the Connect channel (which caps one message at 128 MiB).
     columns = [f.name for f in schema_of("gold.sft_examples").fields if f.name != "ds"]  # all strings
     table = pa.table({c: pa.array([e[c] for e in examples], pa.string()) for c in columns})
-    staged = Path(cfg.lakehouse.table_uri("_staging.sft_examples")) / f"ds={cfg.ds_str}"
+    staged = Path(staging_path(cfg.lakehouse, "sft_examples", cfg.ds_str))
     staged.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, staged / "part-00000.parquet")
     lakehouse.write_partition(spark.read.parquet(str(staged)), "gold.sft_examples", cfg.ds_str)
-    return Counter((e["kind"], e["label"].split(":")[0]) for e in examples)
+    return Counter((e["kind"], label_level(e["label"])) for e in examples)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,13 +20,9 @@ import numpy as np
 from pydantic import Field
 
 from lore_ml.config import JobConfig
-from lore_ml.labels import LABELS, RELEVANT_LABELS
+from lore_ml.labels import LABELS, RELEVANT_LABELS, label_level
 
 DEFAULT_GAINS = (0.0, 0.1, 0.7, 1.0)
-
-
-def level(label: str) -> str:
-    return label.split(":", 1)[0]
 
 
 def scores_from(probabilities: np.ndarray, gains: Sequence[float] = DEFAULT_GAINS) -> np.ndarray:
@@ -78,8 +74,8 @@ def evaluate(
 
     if len(gold) != len(predicted) or not gold:
         raise ValueError(f"need equally many gold and predicted labels, got {len(gold)} and {len(predicted)}")
-    gold_levels = [level(g) for g in gold]
-    pred_levels = [level(p) for p in predicted]
+    gold_levels = [label_level(g) for g in gold]
+    pred_levels = [label_level(p) for p in predicted]
     per_class = f1_score(gold_levels, pred_levels, labels=list(LABELS), average=None, zero_division=0)
     metrics: dict = {
         "n": len(gold),
@@ -116,7 +112,7 @@ def _dimension_table(gold: Sequence[str], predicted: Sequence[str]) -> dict[str,
             continue
         row = table[dimension]
         row["n"] += 1
-        row["level_right"] += level(p) == "L2"
+        row["level_right"] += label_level(p) == "L2"
         row["dimension_right"] += p == g
     return dict(sorted(table.items()))
 

@@ -66,6 +66,15 @@ def rating_to_label(rating: float) -> str:
     return "L4"
 
 
+def label_level(label: str) -> str:
+    """The level of a label that may name a dimension.
+
+    >>> label_level("L2:brand"), label_level("L4")
+    ('L2', 'L4')
+    """
+    return label.split(":", 1)[0]
+
+
 def is_relevant(label: str) -> bool:
     """Binary relevance: L3 and L4 are relevant; ``L2:brand`` style labels are accepted."""
-    return label.split(":", 1)[0] in RELEVANT_LABELS
+    return label_level(label) in RELEVANT_LABELS

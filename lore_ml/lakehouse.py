@@ -216,19 +216,28 @@ class Lakehouse:
         )
         return row["latest"]
 
+    def has_partition(self, table: str, ds: str) -> bool:
+        """Whether ``table`` has rows for exactly ``ds``."""
+        return self.latest_partition(table, ds) == ds
+
     def read_snapshot(self, table: str, ds: str) -> DataFrame | None:
         """The newest partition at or before ``ds``, or None when there is none."""
         latest = self.latest_partition(table, ds)
         return None if latest is None else self.read_partition(table, latest)
 
 
+def staging_path(lakehouse: LakehouseConfig, name: str, ds: str) -> str:
+    """``<root>/_staging/<name>/ds=<ds>``: scratch space of one job run, overwritten by the next."""
+    return f"{lakehouse.table_uri(f'_staging.{name}')}/ds={_checked_ds(ds)}"
+
+
 def stage(df: DataFrame, lakehouse: LakehouseConfig, name: str, ds: str) -> DataFrame:
-    """Materialise an intermediate result as Parquet under ``<root>/_staging/<name>/ds=<ds>``.
+    """Materialise an intermediate result as Parquet at :func:`staging_path`.
 
     Sail has no effective ``cache()``: a plan that uses one Python-computed result in several
     branches recomputes it in each. Jobs stage such results once; the next run overwrites them.
     """
-    path = f"{lakehouse.table_uri(f'_staging.{name}')}/ds={_checked_ds(ds)}"
+    path = staging_path(lakehouse, name, ds)
     df.write.mode("overwrite").parquet(path)
     return df.sparkSession.read.parquet(path)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from lore_ml.labels import RELEVANT_LABELS
+from lore_ml.labels import RELEVANT_LABELS, label_level
 from lore_ml.prompts import MalformedOutput, parse_judgment
 
 
@@ -53,7 +53,7 @@ def label_reward(completions: Sequence[Any], label: Sequence[str], label_first: 
     scores = []
     for completion, gold in zip(completions, label):
         judgment = _parse(completion, label_first)
-        scores.append(0.0 if judgment is None else label_score(judgment.label, gold.split(":", 1)[0]))
+        scores.append(0.0 if judgment is None else label_score(judgment.label, label_level(gold)))
     return scores
 
 
