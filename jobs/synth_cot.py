@@ -15,15 +15,11 @@ import hashlib
 import logging
 import sys
 from collections import Counter
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
 from lore_ml.config import JobConfig
-
-log = logging.getLogger("lore.synth_cot")
-
 
 class SynthCotConfig(JobConfig):
     """Build gold.sft_examples for one day from silver.training_pairs."""
@@ -107,45 +103,28 @@ def _replacement(dimension: str, item: dict, kg, vocabulary: dict[str, list[str]
 def run(cfg: SynthCotConfig) -> Counter:
     """Write gold.sft_examples for cfg.ds; return counts per (kind, label)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
     from pyspark.sql import functions as F
     from tqdm import tqdm
 
-    from lore_ml.kg import KnowledgeGraph
     from lore_ml.labels import label_level
-    from lore_ml.lakehouse import open_lakehouse, schema_of, staging_path
+    from lore_ml.lakehouse import open_lakehouse, schema_of
+    from lore_ml.pair_context import load_items, load_kg
 
     lakehouse = open_lakehouse(cfg)
-    spark = lakehouse.spark
     pairs = lakehouse.read_partition("silver.training_pairs", cfg.ds_str).where(F.col("confidence") >= cfg.min_confidence)
     pairs = pairs.orderBy(F.xxhash64("query_norm", "item_id")).limit(cfg.max_pairs)
     pair_rows = [r.asDict() for r in pairs.select("query", "item_id", "label", "dimension", "source", "split").collect()]
-    catalog = lakehouse.read_snapshot("bronze.catalog", cfg.ds_str)
-    hd_catalog = lakehouse.read("bronze.catalog").where(F.col("item_id").startswith("hd-"))
-    wanted = spark.createDataFrame([(i,) for i in {p["item_id"] for p in pair_rows}], "item_id string")
-    items = {}
-    for frame in ([catalog] if catalog is not None else []) + [hd_catalog]:
-        for row in frame.join(wanted, "item_id").collect():
-            items.setdefault(row["item_id"], {**row.asDict(), "attributes": dict(row["attributes"] or {})})
+    items = load_items(lakehouse, cfg.ds_str, (p["item_id"] for p in pair_rows))
     vocabulary: dict[str, set[str]] = {}
     for item in items.values():
         for dimension, value in item["attributes"].items():
             vocabulary.setdefault(dimension, set()).add(str(value).lower())
-    if lakehouse.has_partition("silver.kg_edges", cfg.ds_str):
-        kg = KnowledgeGraph.load(cfg.lakehouse, cfg.ds_str)
-    else:
-        log.warning("no silver.kg_edges for %s: prompts carry no KG facts (run jobs.build_kg first)", cfg.ds_str)
-        kg = KnowledgeGraph()
+    kg = load_kg(lakehouse, cfg.ds_str)
     with tqdm(total=len(pair_rows), desc="synth-cot", unit="pair", disable=None, file=sys.stderr) as bar:
         examples = synthesize_examples(pair_rows, items, kg, {k: sorted(v) for k, v in vocabulary.items()}, cfg, bar)
-    # Examples are large (a prompt is a few kB): hand them to Spark as a Parquet file, not over
-    # the Connect channel (which caps one message at 128 MiB).
     columns = [f.name for f in schema_of("gold.sft_examples").fields if f.name != "ds"]  # all strings
-    table = pa.table({c: pa.array([e[c] for e in examples], pa.string()) for c in columns})
-    staged = Path(staging_path(cfg.lakehouse, "sft_examples", cfg.ds_str))
-    staged.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, staged / "part-00000.parquet")
-    lakehouse.write_partition(spark.read.parquet(str(staged)), "gold.sft_examples", cfg.ds_str)
+    lakehouse.write_arrow(pa.table({c: pa.array([e[c] for e in examples], pa.string()) for c in columns}),
+                          "gold.sft_examples", cfg.ds_str)
     return Counter((e["kind"], label_level(e["label"])) for e in examples)
 
 

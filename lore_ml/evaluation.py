@@ -189,7 +189,6 @@ class EvalConfig(JobConfig):
 
 def run_eval(cfg: EvalConfig) -> tuple[dict, Path]:
     """Judge the examples, write the report files and a gold.eval_reports row; return both."""
-    import hashlib
 
     from deltalake import DeltaTable
     from pyspark.sql import functions as F
@@ -209,12 +208,12 @@ def run_eval(cfg: EvalConfig) -> tuple[dict, Path]:
     labels = DeltaTable(cfg.lakehouse.table_uri("bronze.human_labels")).to_pandas(columns=["query", "item_id", "rating"])
     ratings = labels.dropna().drop_duplicates(["query", "item_id"]).set_index(["query", "item_id"])["rating"]
     judge = TransformersJudge(cfg.model_path)
+    model_version = judge.model_version
     predictions = judge.judge(list(examples["prompt"]))
     metrics = evaluate(
         list(examples["label"]), [p.label for p in predictions], np.array([p.p for p in predictions]),
         ratings=[ratings.get((q, i)) for q, i in zip(examples["query"], examples["item_id"])] if cfg.dataset != "marketplace" else None,
     )
-    model_version = f"{Path(cfg.model_path).name}@{hashlib.sha1(str(Path(cfg.model_path).resolve()).encode()).hexdigest()[:8]}"
     out = write_report(metrics, cfg.out_dir / f"{Path(cfg.model_path).name}-{cfg.dataset}-{cfg.split}",
                        f"{model_version} on {cfg.dataset} {cfg.split} (n={metrics['n']})")
     lakehouse = open_lakehouse(cfg)

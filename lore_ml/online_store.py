@@ -1,0 +1,247 @@
+"""The Redis online store: key layout, packed judgments, versioned fills (DESIGN.md §4).
+
+Keys (``lore`` is ``redis.key_prefix``):
+
+* ``lore:active``                 → the version readers use (one ``SET`` switches it)
+* ``lore:v:{ver}:q:{query_hash}`` → hash ``item_id → packed judgment``
+* ``lore:v:{ver}:tier``           → hash ``query_hash → head|mid`` (absent = tail)
+* ``lore:v:{ver}:meta``           → hash: ds, model versions, counts, state (filling|complete)
+* ``lore:tail:queue``             → stream of tail requests for the write-back worker
+
+A fill writes every key of a new version with a *pending* TTL (an abandoned fill cleans itself
+up), records how many batches are done (a re-run resumes there), then makes the keys
+persistent, switches ``lore:active`` in one transaction — refusing to replace a newer day
+unless forced (Feast's rule: never overwrite newer with older) — and gives the previous
+version's keys a TTL, so readers mid-request finish on complete data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping, Sequence
+
+log = logging.getLogger("lore.online_store")
+
+SCORE_GAINS = {"L1": 0.0, "L2": 0.1, "L3": 0.7, "L4": 1.0}
+
+
+def score(p: Sequence[float], gains: Mapping[str, float] = SCORE_GAINS) -> float:
+    """``sum_k p(Lk) * gain(Lk)`` (DESIGN.md §1).
+
+    >>> round(score([0.0, 0.5, 0.0, 0.5]), 3)
+    0.55
+    """
+    return float(sum(prob * gains[label] for prob, label in zip(p, ("L1", "L2", "L3", "L4"))))
+
+
+def pack(label: str, p: Sequence[float], model_version: str) -> str:
+    """A judgment as the compact JSON stored per item; score is derived from p on unpack.
+
+    >>> pack("L2:brand", [0.1, 0.7, 0.1, 0.1], "teacher@abc")
+    '["L2:brand",[0.1,0.7,0.1,0.1],"teacher@abc"]'
+    """
+    return json.dumps([label, [round(float(x), 4) for x in p], model_version], separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class CachedJudgment:
+    label: str
+    p: list[float]
+    score: float
+    model_version: str
+
+
+def unpack(raw: bytes | str) -> CachedJudgment:
+    """The inverse of :func:`pack`.
+
+    >>> unpack(pack("L4", [0, 0, 0.2, 0.8], "m")).score
+    0.94
+    """
+    label, p, model_version = json.loads(raw)
+    return CachedJudgment(label, p, round(score(p), 4), model_version)
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "lore"
+
+    @property
+    def active(self) -> str:
+        return f"{self.prefix}:active"
+
+    @property
+    def tail_queue(self) -> str:
+        return f"{self.prefix}:tail:queue"
+
+    def query(self, version: str, query_hash: str) -> str:
+        return f"{self.prefix}:v:{version}:q:{query_hash}"
+
+    def tier(self, version: str) -> str:
+        return f"{self.prefix}:v:{version}:tier"
+
+    def meta(self, version: str) -> str:
+        return f"{self.prefix}:v:{version}:meta"
+
+    def version_pattern(self, version: str) -> str:
+        return f"{self.prefix}:v:{version}:*"
+
+
+def connect(redis_cfg, **options):
+    """A Redis client from ``RedisConfig`` (``rediss://`` URLs use TLS; password from the env)."""
+    import redis
+
+    password = redis_cfg.password.get_secret_value() if redis_cfg.password else None
+    options.setdefault("socket_timeout", 5.0)
+    options.setdefault("socket_connect_timeout", 2.0)
+    options.setdefault("health_check_interval", 30)
+    return redis.Redis.from_url(redis_cfg.url, password=password, **options)
+
+
+class StaleVersion(RuntimeError):
+    """The active version holds a newer day than the one being switched to."""
+
+
+@dataclass
+class FillResult:
+    version: str
+    queries: int
+    judgments: int
+    tier_entries: int
+    bytes_written: int
+    batches_resumed: int
+    switched: bool
+    previous_version: str | None
+
+
+class CacheWriter:
+    """Writes one cache version and switches readers to it."""
+
+    def __init__(self, client, keys: Keys = Keys(), pending_ttl_s: int = 86_400, old_version_ttl_s: int = 6 * 3600):
+        self.client = client
+        self.keys = keys
+        self.pending_ttl_s = pending_ttl_s
+        self.old_version_ttl_s = old_version_ttl_s
+
+    def active_version(self) -> str | None:
+        value = self.client.get(self.keys.active)
+        return value.decode() if value is not None else None
+
+    def fill(
+        self,
+        version: str,
+        ds: str,
+        batches: Sequence[Mapping[str, Mapping[str, str]]],
+        tiers: Mapping[str, str],
+        meta: Mapping[str, str] | None = None,
+        *,
+        force: bool = False,
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> FillResult:
+        """Write ``batches`` (each ``{query_hash: {item_id: packed}}``) and ``tiers`` as ``version``, then switch.
+
+        Batches already written by an interrupted run of the same version are skipped.
+        ``on_batch(done, total)`` is called after each batch (progress bars, tests).
+        """
+        meta_key, previous = self.keys.meta(version), self.active_version()
+        if previous == version:
+            log.info("version %s is already active: nothing to write", version)
+            return FillResult(version, 0, 0, 0, 0, 0, False, previous)
+        self._refuse_stale(previous, ds, force)
+        done = int(self.client.hget(meta_key, "batches_done") or 0)
+        if done:
+            log.info("resuming version %s after %d of %d batches", version, done, len(batches))
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(meta_key, mapping={"ds": ds, "state": "filling", **(meta or {})})
+        pipe.expire(meta_key, self.pending_ttl_s)
+        pipe.execute()
+        queries = judgments = written = 0
+        for index, batch in enumerate(batches):
+            if index >= done:
+                for query_hash, items in batch.items():
+                    key = self.keys.query(version, query_hash)
+                    pipe.delete(key)  # a resumed batch is rewritten whole
+                    pipe.hset(key, mapping=dict(items))
+                    pipe.expire(key, self.pending_ttl_s)
+                    written += len(key) + sum(len(k) + len(v) for k, v in items.items())
+                pipe.hset(meta_key, "batches_done", index + 1)
+                pipe.execute()
+            queries += len(batch)
+            judgments += sum(len(items) for items in batch.values())
+            if on_batch:
+                on_batch(index + 1, len(batches))
+        tier_key = self.keys.tier(version)
+        pipe.delete(tier_key)
+        tier_items = list(tiers.items())
+        for start in range(0, len(tier_items), 10_000):
+            pipe.hset(tier_key, mapping=dict(tier_items[start : start + 10_000]))
+        pipe.expire(tier_key, self.pending_ttl_s)
+        pipe.hset(meta_key, mapping={"queries": queries, "judgments": judgments, "tier_entries": len(tiers)})
+        pipe.execute()
+        written += sum(len(k) + len(v) for k, v in tier_items)
+        self._persist(version)
+        self.client.hset(meta_key, "state", "complete")
+        self._switch(version, ds, force)
+        return FillResult(version, queries, judgments, len(tiers), written, done, True, previous)
+
+    def _refuse_stale(self, active: str | None, ds: str, force: bool) -> None:
+        if active is None or force:
+            return
+        active_ds = self.client.hget(self.keys.meta(active), "ds")
+        if active_ds is not None and active_ds.decode() > ds:
+            raise StaleVersion(f"active cache version {active} holds ds={active_ds.decode()}, newer than {ds}; "
+                               "pass --force to switch back to an older day")
+
+    def _version_keys(self, version: str) -> Iterable[bytes]:
+        return self.client.scan_iter(match=self.keys.version_pattern(version), count=1000)
+
+    def _persist(self, version: str) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for key in self._version_keys(version):
+            pipe.persist(key)
+        pipe.execute()
+
+    def _switch(self, version: str, ds: str, force: bool) -> None:
+        """Point ``active`` at ``version`` in one transaction; expire the version it replaced."""
+        import redis
+
+        with self.client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(self.keys.active)
+                    current = pipe.get(self.keys.active)
+                    current = current.decode() if current is not None else None
+                    self._refuse_stale(current, ds, force)
+                    pipe.multi()
+                    pipe.set(self.keys.active, version)
+                    pipe.execute()
+                    break
+                except redis.WatchError:  # another fill switched meanwhile: re-check against it
+                    continue
+        if current is not None and current != version:
+            expire = self.client.pipeline(transaction=False)
+            for key in self._version_keys(current):
+                expire.expire(key, self.old_version_ttl_s)
+            expire.execute()
+            log.info("switched %s -> %s; old keys expire in %ds", current, version, self.old_version_ttl_s)
+
+
+class CacheReader:
+    """What the shim and the worker read: the active version, tiers and judgments."""
+
+    def __init__(self, client, keys: Keys = Keys()):
+        self.client = client
+        self.keys = keys
+
+    def active_version(self) -> str | None:
+        value = self.client.get(self.keys.active)
+        return value.decode() if value is not None else None
+
+    def lookup(self, version: str, query_hash: str, item_ids: Sequence[str]) -> tuple[str | None, list[CachedJudgment | None]]:
+        """(tier or None for tail, cached judgment or None per item) in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hget(self.keys.tier(version), query_hash)
+        pipe.hmget(self.keys.query(version, query_hash), list(item_ids))
+        tier, values = pipe.execute()
+        return (tier.decode() if tier is not None else None), [unpack(v) if v is not None else None for v in values]
