@@ -63,3 +63,20 @@ def home_depot_dir():
     if not (DEFAULT_HOME_DEPOT_DIR / "train.csv.zip").is_file():
         pytest.skip(f"Home Depot data not found at {DEFAULT_HOME_DEPOT_DIR} (set by the checkout layout ../shared)")
     return DEFAULT_HOME_DEPOT_DIR
+
+
+@pytest.fixture(scope="session")
+def redis_client():
+    """The local redis-server `make setup` starts; a missing server fails loudly (never a skip)."""
+    import redis
+
+    from lore_ml.config import RedisConfig
+    from lore_ml.online_store import connect
+
+    config = RedisConfig()
+    client = connect(config)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        pytest.fail(f"no redis-server at {config.url} ({exc}): run `make redis` (scripts/ensure_redis.sh)")
+    return client

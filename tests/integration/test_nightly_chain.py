@@ -99,20 +99,89 @@ def test_sft_examples_parse_and_carry_their_label(chain):
     assert 0.1 < sum(e["completion"].startswith("<label>") for e in examples) / len(examples) < 0.4
 
 
-def test_eval_writes_a_report_and_a_table_row(chain, tmp_path):
+@pytest.fixture(scope="module")
+def tiny_teacher(chain, tmp_path_factory):
+    """A tiny teacher whose tokenizer is trained on the chain's SFT examples."""
     from jobs import synth_cot
-    from lore_ml.evaluation import EvalConfig, run_eval
     from lore_ml.modeling import TinyQwenSpec, init_teacher
 
     _, job, lakehouse = chain
     synth_cot.run(synth_cot.SynthCotConfig.load(overrides=job))
     examples = lakehouse.read_partition("gold.sft_examples", DS).limit(200).collect()
-    model = init_teacher((e["prompt"] + e["completion"] for e in examples), tmp_path / "teacher",
-                         TinyQwenSpec(vocab_size=500, hidden_size=32, layers=1, heads=2, kv_heads=1, intermediate_size=64))
-    metrics, out = run_eval(EvalConfig.load(overrides={**job, "model_path": str(model), "max_examples": 6,
+    return init_teacher((e["prompt"] + e["completion"] for e in examples), tmp_path_factory.mktemp("teacher") / "teacher",
+                        TinyQwenSpec(vocab_size=500, hidden_size=32, layers=1, heads=2, kv_heads=1, intermediate_size=64))
+
+
+def test_eval_writes_a_report_and_a_table_row(chain, tiny_teacher, tmp_path):
+    from lore_ml.evaluation import EvalConfig, run_eval
+
+    _, job, lakehouse = chain
+    metrics, out = run_eval(EvalConfig.load(overrides={**job, "model_path": str(tiny_teacher), "max_examples": 6,
                                                        "out_dir": str(tmp_path / "eval")}))
     assert metrics["n"] == 6 and 0 <= metrics["acc2"] <= 1 and "ece" in metrics
     assert (out / "report.md").exists() and (out / "confusion.png").exists()
     rows = lakehouse.read_partition("gold.eval_reports", DS).collect()
     assert len(rows) == 1 and rows[0]["report_id"].startswith("teacher@")
     assert rows[0]["report_id"].endswith("/marketplace/test") and json.loads(rows[0]["metrics_json"])["n"] == 6
+
+
+class HashJudge:
+    """A stand-in teacher with decided answers (label by prompt hash, every 7th a failure), so the
+    job's bookkeeping is checked independently of what a tiny random model happens to output."""
+
+    model_version = "hash-judge@1"
+
+    def __init__(self):
+        self.calls = 0
+
+    def judge(self, prompts):
+        import hashlib
+
+        from lore_ml.inference import Prediction
+
+        self.calls += len(prompts)
+        predictions = []
+        for prompt in prompts:
+            bucket = int(hashlib.sha1(prompt.encode()).hexdigest(), 16)
+            label = ("L1", "L2:brand", "L3", "L4")[bucket % 4]
+            p = [0.1] * 4
+            p[bucket % 4] = 0.7
+            failed = bucket % 7 == 0
+            predictions.append(Prediction(label, p, status="failed" if failed else "ok",
+                                          error="greedy: no </label>" if failed else None))
+        return predictions
+
+
+@pytest.mark.redis
+def test_judge_head_then_fill_cache_serve_the_head_queries(chain, redis_client):
+    import uuid
+
+    from jobs import fill_cache, judge_head
+    from lore_ml.online_store import CacheReader, Keys
+
+    _, job, lakehouse = chain
+    config = judge_head.JudgeHeadConfig.load(overrides={**job, "max_items_per_query": 3})
+    first = judge_head.run(config, judge=HashJudge())
+    head = lakehouse.read_partition("silver.query_tiers", DS).where(F.col("tier") == "head").count()
+    judgments = lakehouse.read_partition("gold.relevance_judgments", DS)
+    assert first.judged == first.pairs == judgments.count() and head <= first.pairs <= 3 * head
+    assert judgments.groupBy("query_hash").count().where(F.col("count") > 3).count() == 0
+    assert judgments.where(F.col("status") == "failed").where(F.col("reasoning").isNull()).count() == 0
+    before = content_hash(judgments)
+    again = judge_head.run(config, judge=HashJudge())  # same model + prompts: only failures are judged again
+    assert 0 < first.failed < first.pairs and (again.reused, again.judged) == (first.pairs - first.failed, first.failed)
+    assert content_hash(lakehouse.read_partition("gold.relevance_judgments", DS)) == before
+
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    fill = fill_cache.FillCacheConfig.load(overrides={**job, "redis": {"key_prefix": prefix}})
+    try:
+        result = fill_cache.run(fill, redis_client)
+        assert result.switched and result.judgments == judgments.where(F.col("status") == "ok").count()
+        reader = CacheReader(redis_client, Keys(prefix))
+        row = judgments.where(F.col("status") == "ok").orderBy("query_hash", "item_id").first()
+        tier, cached = reader.lookup(reader.active_version(), row["query_hash"], [row["item_id"]])
+        assert tier == "head" and cached[0].label == row["label"] and cached[0].model_version == row["model_version"]
+        assert not fill_cache.run(fill, redis_client).switched  # same content: same version, nothing written
+    finally:
+        for key in redis_client.scan_iter(match=f"{prefix}:*"):
+            redis_client.delete(key)
