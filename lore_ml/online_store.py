@@ -141,7 +141,9 @@ class CacheWriter:
     ) -> FillResult:
         """Write ``batches`` (each ``{query_hash: {item_id: packed}}``) and ``tiers`` as ``version``, then switch.
 
-        Batches already written by an interrupted run of the same version are skipped.
+        A version id names its content (``jobs.fill_cache`` derives it from a digest), so batches
+        already written by an interrupted run of the same version are skipped, and a batch cut
+        short is simply written again (same fields, same values).
         ``on_batch(done, total)`` is called after each batch (progress bars, tests).
         """
         meta_key, previous = self.keys.meta(version), self.active_version()
@@ -161,10 +163,9 @@ class CacheWriter:
             if index >= done:
                 for query_hash, items in batch.items():
                     key = self.keys.query(version, query_hash)
-                    pipe.delete(key)  # a resumed batch is rewritten whole
                     pipe.hset(key, mapping=dict(items))
                     pipe.expire(key, self.pending_ttl_s)
-                    written += len(key) + sum(len(k) + len(v) for k, v in items.items())
+                    written += len(key) + sum(map(len, items)) + sum(map(len, items.values()))
                 pipe.hset(meta_key, "batches_done", index + 1)
                 pipe.execute()
             queries += len(batch)
@@ -179,7 +180,7 @@ class CacheWriter:
         pipe.expire(tier_key, self.pending_ttl_s)
         pipe.hset(meta_key, mapping={"queries": queries, "judgments": judgments, "tier_entries": len(tiers)})
         pipe.execute()
-        written += sum(len(k) + len(v) for k, v in tier_items)
+        written += sum(map(len, tiers)) + sum(map(len, tiers.values()))
         self._persist(version)
         self.client.hset(meta_key, "state", "complete")
         self._switch(version, ds, force)

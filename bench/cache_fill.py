@@ -1,0 +1,74 @@
+"""Head-cache fill throughput against `redis-benchmark -t set -P 64` on the same server.
+
+    .venv/bin/python bench/cache_fill.py --queries 5000 --items 100
+
+Writes --queries × --items packed judgments through the same CacheWriter `jobs.fill_cache`
+uses (pipelined batches, pending TTL, persist, atomic switch) under a throw-away key prefix,
+then runs redis-benchmark's pipelined SET on the same server, and prints judgments/s, SET/s and
+their ratio (target ≥ 0.5). The bench's keys are deleted at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from urllib.parse import urlparse
+
+
+def redis_benchmark_sets_per_second(url: str, requests: int) -> float:
+    parsed = urlparse(url)
+    command = ["redis-benchmark", "-h", parsed.hostname or "127.0.0.1", "-p", str(parsed.port or 6379),
+               "-t", "set", "-P", "64", "-n", str(requests), "-q"]
+    out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600).stdout
+    match = re.search(r"SET: ([\d.]+) requests per second", out.replace("\r", "\n"))
+    if not match:
+        raise RuntimeError(f"unexpected redis-benchmark output: {out[-300:]!r}")
+    return float(match.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--queries", type=int, default=5000)
+    parser.add_argument("--items", type=int, default=100, help="Judgments per query.")
+    parser.add_argument("--batch-queries", type=int, default=200)
+    parser.add_argument("--set-requests", type=int, default=2_000_000, help="redis-benchmark -n.")
+    args = parser.parse_args()
+    if shutil.which("redis-benchmark") is None:
+        raise SystemExit("redis-benchmark not found: it comes with Debian's redis-tools (make setup installs redis)")
+
+    from jobs.fill_cache import build_batches
+    from lore_ml.config import RedisConfig
+    from lore_ml.online_store import CacheWriter, Keys, connect
+
+    config = RedisConfig()
+    client = connect(config)
+    rows = [(f"{q:016x}", f"item-{i}", "L2:brand", [0.05, 0.7, 0.15, 0.1], "teacher-rl@0123456789")
+            for q in range(args.queries) for i in range(args.items)]
+    batches = build_batches(rows, args.batch_queries)
+    tiers = {f"{q:016x}": "head" for q in range(args.queries)}
+    keys = Keys(f"bench-{uuid.uuid4().hex[:8]}")
+    try:
+        started = time.perf_counter()
+        result = CacheWriter(client, keys).fill("bench", "2026-01-31", batches, tiers)
+        fill_seconds = time.perf_counter() - started
+    finally:
+        pipe = client.pipeline(transaction=False)
+        for key in client.scan_iter(match=f"{keys.prefix}:*", count=1000):
+            pipe.delete(key)
+        pipe.execute()
+    sets_per_second = redis_benchmark_sets_per_second(config.url, args.set_requests)
+    judgments_per_second = result.judgments / fill_seconds
+    print(f"cache fill vs redis-benchmark on {config.url} ({result.judgments:,} judgments, "
+          f"{result.bytes_written / 1e6:.1f} MB)")
+    print(f"{'what':<34}{'per second':>14}")
+    print(f"{'fill_cache judgments written':<34}{judgments_per_second:>14,.0f}")
+    print(f"{'redis-benchmark SET -P 64':<34}{sets_per_second:>14,.0f}")
+    print(f"{'ratio (target >= 0.5)':<34}{judgments_per_second / sets_per_second:>14.2f}")
+
+
+if __name__ == "__main__":
+    main()
