@@ -1,0 +1,1 @@
+"""The online relevance shim: Flask app, tiered routing, teacher clients, write-back worker."""

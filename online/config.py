@@ -1,0 +1,41 @@
+"""``ServeConfig``: the shim's settings (YAML ``--config``, ``--set``, ``LORE_*`` env for secrets)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from lore_ml.config import LoreConfig
+from lore_ml.inference import InferenceConfig
+from online.schemas import MAX_DEADLINE_MS, MAX_ITEMS, MAX_QUERY_CHARS
+
+
+class ServeConfig(LoreConfig):
+    """Run the relevance shim (``lore serve``) or its write-back worker (``lore worker``)."""
+
+    host: str = Field("127.0.0.1", description="Bind address (gunicorn).")
+    port: int = Field(8080, ge=1, le=65535)
+    workers: int = Field(2, ge=1, description="gunicorn worker processes (one per core).")
+    threads: int = Field(4, ge=1, description="Threads per gunicorn worker.")
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="Larger bodies get 413.")
+    max_items: int = Field(200, ge=1, le=MAX_ITEMS, description="Items per request; more gets 400.")
+    max_query_chars: int = Field(256, ge=1, le=MAX_QUERY_CHARS, description="Longer queries get 400.")
+    default_deadline_ms: int = Field(150, ge=1, le=MAX_DEADLINE_MS, description="Tail teacher budget when the "
+                                     "request gives none.")
+    teacher_url: str | None = Field(None, description="OpenAI-compatible completions server of the teacher "
+                                    "(vllm serve ... --logprobs-mode processed_logprobs).")
+    teacher_model: str | None = Field(None, description="Model name at teacher_url.")
+    teacher_api_key: SecretStr | None = Field(None, description="Set through LORE_TEACHER_API_KEY.")
+    teacher: InferenceConfig | None = Field(None, description="In-process teacher (the small default) when no "
+                                            "teacher_url is set; unset: tail requests go to the worker queue.")
+    redis_timeout_ms: int = Field(50, ge=1, description="Socket timeout of the shim's Redis calls.")
+    redis_retry_s: float = Field(2.0, ge=0, description="After a Redis error, answer without Redis this long.")
+    active_version_ttl_s: float = Field(1.0, ge=0, description="How long a worker trusts the active version it read.")
+    queue_maxlen: int = Field(100_000, ge=1, description="Approximate cap of the tail write-back stream.")
+    worker_batch: int = Field(16, ge=1, description="Stream entries a write-back worker reads at once.")
+    worker_block_ms: int = Field(1000, ge=1, description="How long a worker waits for new entries.")
+    worker_claim_idle_ms: int = Field(60_000, ge=1, description="Take over entries a dead worker left pending.")
+    worker_group: str = Field("lore-writeback", description="Redis consumer group of the workers.")
+
+    @property
+    def worker_stream(self) -> str:
+        return f"{self.redis.key_prefix}:tail:queue"

@@ -1,0 +1,111 @@
+"""Teacher clients of the tail tier: judge (query, items) label-first within a deadline.
+
+* :class:`OpenAITeacher` — an OpenAI-compatible completions server (``vllm serve <dir>
+  --logprobs-mode processed_logprobs``): one request, the label digit restricted with vLLM's
+  ``allowed_token_ids``, p(L1..L4) from the returned logprobs; the HTTP timeout is the deadline.
+* :class:`InProcessTeacher` — the small default model in the shim's process. One judging
+  thread; a request that finds it busy, or that runs past its deadline, gets ``TeacherTimeout``
+  at once (the computation cannot be interrupted, so it is never queued behind another).
+
+Both raise :class:`TeacherTimeout` or :class:`TeacherError`; the router then answers from the
+student and queues the request for the write-back worker.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from lore_ml.inference import LABEL_OPEN, InferenceConfig, Prediction
+from lore_ml.labels import LABELS
+from lore_ml.prompts import as_label_first, build_prompt
+
+
+class TeacherTimeout(TimeoutError):
+    pass
+
+
+class TeacherError(RuntimeError):
+    pass
+
+
+def tail_prompts(query_norm: str, items: Sequence[Mapping]) -> list[str]:
+    """Label-first prompts for the request's items (no KG facts online: the tail has none mined)."""
+    return [as_label_first(build_prompt(query_norm, item, compact_rules=True)) for item in items]
+
+
+class InProcessTeacher:
+    def __init__(self, cfg: InferenceConfig):
+        from lore_ml.inference import make_judge
+
+        self.judge = make_judge(cfg)
+        self.model_version = self.judge.model_version
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="teacher")
+        self._busy = threading.Lock()
+
+    def _run(self, prompts: list[str]) -> list[Prediction]:
+        try:
+            return self.judge.judge(prompts)
+        finally:
+            self._busy.release()
+
+    def judge_items(self, query_norm: str, items: Sequence[Mapping], timeout_s: float) -> list[Prediction]:
+        if not self._busy.acquire(blocking=False):
+            raise TeacherTimeout("teacher busy with another request")
+        future = self._pool.submit(self._run, tail_prompts(query_norm, items))
+        try:
+            return future.result(timeout=timeout_s)
+        except concurrent.futures.TimeoutError:
+            raise TeacherTimeout(f"teacher did not answer within {timeout_s * 1000:.0f} ms") from None
+        except Exception as exc:  # the model failed: the router falls back to the student
+            raise TeacherError(f"{type(exc).__name__}: {exc}") from exc
+
+
+class OpenAITeacher:
+    """Label-first judging through an OpenAI-compatible completions endpoint (vLLM's server)."""
+
+    def __init__(self, base_url: str, model: str, api_key: str | None = None, client=None):
+        import httpx
+
+        self.model = self.model_version = model
+        self.client = client or httpx.Client(base_url=base_url.rstrip("/"),
+                                             headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
+        self._digits: dict[str, int] | None = None
+
+    def judge_items(self, query_norm: str, items: Sequence[Mapping], timeout_s: float) -> list[Prediction]:
+        import httpx
+
+        prompts = [p + LABEL_OPEN + "L" for p in tail_prompts(query_norm, items)]
+        body = {"model": self.model, "prompt": prompts, "max_tokens": 1, "temperature": 0, "logprobs": len(LABELS),
+                "allowed_token_ids": self._label_token_ids(timeout_s)}
+        try:
+            response = self.client.post("/v1/completions", json=body, timeout=timeout_s)
+            response.raise_for_status()
+        except httpx.TimeoutException:
+            raise TeacherTimeout(f"teacher server did not answer within {timeout_s * 1000:.0f} ms") from None
+        except httpx.HTTPError as exc:
+            raise TeacherError(f"teacher server: {exc}") from exc
+        choices = sorted(response.json()["choices"], key=lambda c: c["index"])
+        predictions = []
+        for choice in choices:
+            top = choice["logprobs"]["top_logprobs"][0]
+            logprobs = np.array([top.get(label[1:], -np.inf) for label in LABELS])
+            p = np.exp(logprobs - logprobs.max())
+            p /= p.sum()
+            predictions.append(Prediction(LABELS[int(p.argmax())], [float(x) for x in p]))
+        return predictions
+
+    def _label_token_ids(self, timeout_s: float) -> list[int]:
+        """The token that ends ``<label>L1`` .. ``<label>L4`` in the server's tokenizer (asked once)."""
+        if self._digits is None:
+            digits = {}
+            for label in LABELS:
+                response = self.client.post("/tokenize", json={"model": self.model, "prompt": LABEL_OPEN + label,
+                                                               "add_special_tokens": False}, timeout=timeout_s)
+                response.raise_for_status()
+                digits[label[1:]] = response.json()["tokens"][-1]
+            self._digits = digits
+        return list(self._digits.values())

@@ -1,0 +1,126 @@
+"""The write-back worker: judge queued tail requests with the teacher and cache the results.
+
+Reads ``lore:tail:queue`` through a Redis consumer group (several workers share the stream,
+each entry goes to one), judges the entry's items with the teacher (no deadline here), writes
+the judgments into the *active* cache version under the query's key — so the next identical
+request is a cache hit — and acknowledges the entry only after that write. Entries a dead
+worker left pending longer than ``worker_claim_idle_ms`` are claimed and redone; a teacher
+failure leaves the entry pending for the next attempt.
+
+    lore worker                 # run until stopped
+    lore worker --once          # drain what is queued now, then exit
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import socket
+import sys
+from dataclasses import dataclass
+
+from pydantic import Field
+
+from lore_ml.online_store import Keys, pack
+from online.config import ServeConfig
+
+log = logging.getLogger("lore.worker")
+
+
+@dataclass
+class WorkerStats:
+    entries: int = 0
+    judgments: int = 0
+    failures: int = 0
+
+
+class WriteBackWorker:
+    def __init__(self, client, teacher, keys: Keys, cfg, consumer: str | None = None):
+        self.client, self.teacher, self.keys, self.cfg = client, teacher, keys, cfg
+        self.consumer = consumer or f"{socket.gethostname()}-{id(self):x}"
+        self.stats = WorkerStats()
+        self.stopping = False
+
+    def ensure_group(self) -> None:
+        import redis
+
+        try:
+            self.client.xgroup_create(self.keys.tail_queue, self.cfg.worker_group, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def _entries(self, block_ms: int | None) -> list[tuple[bytes, dict]]:
+        """Stale entries of dead workers first, then new ones."""
+        _, claimed, _ = self.client.xautoclaim(self.keys.tail_queue, self.cfg.worker_group, self.consumer,
+                                               min_idle_time=self.cfg.worker_claim_idle_ms, count=self.cfg.worker_batch)
+        if claimed:
+            return claimed
+        streams = self.client.xreadgroup(self.cfg.worker_group, self.consumer, {self.keys.tail_queue: ">"},
+                                         count=self.cfg.worker_batch, block=block_ms)
+        return streams[0][1] if streams else []
+
+    def process(self, entry_id: bytes, fields: dict) -> None:
+        """Judge one entry, write it into the active version, then acknowledge it."""
+        items = json.loads(fields[b"items"])
+        query_norm, query_hash = fields[b"query_norm"].decode(), fields[b"query_hash"].decode()
+        predictions = self.teacher.judge_items(query_norm, items, timeout_s=3600.0)
+        version = self.client.get(self.keys.active)
+        judged = {item["item_id"]: pack(p.label, p.p, self.teacher.model_version)
+                  for item, p in zip(items, predictions) if p.status == "ok" and p.p}
+        pipe = self.client.pipeline(transaction=True)
+        if version is not None and judged:
+            pipe.hset(self.keys.query(version.decode(), query_hash), mapping=judged)
+        pipe.xack(self.keys.tail_queue, self.cfg.worker_group, entry_id)
+        pipe.execute()
+        self.stats.entries += 1
+        self.stats.judgments += len(judged)
+
+    def run(self, once: bool = False) -> WorkerStats:
+        from online.teacher import TeacherError, TeacherTimeout
+
+        self.ensure_group()
+        while not self.stopping:
+            entries = self._entries(None if once else self.cfg.worker_block_ms)
+            if once and not entries:
+                break
+            for entry_id, fields in entries:
+                try:
+                    self.process(entry_id, fields)
+                except (TeacherError, TeacherTimeout) as exc:  # stays pending: claimed again later
+                    self.stats.failures += 1
+                    log.warning("teacher failed on %s: %s", entry_id, exc)
+                    if once:
+                        return self.stats
+        return self.stats
+
+
+class WorkerConfig(ServeConfig):
+    """Run the write-back worker (the teacher and Redis settings of the shim)."""
+
+    once: bool = Field(False, description="Drain what is queued now, then exit.")
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        parser.add_argument("--once", action="store_true", default=None, help="Drain the queue, then exit.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from lore_ml.online_store import connect
+    from online.app import build_teacher
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cfg = WorkerConfig.from_cli(argv, prog="lore worker")
+    teacher = build_teacher(cfg)
+    if teacher is None:
+        raise SystemExit("no teacher configured: set teacher_url (+ teacher_model) or teacher.model_path")
+    worker = WriteBackWorker(connect(cfg.redis), teacher, Keys(cfg.redis.key_prefix), cfg)
+    signal.signal(signal.SIGTERM, lambda *_: setattr(worker, "stopping", True))
+    stats = worker.run(once=cfg.once)
+    print(f"write-back worker: {stats.entries} entries, {stats.judgments} judgments cached, {stats.failures} failures")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
