@@ -7,7 +7,7 @@ lower ones. Types are strict: an ad server that sends ``"item_id": 123`` gets a 
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_QUERY_CHARS = 512
 MAX_ITEMS = 500
@@ -42,14 +42,15 @@ class RelevanceRequest(BaseModel):
             raise ValueError("query is empty or only whitespace")
         return query
 
-    @model_validator(mode="after")
-    def _unique_item_ids(self) -> "RelevanceRequest":
+    @field_validator("items")
+    @classmethod
+    def _unique_item_ids(cls, items: list[Item]) -> list[Item]:
         seen: set[str] = set()
-        for item in self.items:
+        for item in items:
             if item.item_id in seen:
                 raise ValueError(f"duplicate item_id {item.item_id[:40]!r}")
             seen.add(item.item_id)
-        return self
+        return items
 
 
 class ItemJudgment(BaseModel):

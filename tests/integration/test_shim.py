@@ -1,0 +1,252 @@
+"""The relevance shim with a real Redis and the Flask test client: every route, tier, fallback and
+error case, the write-back worker, and random JSON never producing a 5xx."""
+
+import json
+import time
+import uuid
+
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lore_ml.inference import Prediction
+from lore_ml.online_store import CacheWriter, Keys, pack
+from lore_ml.students import LexicalStudent
+from lore_ml.text import normalize_query, query_hash
+from online.app import create_app
+from online.config import ServeConfig
+from online.schemas import RelevanceResponse
+from online.teacher import TeacherError, TeacherTimeout
+from online.worker import WriteBackWorker
+
+pytestmark = pytest.mark.redis
+
+HEAD, MID = "Nike Running Shoes", "red dress"
+
+
+class FakeTeacher:
+    """Answers L4 after ``delay_s``; past the deadline it times out like the real clients."""
+
+    model_version = "teacher@test"
+
+    def __init__(self, delay_s=0.0, error=None):
+        self.delay_s, self.error, self.calls = delay_s, error, 0
+
+    def judge_items(self, query_norm, items, timeout_s):
+        self.calls += 1
+        if self.error:
+            raise TeacherError(self.error)
+        if self.delay_s > timeout_s:
+            time.sleep(timeout_s)
+            raise TeacherTimeout("too slow")
+        time.sleep(self.delay_s)
+        return [Prediction("L4", [0.01, 0.02, 0.07, 0.9]) for _ in items]
+
+
+@pytest.fixture
+def prefix(redis_client):
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    head_items = {"a": pack("L4", [0, 0, 0.1, 0.9], "teacher@v1"), "b": pack("L2:brand", [0, 0.8, 0.1, 0.1], "teacher@v1")}
+    CacheWriter(redis_client, Keys(prefix)).fill(
+        "v1", "2026-01-31", [{query_hash(normalize_query(HEAD)): head_items}],
+        {query_hash(normalize_query(HEAD)): "head", query_hash(normalize_query(MID)): "mid"})
+    yield prefix
+    for key in redis_client.scan_iter(match=f"{prefix}:*"):
+        redis_client.delete(key)
+
+
+def make_app(prefix, redis_client, teacher=None, **settings_):
+    cfg = ServeConfig.load(overrides={"redis": {"key_prefix": prefix}, "max_items": 5, "max_query_chars": 40,
+                                      "max_body_bytes": 4096, "default_deadline_ms": 100, **settings_})
+    return create_app(cfg, redis_client=redis_client, student=LexicalStudent(), teacher=teacher)
+
+
+@pytest.fixture
+def teacher():
+    return FakeTeacher()
+
+
+@pytest.fixture
+def app(prefix, redis_client, teacher):
+    return make_app(prefix, redis_client, teacher)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def ask(client, query, item_ids=("a", "b", "c"), **extra):
+    response = client.post("/v1/relevance", json={"query": query, "items": [
+        {"item_id": i, "title": f"{query} {i}"} for i in item_ids], **extra})
+    assert response.status_code == 200, response.json
+    RelevanceResponse.model_validate(response.json)  # the documented shape
+    return response.json
+
+
+def test_head_items_come_from_the_cache_and_misses_from_the_student(client):
+    body = ask(client, HEAD)
+    assert body["tier"] == "head" and body["cache_version"] == "v1" and body["query_norm"] == "nike running shoes"
+    by_id = {item["item_id"]: item for item in body["items"]}
+    assert [item["item_id"] for item in body["items"]] == ["a", "b", "c"]  # request order
+    assert by_id["a"]["source"] == "cache" and by_id["a"]["label"] == "L4" and by_id["a"]["model_version"] == "teacher@v1"
+    assert by_id["b"]["label"] == "L2:brand" and by_id["b"]["score"] == pytest.approx(0.25)
+    assert by_id["c"]["source"] == "student" and by_id["c"]["model_version"] == "lexical@1"
+
+
+def test_mid_queries_are_scored_by_the_student(client, teacher):
+    body = ask(client, MID)
+    assert body["tier"] == "mid" and {item["source"] for item in body["items"]} == {"student"}
+    assert teacher.calls == 0
+
+
+def test_tail_queries_go_to_the_teacher_within_the_deadline(client, teacher):
+    body = ask(client, "vintage brass lamp", deadline_ms=500)
+    assert body["tier"] == "tail" and {item["source"] for item in body["items"]} == {"teacher"}
+    assert body["items"][0]["label"] == "L4" and teacher.calls == 1
+
+
+def test_a_slow_teacher_falls_back_to_the_student_on_time_and_queues_the_request(prefix, redis_client):
+    client = make_app(prefix, redis_client, FakeTeacher(delay_s=5)).test_client()
+    started = time.perf_counter()
+    body = ask(client, "vintage brass lamp", deadline_ms=80)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    assert {item["source"] for item in body["items"]} == {"student_fallback"}
+    assert elapsed_ms < 80 + 50 and body["latency_ms"] < 80 + 10
+    [(_, fields)] = redis_client.xrange(Keys(prefix).tail_queue)
+    assert fields[b"query_norm"] == b"vintage brass lamp"
+    assert [i["item_id"] for i in json.loads(fields[b"items"])] == ["a", "b", "c"]
+
+
+def test_a_failing_teacher_falls_back_and_is_counted(prefix, redis_client):
+    client = make_app(prefix, redis_client, FakeTeacher(error="server 500")).test_client()
+    assert {item["source"] for item in ask(client, "vintage brass lamp")["items"]} == {"student_fallback"}
+    assert 'lore_fallbacks_total{reason="teacher_error"} 1.0' in client.get("/metrics").get_data(as_text=True)
+
+
+def test_the_worker_writes_back_so_the_next_identical_request_is_a_cache_hit(prefix, redis_client):
+    client = make_app(prefix, redis_client, FakeTeacher(delay_s=5)).test_client()
+    ask(client, "vintage brass lamp", deadline_ms=20)
+    cfg = ServeConfig.load(overrides={"redis": {"key_prefix": prefix}})
+    stats = WriteBackWorker(redis_client, FakeTeacher(), Keys(prefix), cfg).run(once=True)
+    assert (stats.entries, stats.judgments) == (1, 3)
+    body = ask(client, "vintage brass lamp", deadline_ms=20)
+    assert {item["source"] for item in body["items"]} == {"cache"} and body["items"][0]["model_version"] == "teacher@test"
+    assert redis_client.xpending(Keys(prefix).tail_queue, cfg.worker_group)["pending"] == 0
+
+
+def test_the_worker_acknowledges_only_after_writing(prefix, redis_client):
+    client = make_app(prefix, redis_client, None).test_client()  # no teacher: every tail request is queued
+    ask(client, "vintage brass lamp")
+    cfg = ServeConfig.load(overrides={"redis": {"key_prefix": prefix}, "worker_claim_idle_ms": 1})
+    failed = WriteBackWorker(redis_client, FakeTeacher(error="down"), Keys(prefix), cfg, consumer="w1").run(once=True)
+    assert failed.failures == 1 and redis_client.xpending(Keys(prefix).tail_queue, cfg.worker_group)["pending"] == 1
+    time.sleep(0.01)
+    done = WriteBackWorker(redis_client, FakeTeacher(), Keys(prefix), cfg, consumer="w2").run(once=True)
+    assert done.entries == 1 and redis_client.xpending(Keys(prefix).tail_queue, cfg.worker_group)["pending"] == 0
+
+
+def test_redis_down_still_answers_from_the_student_and_readyz_says_degraded(prefix):
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.05, socket_timeout=0.05)
+    client = make_app(prefix, dead, FakeTeacher()).test_client()
+    for _ in range(3):
+        body = ask(client, HEAD)
+        assert body["tier"] == "unknown" and body["cache_version"] is None
+        assert {item["source"] for item in body["items"]} == {"student_degraded"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json["status"] == "degraded" and ready.json["redis"] == "down"
+    assert client.get("/healthz").json == {"status": "ok"}
+    assert "lore_tail_queue_depth" in client.get("/metrics").get_data(as_text=True)
+
+
+def test_readyz_metrics_and_request_ids(client, prefix):
+    assert client.get("/readyz").json["status"] == "ready"
+    ask(client, HEAD)
+    response = client.post("/v1/relevance", json={"query": HEAD, "items": [{"item_id": "a"}]},
+                           headers={"X-Request-ID": "req-42"})
+    assert response.headers["X-Request-ID"] == "req-42" and response.json["request_id"] == "req-42"
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'lore_cache_lookups_total{result="hit"} 3.0' in text and 'lore_cache_lookups_total{result="miss"} 1.0' in text
+    assert 'lore_requests_total{status="200",tier="head"} 2.0' in text
+    assert 'lore_request_latency_seconds_count{source="cache+student",tier="head"} 1.0' in text
+    assert "lore_tail_queue_depth 0.0" in text
+
+
+BAD_REQUESTS = [
+    ({"query": "", "items": [{"item_id": "a"}]}, "query"),
+    ({"query": "   \t ", "items": [{"item_id": "a"}]}, "query"),
+    ({"query": "x" * 41, "items": [{"item_id": "a"}]}, "query"),
+    ({"query": 7, "items": [{"item_id": "a"}]}, "query"),
+    ({"items": [{"item_id": "a"}]}, "query"),
+    ({"query": "shoes"}, "items"),
+    ({"query": "shoes", "items": []}, "items"),
+    ({"query": "shoes", "items": "a,b"}, "items"),
+    ({"query": "shoes", "items": [{"item_id": str(i)} for i in range(6)]}, "items"),
+    ({"query": "shoes", "items": [{"item_id": "a"}, {"item_id": "a"}]}, "items"),
+    ({"query": "shoes", "items": [{"item_id": 12}]}, "items.0.item_id"),
+    ({"query": "shoes", "items": [{"title": "no id"}]}, "items.0.item_id"),
+    ({"query": "shoes", "items": [{"item_id": "a", "price": "cheap"}]}, "items.0.price"),
+    ({"query": "shoes", "items": [{"item_id": "a"}], "deadline_ms": -5}, "deadline_ms"),
+    ({"query": "shoes", "items": [{"item_id": "a"}], "debug": True}, "debug"),
+    (["shoes"], "body"),
+]
+
+
+@pytest.mark.parametrize(("payload", "field"), BAD_REQUESTS)
+def test_invalid_requests_get_400_naming_the_field(client, payload, field):
+    response = client.post("/v1/relevance", json=payload)
+    assert response.status_code == 400 and response.json["field"] == field, response.json
+    assert response.json["error"] and response.json["request_id"]
+
+
+def test_duplicate_item_ids_are_named_in_the_error(client):
+    response = client.post("/v1/relevance", json={"query": "shoes", "items": [{"item_id": "a"}, {"item_id": "a"}]})
+    assert "duplicate item_id 'a'" in response.json["error"]
+
+
+@pytest.mark.parametrize(("body", "status", "field"), [
+    (b'{"query": "caf\xe9", "items": [{"item_id": "a"}]}', 400, "body"),  # Latin-1, not UTF-8
+    (b'{"query": "shoes", "items": [', 400, "body"),
+    (b"", 400, "body"),
+    (b'{"query": "shoes", "items": [{"item_id": "' + b"x" * 5000 + b'"}]}', 413, "body"),
+])
+def test_raw_bodies_that_are_not_valid_json_utf8_or_too_big(client, body, status, field):
+    response = client.post("/v1/relevance", data=body, content_type="application/json")
+    assert response.status_code == status and response.json["field"] == field, response.json
+
+
+def test_unknown_routes_and_methods_answer_json(client):
+    assert client.get("/nope").status_code == 404 and client.get("/nope").json["error"]
+    assert client.get("/v1/relevance").status_code == 405
+
+
+def test_openapi_matches_the_code(app, client):
+    from online.schemas import RelevanceRequest
+
+    spec = client.get("/openapi.json").json
+    routes = {rule.rule for rule in app.url_map.iter_rules() if rule.endpoint != "static"}
+    assert set(spec["paths"]) == routes
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint != "static":
+            assert set(spec["paths"][rule.rule]) == {m.lower() for m in rule.methods - {"HEAD", "OPTIONS"}}
+    documented = spec["components"]["schemas"]["RelevanceRequest"]
+    assert documented["properties"] == RelevanceRequest.model_json_schema(ref_template="#/components/schemas/{model}")["properties"]
+    assert set(spec["paths"]["/v1/relevance"]["post"]["responses"]) == {"200", "400", "413"}
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+ITEM = st.dictionaries(st.sampled_from(["item_id", "title", "price", "attributes", "brand", "x"]), JSON, max_size=4)
+REQUEST = st.fixed_dictionaries({}, optional={"query": JSON | st.text(max_size=50), "items": st.lists(ITEM, max_size=7) | JSON,
+                                              "deadline_ms": JSON})
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payload=REQUEST | JSON)
+def test_random_json_never_yields_a_5xx(client, payload):
+    response = client.post("/v1/relevance", json=payload)
+    assert response.status_code in (200, 400), (payload, response.json)
