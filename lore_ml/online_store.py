@@ -22,6 +22,8 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
+import orjson
+
 log = logging.getLogger("lore.online_store")
 
 SCORE_GAINS = {"L1": 0.0, "L2": 0.1, "L3": 0.7, "L4": 1.0}
@@ -59,7 +61,7 @@ def unpack(raw: bytes | str) -> CachedJudgment:
     >>> unpack(pack("L4", [0, 0, 0.2, 0.8], "m")).score
     0.94
     """
-    label, p, model_version = json.loads(raw)
+    label, p, model_version = orjson.loads(raw)
     return CachedJudgment(label, p, round(score(p), 4), model_version)
 
 

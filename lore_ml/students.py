@@ -7,6 +7,7 @@ fields contain, and is what the shim answers with when no trained student is con
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Mapping, Protocol, Sequence
 
 import numpy as np
@@ -23,11 +24,16 @@ class Student(Protocol):
         """p(L1..L4) per item, shape (len(items), 4)."""
 
 
-def item_words(item: Mapping) -> set[str]:
-    """The normalised words of an item's text fields and attribute values."""
+def item_words(item: Mapping) -> frozenset[str]:
+    """The normalised words of an item's text fields and attribute values (memoised: items recur)."""
     parts = [str(item.get(name) or "") for name in ITEM_TEXT_FIELDS]
     parts += [str(value) for value in (item.get("attributes") or {}).values()]
-    return set(normalize_query(" ".join(parts)).split())
+    return _words(" ".join(parts))
+
+
+@lru_cache(maxsize=200_000)
+def _words(text: str) -> frozenset[str]:
+    return frozenset(normalize_query(text).split())
 
 
 def query_coverage(query_norm: str, item: Mapping) -> float:
@@ -36,8 +42,8 @@ def query_coverage(query_norm: str, item: Mapping) -> float:
     >>> query_coverage("red running shoes", {"title": "Running Shoes", "attributes": {"color": "blue"}})
     0.6666666666666666
     """
-    words = query_norm.split()
-    return sum(word in item_words(item) for word in words) / len(words) if words else 0.0
+    words, found = query_norm.split(), item_words(item)
+    return sum(word in found for word in words) / len(words) if words else 0.0
 
 
 class LexicalStudent:

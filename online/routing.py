@@ -20,10 +20,11 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from lore_ml.labels import LABELS
-from lore_ml.online_store import CacheReader, score
+from lore_ml.online_store import SCORE_GAINS, CacheReader, score
 from lore_ml.text import normalize_query, query_hash
 
 log = logging.getLogger("lore.shim")
+GAINS = np.array([SCORE_GAINS[label] for label in LABELS])
 
 
 @dataclass
@@ -103,8 +104,8 @@ class Router:
             return routed
         for index, judgment in enumerate(cached):
             if judgment is not None:
-                routed.items[index] = _item(item_ids[index], judgment.label, judgment.p, routed.tier, "cache",
-                                            judgment.model_version)
+                routed.items[index] = _item(item_ids[index], judgment.label, judgment.p, judgment.score, routed.tier,
+                                            "cache", judgment.model_version)
         missing = [i for i, judgment in enumerate(cached) if judgment is None]
         if routed.tier == "head":
             routed.cache_hits, routed.cache_misses = len(items) - len(missing), len(missing)
@@ -116,9 +117,11 @@ class Router:
 
     def _student(self, routed: Routed, items, indices, source: str) -> None:
         indices = list(indices)
-        probabilities = self.student.score(routed.query_norm, [items[i] for i in indices])
-        for index, p in zip(indices, probabilities):
-            routed.items[index] = _item(items[index]["item_id"], LABELS[int(np.argmax(p))], p, routed.tier, source,
+        probabilities = np.round(self.student.score(routed.query_norm, [items[i] for i in indices]), 4)
+        scores = np.round(probabilities @ GAINS, 4).tolist()
+        labels = probabilities.argmax(axis=1).tolist()
+        for index, p, label, item_score in zip(indices, probabilities.tolist(), labels, scores):
+            routed.items[index] = _item(items[index]["item_id"], LABELS[label], p, item_score, routed.tier, source,
                                         self.student.model_version)
 
     def _teacher(self, routed: Routed, items, missing: list[int], key: str, deadline_ms: int | None,
@@ -131,8 +134,9 @@ class Router:
             try:
                 predictions = self.teacher.judge_items(routed.query_norm, [items[i] for i in missing], budget_s)
                 for index, prediction in zip(missing, predictions):
-                    routed.items[index] = _item(items[index]["item_id"], prediction.label, prediction.p, "tail",
-                                                "teacher", self.teacher.model_version)
+                    p = [round(x, 4) for x in prediction.p]
+                    routed.items[index] = _item(items[index]["item_id"], prediction.label, p, round(score(p), 4),
+                                                "tail", "teacher", self.teacher.model_version)
                 return
             except TeacherTimeout:
                 reason = "teacher_timeout"
@@ -158,7 +162,7 @@ class Router:
             log.warning("could not queue a tail request", extra={"error": str(exc)})
 
 
-def _item(item_id: str, label: str, p, tier: str, source: str, model_version: str) -> dict:
-    p = [round(float(x), 4) for x in p]
-    return {"item_id": item_id, "label": label, "score": round(score(p), 4), "p": p, "tier": tier, "source": source,
+def _item(item_id: str, label: str, p: list[float], item_score: float, tier: str, source: str,
+          model_version: str) -> dict:
+    return {"item_id": item_id, "label": label, "score": item_score, "p": p, "tier": tier, "source": source,
             "model_version": model_version}

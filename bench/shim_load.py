@@ -1,0 +1,213 @@
+"""Load test of the shim under gunicorn on loopback: latency per tier, and Redis killed mid-run.
+
+    .venv/bin/python bench/shim_load.py --rate 300 --seconds 20
+
+Everything is local and bounded: a private redis-server on a free port (so killing it harms
+nothing), a cache version with --head-queries head queries × --items judged items and as many
+mid queries, a stand-in teacher server (OpenAI-compatible, answering after a uniform
+20–300 ms like a busy GPU vLLM server would), and `lore serve` with the default workers.
+An open-loop client sends --rate requests/s of --items items each, mixed 60% head / 30% mid /
+10% tail (about how DESIGN.md's tiers split traffic), then a second phase kills redis-server
+a few seconds in. Prints req/s, p50/p99 per tier, how far tail requests overshoot their
+deadline, and the count of 5xx responses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+TIER_MIX = (("head", 0.6), ("mid", 0.3), ("tail", 0.1))
+DEADLINE_MS = 150
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check, what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{what} did not come up within {timeout_s:.0f}s")
+
+
+def start_teacher_stub(port: int) -> None:
+    """An OpenAI-compatible stand-in: /tokenize and /v1/completions with label logprobs, slow on purpose."""
+    from flask import Flask, jsonify, request
+    from werkzeug.serving import make_server
+
+    app = Flask("teacher-stub")
+
+    @app.post("/tokenize")
+    def tokenize():
+        return jsonify({"tokens": [100 + int(request.json["prompt"][-1])]})
+
+    @app.post("/v1/completions")
+    def completions():
+        time.sleep(random.uniform(0.02, 0.3))
+        top = {"1": -3.0, "2": -2.0, "3": -1.0, "4": -0.2}
+        return jsonify({"choices": [{"index": i, "text": "4", "logprobs": {"top_logprobs": [top]}}
+                                    for i in range(len(request.json["prompt"]))]})
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+
+def fill_cache(redis_url: str, head_queries: int, items: int) -> dict[str, list[str]]:
+    """Head queries with every item judged, mid queries in the tier map; returns queries per tier."""
+    import redis
+
+    from lore_ml.online_store import CacheWriter, pack
+    from lore_ml.text import normalize_query, query_hash
+
+    queries = {tier: [f"{tier} query {i} shoes" for i in range(head_queries)] for tier in ("head", "mid", "tail")}
+    judged = {f"item-{i}": pack("L4", [0.01, 0.04, 0.15, 0.8], "teacher@bench") for i in range(items)}
+    batches = [{query_hash(normalize_query(q)): judged for q in queries["head"]}]
+    tiers = {query_hash(normalize_query(q)): tier for tier in ("head", "mid") for q in queries[tier]}
+    CacheWriter(redis.Redis.from_url(redis_url)).fill("bench", "2026-01-31", batches, tiers)
+    return queries
+
+
+def payloads(queries: dict[str, list[str]], items: int) -> dict[str, list[bytes]]:
+    bodies = {}
+    for tier, names in queries.items():
+        bodies[tier] = [json.dumps({"query": q, "deadline_ms": DEADLINE_MS, "items": [
+            {"item_id": f"item-{i}", "title": f"running shoes model {i}", "brand": "Stridex"} for i in range(items)]}
+        ).encode() for q in names]
+    return bodies
+
+
+async def load(url: str, bodies: dict[str, list[bytes]], rate: float, seconds: float, on_second=None):
+    """Open loop: request k is sent at k / rate s whatever the previous ones are doing."""
+    import aiohttp
+
+    results: list[tuple[str, int, float]] = []
+    tiers = [t for t, _ in TIER_MIX]
+    weights = [w for _, w in TIER_MIX]
+    rng = random.Random(0)
+
+    async def one(session, tier):
+        body = rng.choice(bodies[tier])
+        started = time.perf_counter()
+        try:
+            async with session.post(url, data=body, headers={"content-type": "application/json"}) as response:
+                await response.read()
+                status = response.status
+        except aiohttp.ClientError:
+            status = 599  # connection-level failure: counted with the 5xx
+        results.append((tier, status, (time.perf_counter() - started) * 1000))
+
+    connector = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=10)) as session:
+        start, tasks, n = time.perf_counter(), [], int(rate * seconds)
+        for k in range(n):
+            delay = start + k / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if on_second and k % int(rate) == 0:
+                on_second(k // int(rate))
+            tasks.append(asyncio.create_task(one(session, rng.choices(tiers, weights)[0])))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - start
+    return results, elapsed
+
+
+def report(title: str, results, elapsed: float) -> None:
+    print(f"\n{title}: {len(results):,} requests in {elapsed:.1f}s = {len(results) / elapsed:,.0f} req/s")
+    print(f"{'tier':<7}{'requests':>9}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'5xx':>6}"
+          f"{'p99 over deadline ms':>22}")
+    per_tier = defaultdict(list)
+    for tier, status, ms in results:
+        per_tier[tier].append((status, ms))
+    for tier, _ in TIER_MIX:
+        rows = per_tier[tier]
+        if not rows:
+            continue
+        ms = np.array([m for _, m in rows])
+        errors = sum(status >= 500 for status, _ in rows)
+        over = f"{np.percentile(ms - DEADLINE_MS, 99):+.1f}" if tier == "tail" else ""
+        print(f"{tier:<7}{len(rows):>9,}{len(rows) / elapsed:>8.0f}{np.percentile(ms, 50):>9.1f}"
+              f"{np.percentile(ms, 99):>9.1f}{ms.max():>9.1f}{errors:>6}{over:>22}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=300.0, help="Requests per second (open loop).")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--items", type=int, default=100)
+    parser.add_argument("--head-queries", type=int, default=200)
+    parser.add_argument("--kill-after", type=float, default=3.0, help="Phase 2: kill redis-server after this long.")
+    args = parser.parse_args()
+    if shutil.which("redis-server") is None:
+        raise SystemExit("redis-server not found: run `make redis`")
+
+    import redis
+
+    workdir = Path(tempfile.mkdtemp(prefix="lore-shim-load-"))
+    redis_port, teacher_port, shim_port = free_port(), free_port(), free_port()
+    redis_proc = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                                   "--appendonly", "no", "--dir", str(workdir)], stdout=subprocess.DEVNULL)
+    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    wait_for(lambda: redis.Redis.from_url(redis_url).ping(), "redis-server")
+    start_teacher_stub(teacher_port)
+    queries = fill_cache(redis_url, args.head_queries, args.items)
+    env = {**os.environ, "LORE_REDIS__URL": redis_url, "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics")}
+    (workdir / "metrics").mkdir()
+    shim = subprocess.Popen([str(Path(sys.executable).parent / "lore"), "serve", "--set", f"port={shim_port}",
+                             "--set", f"teacher_url=http://127.0.0.1:{teacher_port}", "--set", "teacher_model=stub",
+                             "--set", "max_items=500"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=open(workdir / "shim.log", "w"))
+    base = f"http://127.0.0.1:{shim_port}"
+    try:
+        import urllib.request
+
+        wait_for(lambda: urllib.request.urlopen(f"{base}/readyz").status == 200, "lore serve")
+        bodies = payloads(queries, args.items)
+        url = f"{base}/v1/relevance"
+        asyncio.run(load(url, bodies, args.rate, 2.0))  # warm-up: connections, first requests
+        print(f"shim under gunicorn (2 workers x 4 threads), {args.items} items per request, tier mix "
+              + ", ".join(f"{t} {w:.0%}" for t, w in TIER_MIX) + f", tail deadline {DEADLINE_MS} ms, "
+              f"{os.cpu_count()} CPU cores shared by client, shim and Redis")
+        report("phase 1: steady load", *asyncio.run(load(url, bodies, args.rate, args.seconds)))
+
+        def kill(second: int) -> None:
+            if second == int(args.kill_after):
+                redis_proc.send_signal(signal.SIGKILL)
+
+        results, elapsed = asyncio.run(load(url, bodies, args.rate, max(args.seconds / 2, args.kill_after + 3), kill))
+        report(f"phase 2: redis-server killed after {args.kill_after:.0f}s", results, elapsed)
+        print(f"5xx responses while Redis was killed: {sum(status >= 500 for _, status, _ in results)}")
+    finally:
+        shim.send_signal(signal.SIGTERM)
+        shim.wait(timeout=30)
+        redis_proc.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
