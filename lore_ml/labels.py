@@ -12,6 +12,9 @@ LABELS = ("L1", "L2", "L3", "L4")
 
 RELEVANT_LABELS = frozenset({"L3", "L4"})
 
+GAINS = (0.0, 0.1, 0.7, 1.0)
+"""gain(L1..L4) of the ranking score ``sum_k p(Lk) * gain(Lk)`` (DESIGN.md §1)."""
+
 DIMENSIONS = (
     "category",
     "style",

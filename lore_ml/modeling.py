@@ -85,6 +85,7 @@ def init_teacher(texts: Iterable[str], out_dir: str | Path, spec: TinyQwenSpec =
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    write_manifest(out, stage="init", spec=spec.__dict__, seed=seed)
     return out
 
 

@@ -24,18 +24,17 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import orjson
 
+from lore_ml.labels import GAINS
+
 log = logging.getLogger("lore.online_store")
 
-SCORE_GAINS = {"L1": 0.0, "L2": 0.1, "L3": 0.7, "L4": 1.0}
-
-
-def score(p: Sequence[float], gains: Mapping[str, float] = SCORE_GAINS) -> float:
+def score(p: Sequence[float], gains: Sequence[float] = GAINS) -> float:
     """``sum_k p(Lk) * gain(Lk)`` (DESIGN.md §1).
 
     >>> round(score([0.0, 0.5, 0.0, 0.5]), 3)
     0.55
     """
-    return float(sum(prob * gains[label] for prob, label in zip(p, ("L1", "L2", "L3", "L4"))))
+    return float(sum(prob * gain for prob, gain in zip(p, gains)))
 
 
 def pack(label: str, p: Sequence[float], model_version: str) -> str:

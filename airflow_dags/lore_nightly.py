@@ -1,0 +1,34 @@
+"""Nightly LORE pipeline (DESIGN.md §2): raw drops → tiers, KG, training pairs → head judgments → cache.
+
+ingest → stratify → build_kg → mine_pairs → judge_head → fill_cache, one run per logical date.
+Each task is idempotent for its ``ds`` (re-running a day rewrites that day), so clearing and
+re-running a task is always safe. Settings: see ``lore_tasks.py``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import DAG
+
+from lore_tasks import DEFAULT_ARGS, lore_task
+
+with DAG(
+    dag_id="lore_nightly",
+    description="Ingest, tiers, knowledge graph, training pairs, head judgments, Redis cache.",
+    schedule="@daily",
+    start_date=dt.datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=dt.timedelta(hours=8),
+    default_args=DEFAULT_ARGS,
+    tags=["lore", "nightly"],
+):
+    ingest = lore_task("ingest", "ingest", spark_job="ingest")
+    stratify = lore_task("stratify", "stratify", spark_job="stratify")
+    build_kg = lore_task("build_kg", "build-kg", spark_job="build_kg")
+    mine_pairs = lore_task("mine_pairs", "mine-pairs", spark_job="mine_pairs")
+    judge_head = lore_task("judge_head", "judge-head", timeout_h=4)  # driver-side vLLM: not spark-submitted
+    fill_cache = lore_task("fill_cache", "fill-cache", timeout_h=1)
+
+    ingest >> stratify >> build_kg >> mine_pairs >> judge_head >> fill_cache

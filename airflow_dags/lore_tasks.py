@@ -1,0 +1,57 @@
+"""Task factory shared by the LORE DAG files; imports nothing heavy (parse time stays small).
+
+Every task runs the same ``lore`` command a data engineer runs by hand, keyed by ``{{ ds }}``.
+Deployment settings come from the environment of the scheduler/workers:
+
+* ``LORE_CLI``            the command to run (default ``lore``; e.g. ``/opt/lore/.venv/bin/lore``)
+* ``LORE_DAG_ARGS``       extra flags for every task (e.g. ``--config /etc/lore/prod.yaml``)
+* ``LORE_SPARK_SUBMIT``   ``1``: Spark jobs go to a cluster through the Spark provider's
+                          ``SparkSubmitOperator`` (connection ``LORE_SPARK_CONN_ID``, default
+                          ``spark_default``) with ``spark.engine=jvm``, instead of the embedded engine
+* ``LORE_JOBS_DIR``       where ``jobs/*.py`` live for spark-submit (default: next to this folder)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+LORE = os.environ.get("LORE_CLI", "lore")
+EXTRA_ARGS = os.environ.get("LORE_DAG_ARGS", "")
+SPARK_SUBMIT = os.environ.get("LORE_SPARK_SUBMIT", "") == "1"
+JOBS_DIR = Path(os.environ.get("LORE_JOBS_DIR", Path(__file__).resolve().parent.parent / "jobs"))
+SKIP_EXIT_CODE = 99  # a gate that says "not this time": the task is skipped, not failed
+
+DEFAULT_ARGS = {
+    "owner": "lore",
+    "retries": 2,
+    "retry_delay": dt.timedelta(minutes=5),
+    "retry_exponential_backoff": True,
+    "execution_timeout": dt.timedelta(hours=2),
+}
+
+
+def lore_task(task_id: str, command: str, *, spark_job: str | None = None, timeout_h: float = 2, **kwargs):
+    """``lore <command> --ds {{ ds }}`` as a BashOperator, or ``spark_job`` through spark-submit."""
+    timeout = dt.timedelta(hours=timeout_h)
+    if spark_job and SPARK_SUBMIT:
+        from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+        return SparkSubmitOperator(
+            task_id=task_id,
+            application=str(JOBS_DIR / f"{spark_job}.py"),
+            application_args=["--ds", "{{ ds }}", "--set", "spark.engine=jvm", *EXTRA_ARGS.split()],
+            conn_id=os.environ.get("LORE_SPARK_CONN_ID", "spark_default"),
+            execution_timeout=timeout,
+            **kwargs,
+        )
+    from airflow.providers.standard.operators.bash import BashOperator
+
+    return BashOperator(
+        task_id=task_id,
+        bash_command=f"{LORE} {command} --ds {{{{ ds }}}} {EXTRA_ARGS}".rstrip(),
+        skip_on_exit_code=SKIP_EXIT_CODE,
+        execution_timeout=timeout,
+        **kwargs,
+    )

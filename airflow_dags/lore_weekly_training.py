@@ -1,0 +1,34 @@
+"""Weekly teacher training (DESIGN.md §2): SFT data → SFT → RL → evaluation → promotion.
+
+synth_cot → sft → rl → evaluate → promote. ``promote`` runs ``lore promote``, which exits with
+99 — the task is then *skipped*, not failed — when the new teacher does not beat the champion
+on the evaluation gate, so a worse model never reaches judging. (Distillation joins between rl
+and evaluate when the students land; see the open students issue.)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import DAG
+
+from lore_tasks import DEFAULT_ARGS, lore_task
+
+with DAG(
+    dag_id="lore_weekly_training",
+    description="Synthesise reasoning, train the teacher (SFT, RL), evaluate, promote on the gate.",
+    schedule="@weekly",
+    start_date=dt.datetime(2026, 1, 4),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=dt.timedelta(hours=48),
+    default_args=DEFAULT_ARGS,
+    tags=["lore", "training"],
+):
+    synth_cot = lore_task("synth_cot", "synth-cot", spark_job="synth_cot")
+    sft = lore_task("sft", "train sft", timeout_h=24)
+    rl = lore_task("rl", "train rl", timeout_h=12)
+    evaluate = lore_task("evaluate", "eval --model artifacts/teacher-rl --split dev", timeout_h=4)
+    promote = lore_task("promote", "promote --model artifacts/teacher-rl --split dev", timeout_h=1)
+
+    synth_cot >> sft >> rl >> evaluate >> promote

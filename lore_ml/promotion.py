@@ -1,0 +1,118 @@
+"""``lore promote``: make a trained teacher the champion only if its evaluation beats the champion's.
+
+The gate reads ``gold.eval_reports`` for ``ds``: the candidate's report and the champion's on the
+same dataset and split (run ``lore eval`` for both first; the weekly DAG does). The candidate
+wins when its macro-F1 is higher and its Acc@2 is not lower by more than ``max_acc2_drop``; with
+no champion yet it wins by default. A winner is copied to ``champion_dir`` (via a temporary
+folder and a rename, the previous champion kept as ``<champion_dir>.previous``); a loser changes
+nothing and the command exits with 99, which the DAG turns into a skipped task.
+
+    lore promote --ds 2026-01-31 --model artifacts/teacher-rl --split dev
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from lore_ml.config import JobConfig
+
+log = logging.getLogger("lore.promotion")
+NOT_PROMOTED = 99
+
+
+class PromoteConfig(JobConfig):
+    """Promote a teacher to champion when it passes the evaluation gate."""
+
+    model_path: Path = Field(Path("artifacts/teacher-rl"), description="The candidate HF model directory.")
+    champion_dir: Path = Field(Path("artifacts/champion"), description="Where the champion lives (what judging loads).")
+    dataset: Literal["marketplace", "home_depot", "all"] = Field("marketplace", description="Report dataset compared.")
+    split: str = Field("dev", description="Report split compared (never test: that is for the final numbers).")
+    max_acc2_drop: float = Field(0.005, ge=0, description="Acc@2 the candidate may lose while gaining macro-F1.")
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--model", dest="model_path")
+        parser.add_argument("--split")
+        parser.add_argument("--dataset", choices=["marketplace", "home_depot", "all"])
+
+
+def gate(candidate: dict, champion: dict | None, max_acc2_drop: float) -> tuple[bool, str]:
+    """Whether ``candidate`` metrics beat ``champion`` metrics, and why.
+
+    >>> gate({"macro_f1": 0.5, "acc2": 0.8}, None, 0.005)
+    (True, 'no champion yet')
+    >>> gate({"macro_f1": 0.5, "acc2": 0.8}, {"macro_f1": 0.45, "acc2": 0.81}, 0.005)
+    (False, 'Acc@2 0.800 < champion 0.810 - 0.005')
+    >>> gate({"macro_f1": 0.5, "acc2": 0.8}, {"macro_f1": 0.45, "acc2": 0.802}, 0.005)[0]
+    True
+    """
+    if champion is None:
+        return True, "no champion yet"
+    if candidate["macro_f1"] <= champion["macro_f1"]:
+        return False, f"macro-F1 {candidate['macro_f1']:.3f} <= champion {champion['macro_f1']:.3f}"
+    if candidate["acc2"] < champion["acc2"] - max_acc2_drop:
+        return False, f"Acc@2 {candidate['acc2']:.3f} < champion {champion['acc2']:.3f} - {max_acc2_drop}"
+    return True, f"macro-F1 {candidate['macro_f1']:.3f} > champion {champion['macro_f1']:.3f}"
+
+
+def _report(cfg: PromoteConfig, model_version: str) -> dict | None:
+    from deltalake import DeltaTable
+
+    uri = cfg.lakehouse.table_uri("gold.eval_reports")
+    if not DeltaTable.is_deltatable(uri):
+        return None
+    rows = DeltaTable(uri).to_pandas(filters=[("ds", "=", cfg.ds_str), ("model_version", "=", model_version),
+                                              ("dataset", "=", cfg.dataset), ("split", "=", cfg.split)])
+    return json.loads(rows["metrics_json"].iloc[0]) if len(rows) else None
+
+
+def promote(cfg: PromoteConfig) -> tuple[bool, str]:
+    from lore_ml.modeling import model_version, write_manifest
+
+    if not (cfg.model_path / "lore_manifest.json").is_file():  # an outside checkpoint: pin its version first
+        write_manifest(cfg.model_path, stage="external")
+    candidate_version = model_version(cfg.model_path)
+    candidate = _report(cfg, candidate_version)
+    if candidate is None:
+        raise SystemExit(f"no {cfg.dataset}/{cfg.split} report for {candidate_version} in gold.eval_reports "
+                         f"ds={cfg.ds_str}: run `lore eval --model {cfg.model_path} --split {cfg.split}` first")
+    champion = None
+    if (cfg.champion_dir / "config.json").is_file():
+        champion_version = model_version(cfg.champion_dir)
+        if champion_version == candidate_version:
+            return True, f"{candidate_version} is already the champion"
+        champion = _report(cfg, champion_version)
+        if champion is None:
+            raise SystemExit(f"no {cfg.dataset}/{cfg.split} report for the champion {champion_version} in "
+                             f"ds={cfg.ds_str}: run `lore eval --model {cfg.champion_dir} --split {cfg.split}` first")
+    won, why = gate(candidate, champion, cfg.max_acc2_drop)
+    if won:
+        staging = cfg.champion_dir.with_name(cfg.champion_dir.name + ".incoming")
+        previous = cfg.champion_dir.with_name(cfg.champion_dir.name + ".previous")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(cfg.model_path, staging)
+        if cfg.champion_dir.exists():
+            shutil.rmtree(previous, ignore_errors=True)
+            cfg.champion_dir.rename(previous)
+        staging.rename(cfg.champion_dir)
+    return won, why
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cfg = PromoteConfig.from_cli(argv, prog="lore promote")
+    won, why = promote(cfg)
+    print(f"{'promoted' if won else 'not promoted'}: {cfg.model_path} ({why})")
+    return 0 if won else NOT_PROMOTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
