@@ -1,82 +1,289 @@
-"""The main job on the embedded defaults: generate a marketplace and run the pipeline over it.
+"""The main job on the embedded defaults: the whole of LORE, end to end, on one machine.
 
-Today this covers generate → ingest every day of the window → query tiers → knowledge graph
-→ Home Depot human labels (when the folder exists) → training pairs → SFT examples, and prints where the tables are. Later stages are
-added here as they land. A second run reuses the generated drop and rewrites the same days
-with the same content.
+generate a marketplace → nightly pipeline (ingest every day, tiers, KG, Home Depot labels,
+training pairs, SFT examples) → teacher training at demo scale (tiny model, SFT, a few GRPO
+steps, evaluation, promotion) → head judgments → Redis cache fill → the shim under gunicorn →
+sample requests that hit every tier (cache, student, teacher, fallback + write-back) → a summary.
 
-    lore demo --ds 2026-01-31 --rows 200000
+A second run reuses what exists (days already in the lakehouse, trained models, judgments,
+the active cache version) instead of redoing it; ``--force`` redoes everything.
+
+    lore demo                          # = make demo
+    lore demo --rows 1000000 --force
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import logging
+import os
+import signal
+import socket
+import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from pydantic import Field
 
-from jobs.generate_marketplace import GenerateConfig, generate
-from jobs.ingest import IngestConfig, format_counts
-from jobs.ingest import run as run_ingest
-from jobs import build_kg, load_home_depot, mine_pairs, synth_cot
-from jobs.stratify import StratifyConfig, format_summary
-from jobs.stratify import run as run_stratify
 from lore_ml.config import JobConfig
 
 
 class DemoConfig(JobConfig):
-    """Run the LORE pipeline end to end on a generated marketplace."""
+    """Run LORE end to end on a generated marketplace."""
 
     ds: dt.date = Field(dt.date(2026, 1, 31), description="Last day of the generated logs (a fixed demo date).")
     rows: int = Field(200_000, ge=1000, description="Search-log rows of the generated marketplace.")
     days: int = Field(7, ge=1, description="Days of logs, ending at ds.")
     home_depot: bool = Field(True, description="Also load the Home Depot human labels when the folder exists.")
+    artifacts: Path = Field(Path("artifacts/demo"), description="Where the demo's models and reports go.")
+    sft_steps: int = Field(40, ge=1, description="SFT steps of the demo-scale teacher.")
+    rl_steps: int = Field(2, ge=0, description="GRPO steps after SFT (0 skips RL).")
+    items_per_head_query: int = Field(10, ge=1, description="Candidates judged per head query.")
+    force: bool = Field(False, description="Redo every step even when its output exists.")
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         super().add_arguments(parser)
         parser.add_argument("--rows", type=int)
         parser.add_argument("--days", type=int)
+        parser.add_argument("--force", action="store_true", default=None)
 
 
-def run(cfg: DemoConfig) -> None:
+class Progress:
+    """Numbered steps with timings; a step whose output exists is reported as reused."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self.started = total, 0, time.perf_counter()
+
+    def step(self, name: str, reused: bool = False) -> float:
+        self.done += 1
+        print(f"[{self.done}/{self.total}] {name}{' (reused)' if reused else ''}", flush=True)
+        return time.perf_counter()
+
+    def took(self, since: float, what: str = "") -> None:
+        print(f"      {what}{' ' if what else ''}({time.perf_counter() - since:.0f}s)", flush=True)
+
+
+def run(cfg: DemoConfig) -> dict:
+    from jobs import build_kg, fill_cache, judge_head, load_home_depot, mine_pairs, stratify, synth_cot
+    from jobs.generate_marketplace import GenerateConfig, generate
+    from jobs.ingest import IngestConfig, format_counts
+    from jobs.ingest import run as run_ingest
+    from lore_ml.lakehouse import open_lakehouse
+
     shared = cfg.model_dump(include={"spark", "lakehouse", "data", "redis"})
-    started = time.perf_counter()
-    manifest = generate(GenerateConfig.load(overrides={**shared, "ds": cfg.ds, "rows": cfg.rows, "days": cfg.days}))
-    print(f"[1/6] marketplace: {manifest['counts']['search_log_rows']:,} log rows, "
-          f"{manifest['counts']['items']:,} items, {manifest['counts']['queries']:,} queries")
-    results = []
-    for ds in manifest["days"]:
-        results += run_ingest(IngestConfig.load(overrides={**shared, "ds": ds}))
-    print("[2/6] ingest")
-    print(format_counts(results))
-    print("[3/6] query tiers")
-    print(format_summary(run_stratify(StratifyConfig.load(overrides={**shared, "ds": cfg.ds}))))
-    edges = build_kg.run(build_kg.BuildKgConfig.load(overrides={**shared, "ds": cfg.ds}))
-    print("[4/6] knowledge graph: " + ", ".join(f"{n:,} {t}" for t, n in sorted(edges.items())))
-    if cfg.home_depot and (cfg.data.home_depot_dir / "train.csv.zip").is_file():
-        counts = load_home_depot.run(load_home_depot.HomeDepotConfig.load(overrides=shared))
-        labels = sum(c.bronze_rows for c in counts if c.source == "human_labels")
-        print(f"      Home Depot: {labels:,} human-rated pairs in bronze.human_labels (source=home_depot)")
-    pairs = mine_pairs.run(mine_pairs.MinePairsConfig.load(overrides={**shared, "ds": cfg.ds}))
-    per_source: dict[str, int] = {}
-    for source, _, rows in pairs:
-        per_source[source] = per_source.get(source, 0) + rows
-    print("[5/6] training pairs: " + ", ".join(f"{n:,} {s}" for s, n in per_source.items()))
-    examples = synth_cot.run(synth_cot.SynthCotConfig.load(overrides={**shared, "ds": cfg.ds}))
-    print(f"[6/6] SFT examples: {sum(examples.values()):,} ({examples[('hard_case', 'L2')]:,} hard cases) "
-          "in gold.sft_examples")
-    print(f"\ndone in {time.perf_counter() - started:.0f}s; Delta tables under {Path(cfg.lakehouse.root).resolve()}")
+    day = {**shared, "ds": cfg.ds}
+    progress = Progress(13 + (1 if cfg.rl_steps else 0))
+    summary: dict = {}
+
+    t = progress.step("marketplace")
+    manifest = generate(GenerateConfig.load(overrides={**day, "rows": cfg.rows, "days": cfg.days}))
+    progress.took(t, f"{manifest['counts']['search_log_rows']:,} log rows, {manifest['counts']['items']:,} items, "
+                     f"{manifest['counts']['queries']:,} queries")
+    lakehouse = open_lakehouse(cfg)
+
+    def exists(table: str, ds: str) -> bool:
+        return not cfg.force and lakehouse.has_partition(table, ds)
+
+    todo = [d for d in manifest["days"] if not exists("bronze.search_log", d)]
+    t = progress.step("ingest", reused=not todo)
+    results = [r for d in todo for r in run_ingest(IngestConfig.load(overrides={**shared, "ds": d}))]
+    if results:
+        print(format_counts(results))
+
+    for name, table, job, config in (
+        ("query tiers", "silver.query_tiers", stratify, stratify.StratifyConfig),
+        ("knowledge graph", "silver.kg_edges", build_kg, build_kg.BuildKgConfig),
+    ):
+        reused = exists(table, cfg.ds_str)
+        t = progress.step(name, reused)
+        if not reused:
+            result = job.run(config.load(overrides=day))
+            print(stratify.format_summary(result) if job is stratify else
+                  "      " + ", ".join(f"{n:,} {kind}" for kind, n in sorted(result.items())))
+
+    hd_day = load_home_depot.HomeDepotConfig.model_fields["ds"].default.isoformat()
+    has_hd = cfg.home_depot and (cfg.data.home_depot_dir / "train.csv.zip").is_file()
+    t = progress.step("Home Depot human labels", reused=has_hd and exists("bronze.human_labels", hd_day))
+    if has_hd and not exists("bronze.human_labels", hd_day):
+        load_home_depot.run(load_home_depot.HomeDepotConfig.load(overrides=shared))
+    elif not has_hd:
+        print(f"      skipped: no train.csv.zip under {cfg.data.home_depot_dir}")
+
+    for name, table, job, config in (
+        ("training pairs", "silver.training_pairs", mine_pairs, mine_pairs.MinePairsConfig),
+        ("SFT examples (synthesised reasoning)", "gold.sft_examples", synth_cot, synth_cot.SynthCotConfig),
+    ):
+        reused = exists(table, cfg.ds_str)
+        t = progress.step(name, reused)
+        if not reused:
+            job.run(config.load(overrides=day))
+            progress.took(t)
+
+    champion = train_teacher(cfg, day, progress)
+
+    t = progress.step("head judgments")
+    judged = judge_head.run(judge_head.JudgeHeadConfig.load(overrides={
+        **day, "max_items_per_query": cfg.items_per_head_query, "judge": {"model_path": str(champion)}}))
+    print("      " + judged.format().replace("\n", "\n      "))
+    t = progress.step("Redis head cache")
+    filled = fill_cache.run(fill_cache.FillCacheConfig.load(overrides=day))
+    print(f"      version {filled.version} active: {filled.queries:,} queries, {filled.judgments:,} judgments, "
+          f"{filled.tier_entries:,} tier entries" if filled.switched else f"      version {filled.version} already active")
+    summary["cache_version"] = filled.version
+
+    t = progress.step("shim + sample requests")
+    summary["requests"] = exercise_shim(cfg, lakehouse, champion)
+    summary["seconds"] = time.perf_counter() - progress.started
+    summary["champion"] = str(champion)
+    return summary
+
+
+def train_teacher(cfg: DemoConfig, day: dict, progress: Progress) -> Path:
+    """Tiny teacher → SFT → GRPO → eval (dev) → promote; each stage reused when its model exists."""
+    from lore_ml import training
+    from lore_ml.evaluation import EvalConfig, run_eval
+    from lore_ml.modeling import model_version
+    from lore_ml.promotion import PromoteConfig, promote
+
+    base, sft, rl = (cfg.artifacts / name for name in ("teacher-base", "teacher-sft", "teacher-rl"))
+    stages = [
+        ("tiny teacher", base, lambda: training.run_init_teacher(training.InitTeacherConfig.load(
+            overrides={**day, "output_dir": str(base), "max_texts": 5000}))),
+        (f"SFT ({cfg.sft_steps} steps)", sft, lambda: training.run_sft(training.SftConfig.load(overrides={
+            **day, "model_path": str(base), "output_dir": str(sft), "max_steps": cfg.sft_steps,
+            "max_examples": cfg.sft_steps * 8, "learning_rate": 1e-3}))),
+    ]
+    if cfg.rl_steps:
+        stages.append((f"GRPO ({cfg.rl_steps} steps)", rl, lambda: training.run_rl(training.RlConfig.load(overrides={
+            **day, "model_path": str(sft), "output_dir": str(rl), "max_steps": cfg.rl_steps, "batch_size": 4,
+            "max_examples": 4 * cfg.rl_steps, "max_completion_length": 48}))))
+    for name, out, train in stages:
+        reused = not cfg.force and (out / "config.json").is_file()
+        t = progress.step(name, reused)
+        if not reused:
+            train()
+            progress.took(t, f"saved {out}")
+    candidate = rl if cfg.rl_steps else sft
+    t = progress.step("evaluate + promote")
+    champion = cfg.artifacts / "champion"
+    for model in (candidate, champion):
+        if model == champion and (not (model / "config.json").is_file() or model_version(model) == model_version(candidate)):
+            continue
+        metrics, report = run_eval(EvalConfig.load(overrides={
+            **day, "model_path": str(model), "split": "dev", "max_examples": 100, "out_dir": str(cfg.artifacts / "eval")}))
+        print(f"      {model.name}: Acc@2 {metrics['acc2']:.3f}, macro-F1 {metrics['macro_f1']:.3f} "
+              f"(dev, n={metrics['n']}) -> {report}")
+    won, why = promote(PromoteConfig.load(overrides={**day, "model_path": str(candidate),
+                                                     "champion_dir": str(champion)}))
+    print(f"      {'promoted' if won else 'kept the champion'}: {why}")
+    return champion
+
+
+def exercise_shim(cfg: DemoConfig, lakehouse, champion: Path) -> list[dict]:
+    """Start `lore serve`, send one request per tier (and a fallback), drain the write-back queue."""
+    from pyspark.sql import functions as F
+
+    from lore_ml.online_store import Keys, connect
+    from online.config import ServeConfig
+    from online.teacher import InProcessTeacher
+    from online.worker import WriteBackWorker
+
+    tiers = lakehouse.read_partition("silver.query_tiers", cfg.ds_str)
+    head = tiers.where(F.col("tier") == "head").orderBy("rank").first()["query_norm"]
+    mid = tiers.where(F.col("tier") == "mid").orderBy("rank").first()["query_norm"]
+    judged = (lakehouse.read_partition("gold.relevance_judgments", cfg.ds_str)
+              .where((F.col("query_norm") == head) & (F.col("status") == "ok")))
+    head_items = [r["item_id"] for r in judged.orderBy("item_id").limit(3).collect()]
+    catalog = {r["item_id"]: r for r in lakehouse.read_snapshot("bronze.catalog", cfg.ds_str).limit(200).collect()}
+    some_items = list(catalog)[:3]
+
+    def item(item_id: str) -> dict:
+        row = catalog.get(item_id)
+        return {"item_id": item_id, **({"title": row["title"], "brand": row["brand"]} if row else {})}
+
+    requests = [
+        ("head (cache)", head, head_items + ["unjudged-item"], None),
+        ("mid (student)", mid, some_items, None),
+        ("tail (teacher)", "vintage brass desk lamp with usb port", some_items[:2], 5000),
+        ("tail (deadline 1 ms)", "left handed cast iron skillet", some_items[:2], 1),
+    ]
+    port = _free_port()
+    serve_cfg = ServeConfig.load(overrides={**cfg.model_dump(include={"redis"}), "port": port,
+                                            "teacher": {"model_path": str(champion)}})
+    env = {**os.environ, "LORE_REDIS__URL": cfg.redis.url, "LORE_REDIS__KEY_PREFIX": cfg.redis.key_prefix,
+           "LORE_TEACHER__MODEL_PATH": str(champion)}
+    shim = subprocess.Popen([str(Path(sys.executable).parent / "lore"), "serve", "--set", f"port={port}",
+                             "--set", "workers=1"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=open(cfg.artifacts / "shim.log", "w"))
+    base = f"http://127.0.0.1:{port}"
+    answers = []
+    try:
+        _wait(lambda: urllib.request.urlopen(f"{base}/readyz", timeout=2).status == 200, 120)
+        for name, query, item_ids, deadline in requests:
+            answers.append({"request": name, **_post(base, query, [item(i) for i in item_ids], deadline)})
+        worker = WriteBackWorker(connect(cfg.redis), InProcessTeacher(serve_cfg.teacher), Keys(cfg.redis.key_prefix),
+                                 serve_cfg)
+        drained = worker.run(once=True)
+        print(f"      write-back worker: {drained.entries} queued requests judged, {drained.judgments} judgments cached")
+        name, query, item_ids, deadline = requests[-1]
+        answers.append({"request": "same tail again (written back)",
+                        **_post(base, query, [item(i) for i in item_ids], deadline)})
+    finally:
+        shim.send_signal(signal.SIGTERM)
+        shim.wait(timeout=30)
+    print(f"      {'request':<32}{'tier':<9}{'sources':<22}{'ms':>7}  labels")
+    for a in answers:
+        print(f"      {a['request']:<32}{a['tier']:<9}{a['sources']:<22}{a['latency_ms']:>7.1f}  {' '.join(a['labels'])}")
+    return answers
+
+
+def _post(base: str, query: str, items: list[dict], deadline_ms: int | None) -> dict:
+    body = {"query": query, "items": items, **({"deadline_ms": deadline_ms} if deadline_ms else {})}
+    request = urllib.request.Request(f"{base}/v1/relevance", data=json.dumps(body).encode(),
+                                     headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer = json.loads(response.read())
+    return {"tier": answer["tier"], "sources": "+".join(sorted({i["source"] for i in answer["items"]})),
+            "latency_ms": answer["latency_ms"], "labels": [i["label"] for i in answer["items"]]}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(check, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if check():
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    warnings.filterwarnings("ignore", category=UserWarning, module="trl")
     cfg = DemoConfig.from_cli(argv, prog="lore demo")
-    run(cfg)
+    cfg.artifacts.mkdir(parents=True, exist_ok=True)
+    summary = run(cfg)
+    print(f"\ndone in {summary['seconds']:.0f}s")
+    print(f"  Delta tables     {Path(cfg.lakehouse.root).resolve()}  (bronze/silver/gold, e.g. gold/relevance_judgments)")
+    print(f"  models, reports  {cfg.artifacts.resolve()}  (champion/, eval/*/report.md, shim.log)")
+    print(f"  Redis            {cfg.redis.url}  active cache version {summary['cache_version']}")
+    print("  serve it         lore serve   (then POST /v1/relevance; GET /openapi.json)")
     return 0
 
 
