@@ -148,7 +148,7 @@ def train_teacher(cfg: DemoConfig, day: dict, progress: Progress) -> Path:
     from lore_ml import training
     from lore_ml.evaluation import EvalConfig, run_eval
     from lore_ml.modeling import model_version
-    from lore_ml.promotion import PromoteConfig, promote
+    from lore_ml.promotion import PromoteConfig, evaluation_report, promote
 
     base, sft, rl = (cfg.artifacts / name for name in ("teacher-base", "teacher-sft", "teacher-rl"))
     stages = [
@@ -171,15 +171,18 @@ def train_teacher(cfg: DemoConfig, day: dict, progress: Progress) -> Path:
     candidate = rl if cfg.rl_steps else sft
     t = progress.step("evaluate + promote")
     champion = cfg.artifacts / "champion"
+    gate_cfg = PromoteConfig.load(overrides={**day, "model_path": str(candidate), "champion_dir": str(champion)})
     for model in (candidate, champion):
         if model == champion and (not (model / "config.json").is_file() or model_version(model) == model_version(candidate)):
             continue
-        metrics, report = run_eval(EvalConfig.load(overrides={
-            **day, "model_path": str(model), "split": "dev", "max_examples": 100, "out_dir": str(cfg.artifacts / "eval")}))
+        metrics = None if cfg.force else evaluation_report(gate_cfg, model_version(model))
+        if metrics is None:
+            metrics, _ = run_eval(EvalConfig.load(overrides={
+                **day, "model_path": str(model), "split": "dev", "max_examples": 100,
+                "out_dir": str(cfg.artifacts / "eval")}))
         print(f"      {model.name}: Acc@2 {metrics['acc2']:.3f}, macro-F1 {metrics['macro_f1']:.3f} "
-              f"(dev, n={metrics['n']}) -> {report}")
-    won, why = promote(PromoteConfig.load(overrides={**day, "model_path": str(candidate),
-                                                     "champion_dir": str(champion)}))
+              f"(marketplace dev, n={metrics['n']}; report under {cfg.artifacts / 'eval'})")
+    won, why = promote(gate_cfg)
     print(f"      {'promoted' if won else 'kept the champion'}: {why}")
     return champion
 

@@ -63,7 +63,8 @@ def gate(candidate: dict, champion: dict | None, max_acc2_drop: float) -> tuple[
     return True, f"macro-F1 {candidate['macro_f1']:.3f} > champion {champion['macro_f1']:.3f}"
 
 
-def _report(cfg: PromoteConfig, model_version: str) -> dict | None:
+def evaluation_report(cfg: PromoteConfig, model_version: str) -> dict | None:
+    """The metrics of ``model_version``'s report on the configured dataset/split for ``ds``, if any."""
     from deltalake import DeltaTable
 
     uri = cfg.lakehouse.table_uri("gold.eval_reports")
@@ -80,7 +81,7 @@ def promote(cfg: PromoteConfig) -> tuple[bool, str]:
     if not (cfg.model_path / "lore_manifest.json").is_file():  # an outside checkpoint: pin its version first
         write_manifest(cfg.model_path, stage="external")
     candidate_version = model_version(cfg.model_path)
-    candidate = _report(cfg, candidate_version)
+    candidate = evaluation_report(cfg, candidate_version)
     if candidate is None:
         raise SystemExit(f"no {cfg.dataset}/{cfg.split} report for {candidate_version} in gold.eval_reports "
                          f"ds={cfg.ds_str}: run `lore eval --model {cfg.model_path} --split {cfg.split}` first")
@@ -89,7 +90,7 @@ def promote(cfg: PromoteConfig) -> tuple[bool, str]:
         champion_version = model_version(cfg.champion_dir)
         if champion_version == candidate_version:
             return True, f"{candidate_version} is already the champion"
-        champion = _report(cfg, champion_version)
+        champion = evaluation_report(cfg, champion_version)
         if champion is None:
             raise SystemExit(f"no {cfg.dataset}/{cfg.split} report for the champion {champion_version} in "
                              f"ds={cfg.ds_str}: run `lore eval --model {cfg.champion_dir} --split {cfg.split}` first")
