@@ -95,17 +95,6 @@ def run(cfg: DemoConfig) -> dict:
     if results:
         print(format_counts(results))
 
-    for name, table, job, config in (
-        ("query tiers", "silver.query_tiers", stratify, stratify.StratifyConfig),
-        ("knowledge graph", "silver.kg_edges", build_kg, build_kg.BuildKgConfig),
-    ):
-        reused = exists(table, cfg.ds_str)
-        t = progress.step(name, reused)
-        if not reused:
-            result = job.run(config.load(overrides=day))
-            print(stratify.format_summary(result) if job is stratify else
-                  "      " + ", ".join(f"{n:,} {kind}" for kind, n in sorted(result.items())))
-
     hd_day = load_home_depot.HomeDepotConfig.model_fields["ds"].default.isoformat()
     has_hd = cfg.home_depot and (cfg.data.home_depot_dir / "train.csv.zip").is_file()
     t = progress.step("Home Depot human labels", reused=has_hd and exists("bronze.human_labels", hd_day))
@@ -114,15 +103,20 @@ def run(cfg: DemoConfig) -> dict:
     elif not has_hd:
         print(f"      skipped: no train.csv.zip under {cfg.data.home_depot_dir}")
 
-    for name, table, job, config in (
-        ("training pairs", "silver.training_pairs", mine_pairs, mine_pairs.MinePairsConfig),
-        ("SFT examples (synthesised reasoning)", "gold.sft_examples", synth_cot, synth_cot.SynthCotConfig),
+    def edge_counts(counts: dict) -> str:
+        return "      " + ", ".join(f"{n:,} {kind}" for kind, n in sorted(counts.items()))
+
+    for name, table, job, config, describe in (
+        ("query tiers", "silver.query_tiers", stratify, stratify.StratifyConfig, stratify.format_summary),
+        ("knowledge graph", "silver.kg_edges", build_kg, build_kg.BuildKgConfig, edge_counts),
+        ("training pairs", "silver.training_pairs", mine_pairs, mine_pairs.MinePairsConfig, None),
+        ("SFT examples (synthesised reasoning)", "gold.sft_examples", synth_cot, synth_cot.SynthCotConfig, None),
     ):
         reused = exists(table, cfg.ds_str)
         t = progress.step(name, reused)
         if not reused:
-            job.run(config.load(overrides=day))
-            progress.took(t)
+            result = job.run(config.load(overrides=day))
+            progress.took(t, describe(result) if describe else "")
 
     champion = train_teacher(cfg, day, progress)
 

@@ -168,14 +168,12 @@ def write_report(metrics: dict, out_dir: str | Path, title: str) -> Path:
     return out
 
 
-class EvalConfig(JobConfig):
-    """Evaluate a teacher directory on the human-labelled examples of gold.sft_examples."""
+class ReportConfig(JobConfig):
+    """Which model, and whose human labels on which split: what a report is about."""
 
-    model_path: Path = Field(Path("artifacts/teacher-rl"), description="HF model directory to evaluate.")
+    model_path: Path = Field(Path("artifacts/teacher-rl"), description="HF model directory.")
     split: str = Field("test", description="train | dev | test")
     dataset: Literal["marketplace", "home_depot", "all"] = Field("marketplace", description="Whose human labels.")
-    max_examples: int | None = Field(2000, ge=1, description="Evaluate at most this many (deterministic).")
-    out_dir: Path = Field(Path("artifacts/eval"), description="Reports go to <out_dir>/<model>-<dataset>-<split>/.")
 
     @classmethod
     def add_arguments(cls, parser) -> None:
@@ -183,6 +181,13 @@ class EvalConfig(JobConfig):
         parser.add_argument("--model", dest="model_path")
         parser.add_argument("--split")
         parser.add_argument("--dataset", choices=["marketplace", "home_depot", "all"])
+
+
+class EvalConfig(ReportConfig):
+    """Evaluate a teacher directory on the human-labelled examples of gold.sft_examples."""
+
+    max_examples: int | None = Field(2000, ge=1, description="Evaluate at most this many (deterministic).")
+    out_dir: Path = Field(Path("artifacts/eval"), description="Reports go to <out_dir>/<model>-<dataset>-<split>/.")
 
 
 def run_eval(cfg: EvalConfig) -> tuple[dict, Path]:

@@ -17,31 +17,20 @@ import logging
 import shutil
 import sys
 from pathlib import Path
-from typing import Literal
-
 from pydantic import Field
 
-from lore_ml.config import JobConfig
+from lore_ml.evaluation import ReportConfig
 
 log = logging.getLogger("lore.promotion")
 NOT_PROMOTED = 99
 
 
-class PromoteConfig(JobConfig):
-    """Promote a teacher to champion when it passes the evaluation gate."""
+class PromoteConfig(ReportConfig):
+    """Promote a teacher (``model_path``) to champion when it passes the evaluation gate."""
 
-    model_path: Path = Field(Path("artifacts/teacher-rl"), description="The candidate HF model directory.")
     champion_dir: Path = Field(Path("artifacts/champion"), description="Where the champion lives (what judging loads).")
-    dataset: Literal["marketplace", "home_depot", "all"] = Field("marketplace", description="Report dataset compared.")
     split: str = Field("dev", description="Report split compared (never test: that is for the final numbers).")
     max_acc2_drop: float = Field(0.005, ge=0, description="Acc@2 the candidate may lose while gaining macro-F1.")
-
-    @classmethod
-    def add_arguments(cls, parser) -> None:
-        super().add_arguments(parser)
-        parser.add_argument("--model", dest="model_path")
-        parser.add_argument("--split")
-        parser.add_argument("--dataset", choices=["marketplace", "home_depot", "all"])
 
 
 def gate(candidate: dict, champion: dict | None, max_acc2_drop: float) -> tuple[bool, str]:
