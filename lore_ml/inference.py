@@ -19,7 +19,9 @@ sit together: vLLM's prefix cache then reuses their KV blocks.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence
@@ -214,9 +216,10 @@ class VllmJudge(Judge):
         from vllm import LLM
 
         kv_cache_gib = cfg.kv_cache_gib or (None if torch.cuda.is_available() else 2.0)
-        self.llm = LLM(model=str(cfg.model_path), max_model_len=cfg.max_model_len, enable_prefix_caching=True,
-                       logprobs_mode="processed_logprobs", enforce_eager=not cfg.vllm_compile, seed=cfg.seed,
-                       kv_cache_memory_bytes=int(kv_cache_gib * 2**30) if kv_cache_gib else None)
+        with _flask_proxies_bound():
+            self.llm = LLM(model=str(cfg.model_path), max_model_len=cfg.max_model_len, enable_prefix_caching=True,
+                           logprobs_mode="processed_logprobs", enforce_eager=not cfg.vllm_compile, seed=cfg.seed,
+                           kv_cache_memory_bytes=int(kv_cache_gib * 2**30) if kv_cache_gib else None)
         super().__init__(self.llm.get_tokenizer(), cfg)
 
     def _label_logprobs(self, token_ids: list[list[int]]) -> np.ndarray:
@@ -238,6 +241,19 @@ class VllmJudge(Judge):
             stop=[stop], include_stop_str_in_output=True, skip_special_tokens=False, spaces_between_special_tokens=False,
         )
         return [o.outputs[0].text for o in self.llm.generate(texts, params, use_tqdm=False)]
+
+
+@contextlib.contextmanager
+def _flask_proxies_bound():
+    """vLLM 0.32's CPU start-up scans every loaded module's globals with ``hasattr``, which raises
+    on Flask's ``request``/``g`` proxies outside a request; bind them while the engine starts so
+    a process that imported Flask (the shim, its tests) can still host vLLM."""
+    flask = sys.modules.get("flask")
+    if flask is None:
+        yield
+        return
+    with flask.Flask("lore-vllm-start").test_request_context():
+        yield
 
 
 def make_judge(cfg: InferenceConfig) -> Judge:

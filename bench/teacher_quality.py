@@ -1,0 +1,54 @@
+"""Teacher quality on held-out human labels: majority-class baseline vs SFT vs SFT+RL.
+
+    .venv/bin/python bench/teacher_quality.py --ds 2026-01-31 \
+        --model artifacts/teacher-sft --model artifacts/teacher-rl --dataset marketplace --split test
+
+Each --model is evaluated with `lore eval` (report files under artifacts/eval/, a row in
+gold.eval_reports); the majority baseline predicts, for every example, the most frequent label
+of the same dataset's *train* split. Prints Acc@2, Acc@4, macro-F1, ECE and Spearman (where
+ratings exist) in one table.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ds", default="2026-01-31")
+    parser.add_argument("--model", action="append", required=True)
+    parser.add_argument("--dataset", default="marketplace", choices=["marketplace", "home_depot"])
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--max-examples", type=int, default=2000)
+    args = parser.parse_args()
+
+    from collections import Counter
+
+    from deltalake import DeltaTable
+
+    from lore_ml.config import LakehouseConfig
+    from lore_ml.evaluation import EvalConfig, evaluate, run_eval
+    from lore_ml.labels import label_level
+
+    examples = DeltaTable(LakehouseConfig().table_uri("gold.sft_examples")).to_pandas(
+        columns=["example_id", "item_id", "label", "split"], filters=[("ds", "=", args.ds), ("kind", "=", "gold")])
+    examples = examples[examples["item_id"].str.startswith("hd-") == (args.dataset == "home_depot")]
+    majority = Counter(label_level(label) for label in examples[examples["split"] == "train"]["label"]).most_common(1)[0][0]
+    held_out = examples[examples["split"] == args.split].sort_values("example_id").head(args.max_examples)
+    rows = [(f"majority class ({majority})", evaluate(list(held_out["label"]), [majority] * len(held_out)))]
+    for model in args.model:
+        metrics, out = run_eval(EvalConfig.load(overrides={"ds": args.ds, "model_path": model, "split": args.split,
+                                                           "dataset": args.dataset, "max_examples": args.max_examples}))
+        rows.append((model, metrics))
+        print(f"report: {out}/report.md")
+    print(f"\n{args.dataset} {args.split}, ds={args.ds}, n={len(held_out)}")
+    print(f"{'model':<32}{'Acc@2':>7}{'Acc@4':>7}{'macro-F1':>10}{'ECE':>7}{'Spearman':>10}")
+    for name, m in rows:
+        ece = f"{m['ece']:.3f}" if m.get("ece") is not None else "-"
+        rho = f"{m['spearman']:.3f}" if m.get("spearman") is not None else "-"
+        print(f"{name:<32}{m['acc2']:>7.3f}{m['acc4']:>7.3f}{m['macro_f1']:>10.3f}{ece:>7}{rho:>10}")
+
+
+if __name__ == "__main__":
+    main()
