@@ -17,7 +17,7 @@ import sys
 from collections import Counter
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from lore_ml.config import JobConfig
 
@@ -30,6 +30,11 @@ class SynthCotConfig(JobConfig):
     label_first_share: float = Field(0.25, ge=0, le=1, description="Share of examples in the label-first format.")
     rules_in_prompt: Literal["full", "compact"] = Field("compact", description="Rules digest with or without examples.")
     max_facts: int = Field(6, ge=0, description="KG facts per prompt.")
+    reasoning_endpoint: str | None = Field(None, description="OpenAI-compatible server (http://host:8000) whose "
+                                           "model writes the reasoning; unset: the template engine.")
+    reasoning_model: str | None = Field(None, description="Model name at reasoning_endpoint.")
+    reasoning_api_key: SecretStr | None = Field(None, description="Set through LORE_REASONING_API_KEY.")
+    reasoning_concurrency: int = Field(8, ge=1, description="Requests in flight to the reasoning endpoint.")
 
 
 def _unit_hash(*parts: str) -> float:
@@ -38,10 +43,10 @@ def _unit_hash(*parts: str) -> float:
     return int(digest[:12], 16) / float(16**12)
 
 
-def _example(query: str, item: dict, label: str, reasoning: str, kind: str, split: str, facts: list[str],
-             cfg: SynthCotConfig) -> dict[str, Any]:
+def _example(draft: tuple, cfg: SynthCotConfig) -> dict[str, Any]:
     from lore_ml.prompts import build_prompt, format_answer
 
+    query, item, facts, label, reasoning, kind, split = draft
     label_first = _unit_hash(query, item["item_id"], "format") < cfg.label_first_share
     return {
         "example_id": hashlib.sha1(f"{query}\x1f{item['item_id']}\x1f{kind}".encode()).hexdigest()[:16],
@@ -57,11 +62,15 @@ def _example(query: str, item: dict, label: str, reasoning: str, kind: str, spli
 
 
 def synthesize_examples(pairs: list[dict], items: dict[str, dict], kg, vocabulary: dict[str, list[str]],
-                        cfg: SynthCotConfig, progress=None) -> list[dict]:
-    """Examples for ``pairs`` (query, item_id, label, dimension, source, split) — pure Python."""
+                        cfg: SynthCotConfig, progress=None, reasoner=None) -> list[dict]:
+    """Examples for ``pairs`` (query, item_id, label, dimension, source, split).
+
+    The template engine writes every reasoning path; a ``reasoner``
+    (:class:`lore_ml.cot_llm.LlmReasoner`) then rewrites them from the same facts and label.
+    """
     from lore_ml.cot import PERTURBABLE, extract_demands, hard_case, synthesize
 
-    examples = []
+    drafts = []  # (query, item, facts, label, reasoning, kind, split)
     for pair in pairs:
         item = items.get(pair["item_id"])
         if progress:
@@ -71,8 +80,7 @@ def synthesize_examples(pairs: list[dict], items: dict[str, dict], kg, vocabular
         query = pair["query"]
         gold = f"L2:{pair['dimension']}" if pair["label"] == "L2" and pair.get("dimension") else pair["label"]
         label, reasoning = synthesize(query, item, gold, kg)
-        facts = kg.facts(query, item, cfg.max_facts)
-        examples.append(_example(query, item, label, reasoning, pair["source"], pair["split"], facts, cfg))
+        drafts.append((query, item, kg.facts(query, item, cfg.max_facts), label, reasoning, pair["source"], pair["split"]))
         if label != "L4" or _unit_hash(query, item["item_id"], "hard") >= cfg.hard_case_share:
             continue
         demands = extract_demands(query, item, kg)
@@ -82,9 +90,12 @@ def synthesize_examples(pairs: list[dict], items: dict[str, dict], kg, vocabular
                 continue
             changed, hard_gold = hard_case(item, dimension, replacement)
             label, reasoning = synthesize(query, changed, hard_gold, kg, demands)
-            examples.append(_example(query, changed, label, reasoning, "hard_case", pair["split"],
-                                     kg.facts(query, changed, cfg.max_facts), cfg))
-    return examples
+            drafts.append((query, changed, kg.facts(query, changed, cfg.max_facts), label, reasoning, "hard_case",
+                           pair["split"]))
+    if reasoner is not None:
+        rewritten = reasoner.write([draft[:5] for draft in drafts])
+        drafts = [(*draft[:4], reasoning, *draft[5:]) for draft, reasoning in zip(drafts, rewritten)]
+    return [_example(draft, cfg) for draft in drafts]
 
 
 def _replacement(dimension: str, item: dict, kg, vocabulary: dict[str, list[str]], query: str) -> str | None:
@@ -120,8 +131,18 @@ def run(cfg: SynthCotConfig) -> Counter:
         for dimension, value in item["attributes"].items():
             vocabulary.setdefault(dimension, set()).add(str(value).lower())
     kg = load_kg(lakehouse, cfg.ds_str)
+    reasoner = None
+    if cfg.reasoning_endpoint:
+        from lore_ml.cot_llm import LlmReasoner
+
+        key = cfg.reasoning_api_key.get_secret_value() if cfg.reasoning_api_key else None
+        reasoner = LlmReasoner(cfg.reasoning_endpoint, cfg.reasoning_model or "default", key, cfg.reasoning_concurrency)
     with tqdm(total=len(pair_rows), desc="synth-cot", unit="pair", disable=None, file=sys.stderr) as bar:
-        examples = synthesize_examples(pair_rows, items, kg, {k: sorted(v) for k, v in vocabulary.items()}, cfg, bar)
+        examples = synthesize_examples(pair_rows, items, kg, {k: sorted(v) for k, v in vocabulary.items()}, cfg, bar,
+                                       reasoner)
+    if reasoner is not None:
+        print(f"[synth-cot] {len(examples) - reasoner.fallbacks:,} reasoning paths from {cfg.reasoning_endpoint}, "
+              f"{reasoner.fallbacks:,} kept the template's", file=sys.stderr)
     columns = [f.name for f in schema_of("gold.sft_examples").fields if f.name != "ds"]  # all strings
     lakehouse.write_arrow(pa.table({c: pa.array([e[c] for e in examples], pa.string()) for c in columns}),
                           "gold.sft_examples", cfg.ds_str)
