@@ -186,7 +186,14 @@ class ReportConfig(JobConfig):
 class EvalConfig(ReportConfig):
     """Evaluate a teacher directory on the human-labelled examples of gold.sft_examples."""
 
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--think-first", dest="think_first", action="store_true", default=None)
+
     max_examples: int | None = Field(2000, ge=1, description="Evaluate at most this many (deterministic).")
+    think_first: bool = Field(False, description="Generate the reasoning before reading the label (slower); "
+                              "default: label-first, as the real-time tier decodes.")
     out_dir: Path = Field(Path("artifacts/eval"), description="Reports go to <out_dir>/<model>-<dataset>-<split>/.")
 
 
@@ -196,7 +203,7 @@ def run_eval(cfg: EvalConfig) -> tuple[dict, Path]:
     from deltalake import DeltaTable
     from pyspark.sql import functions as F
 
-    from lore_ml.inference import TransformersJudge
+    from lore_ml.inference import InferenceConfig, TransformersJudge
     from lore_ml.lakehouse import open_lakehouse
 
     examples = DeltaTable(cfg.lakehouse.table_uri("gold.sft_examples")).to_pandas(
@@ -210,17 +217,18 @@ def run_eval(cfg: EvalConfig) -> tuple[dict, Path]:
         raise ValueError(f"no human-labelled examples for ds={cfg.ds_str} split={cfg.split} dataset={cfg.dataset}")
     labels = DeltaTable(cfg.lakehouse.table_uri("bronze.human_labels")).to_pandas(columns=["query", "item_id", "rating"])
     ratings = labels.dropna().drop_duplicates(["query", "item_id"]).set_index(["query", "item_id"])["rating"]
-    judge = TransformersJudge(cfg.model_path)
+    judge = TransformersJudge(InferenceConfig(model_path=cfg.model_path, think_first=cfg.think_first))
     model_version = judge.model_version
     predictions = judge.judge(list(examples["prompt"]))
     metrics = evaluate(
         list(examples["label"]), [p.label for p in predictions], np.array([p.p for p in predictions]),
         ratings=[ratings.get((q, i)) for q, i in zip(examples["query"], examples["item_id"])] if cfg.dataset != "marketplace" else None,
     )
-    out = write_report(metrics, cfg.out_dir / f"{Path(cfg.model_path).name}-{cfg.dataset}-{cfg.split}",
+    mode = "-think-first" if cfg.think_first else ""
+    out = write_report(metrics, cfg.out_dir / f"{Path(cfg.model_path).name}-{cfg.dataset}-{cfg.split}{mode}",
                        f"{model_version} on {cfg.dataset} {cfg.split} (n={metrics['n']})")
     lakehouse = open_lakehouse(cfg)
-    row = [(f"{model_version}/{cfg.dataset}/{cfg.split}", model_version, cfg.dataset, cfg.split,
+    row = [(f"{model_version}/{cfg.dataset}/{cfg.split}{mode.replace('-', '/', 1)}", model_version, cfg.dataset, cfg.split,
             json.dumps(metrics, sort_keys=True), str(out.resolve()))]
     new = lakehouse.spark.createDataFrame(row, "report_id string, model_version string, dataset string, split string, "
                                                "metrics_json string, report_path string")

