@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterable
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|pad|>", "<think>", "</think>", "<label>", "</label>"]
+ANSWER_TAGS = frozenset(SPECIAL_TOKENS[2:])
 """The answer tags are single tokens, so a label-first answer's label sits in the first tokens."""
 
 
@@ -47,12 +48,29 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096):
         show_progress=False,
     )
     tokenizer.train_from_iterator(texts, trainer=trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        eos_token="<|endoftext|>",
-        pad_token="<|pad|>",
-        additional_special_tokens=SPECIAL_TOKENS[2:],
-    )
+    return keep_answer_tags(PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>",
+                                                    pad_token="<|pad|>"))
+
+
+def keep_answer_tags(tokenizer):
+    """Make ``<think>``/``<label>`` tags ordinary added tokens: one id each, but kept by decoding.
+
+    TRL's GRPO trainer decodes completions with ``skip_special_tokens=True``; tags registered as
+    special tokens would vanish before the reward functions see them (every reward 0). Models
+    saved before this fix are repaired on load; ids do not change.
+    """
+    import json
+
+    from tokenizers import Tokenizer
+
+    state = json.loads(tokenizer._tokenizer.to_str())
+    special = [a for a in state["added_tokens"] if a["content"] in ANSWER_TAGS and a["special"]]
+    if special:
+        for added in special:
+            added["special"] = False
+        tokenizer._tokenizer = Tokenizer.from_str(json.dumps(state))
+        tokenizer.extra_special_tokens = [t for t in tokenizer.extra_special_tokens if t not in ANSWER_TAGS]
+    return tokenizer
 
 
 def build_tiny_qwen2(tokenizer, spec: TinyQwenSpec = TinyQwenSpec(), seed: int = 0):
@@ -100,7 +118,7 @@ def load_causal_lm(path: str | Path, dtype: str = "auto"):
     path = Path(path)
     if not (path / "config.json").is_file():
         raise NotAModelDirectory(f"{path} is not a Hugging Face model directory (no config.json)")
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = keep_answer_tags(AutoTokenizer.from_pretrained(path))
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

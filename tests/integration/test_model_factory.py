@@ -31,3 +31,12 @@ def test_saved_teacher_loads_by_path_and_generates(teacher_dir):
 def test_a_directory_without_a_model_is_refused(tmp_path):
     with pytest.raises(NotAModelDirectory, match="no config.json"):
         load_causal_lm(tmp_path)
+
+
+def test_answer_tags_survive_decoding_without_special_tokens(teacher_dir):
+    """TRL's GRPO decodes completions with skip_special_tokens=True: the tags must remain for the rewards."""
+    _, tokenizer = load_causal_lm(teacher_dir)
+    answer = format_answer("L2:brand", "other brand R-BRD-01")
+    ids = tokenizer(answer, add_special_tokens=False).input_ids
+    assert tokenizer.decode(ids, skip_special_tokens=True) == answer
+    assert len(tokenizer("<think>", add_special_tokens=False).input_ids) == 1
