@@ -17,6 +17,7 @@ version's keys a TTL, so readers mid-request finish on complete data.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 from dataclasses import dataclass
@@ -119,8 +120,10 @@ class FillResult:
 class CacheWriter:
     """Writes one cache version and switches readers to it."""
 
-    def __init__(self, client, keys: Keys = Keys(), pending_ttl_s: int = 86_400, old_version_ttl_s: int = 6 * 3600):
+    def __init__(self, client, keys: Keys = Keys(), pending_ttl_s: int = 86_400, old_version_ttl_s: int = 6 * 3600,
+                 writers: int = 2):
         self.client = client
+        self.writers = writers
         self.keys = keys
         self.pending_ttl_s = pending_ttl_s
         self.old_version_ttl_s = old_version_ttl_s
@@ -143,36 +146,53 @@ class CacheWriter:
         """Write ``batches`` (each ``{query_hash: {item_id: packed}}``) and ``tiers`` as ``version``, then switch.
 
         A version id names its content (``jobs.fill_cache`` derives it from a digest), so batches
-        already written by an interrupted run of the same version are skipped, and a batch cut
-        short is simply written again (same fields, same values).
-        ``on_batch(done, total)`` is called after each batch (progress bars, tests).
+        already written by an interrupted run of the same version (recorded in the ``:done``
+        set) are skipped, and a batch cut short is simply written again (same fields, same
+        values). ``writers`` pipelines are in flight at once, so packing the next batch in this
+        process overlaps Redis applying the previous one. ``on_batch(done, total)`` is called as
+        batches complete (progress bars, tests).
         """
-        meta_key, previous = self.keys.meta(version), self.active_version()
+        meta_key, done_key, previous = self.keys.meta(version), self.keys.meta(version) + ":done", self.active_version()
         if previous == version:
             log.info("version %s is already active: nothing to write", version)
             return FillResult(version, 0, 0, 0, 0, 0, False, previous)
         self._refuse_stale(previous, ds, force)
-        done = int(self.client.hget(meta_key, "batches_done") or 0)
-        if done:
-            log.info("resuming version %s after %d of %d batches", version, done, len(batches))
+        already = {int(i) for i in self.client.smembers(done_key)}
+        if already:
+            log.info("resuming version %s: %d of %d batches already written", version, len(already), len(batches))
         pipe = self.client.pipeline(transaction=False)
         pipe.hset(meta_key, mapping={"ds": ds, "state": "filling", **(meta or {})})
         pipe.expire(meta_key, self.pending_ttl_s)
         pipe.execute()
-        queries = judgments = written = 0
-        for index, batch in enumerate(batches):
-            if index >= done:
+
+        def write(index: int) -> int:
+            batch, bytes_out = batches[index], 0
+            with self.client.pipeline(transaction=False) as batch_pipe:
                 for query_hash, items in batch.items():
                     key = self.keys.query(version, query_hash)
-                    pipe.hset(key, mapping=dict(items))
-                    pipe.expire(key, self.pending_ttl_s)
-                    written += len(key) + sum(map(len, items)) + sum(map(len, items.values()))
-                pipe.hset(meta_key, "batches_done", index + 1)
-                pipe.execute()
-            queries += len(batch)
-            judgments += sum(len(items) for items in batch.values())
-            if on_batch:
-                on_batch(index + 1, len(batches))
+                    batch_pipe.hset(key, mapping=items)
+                    batch_pipe.expire(key, self.pending_ttl_s)
+                    bytes_out += len(key) + sum(map(len, items)) + sum(map(len, items.values()))
+                batch_pipe.sadd(done_key, index)
+                batch_pipe.expire(done_key, self.pending_ttl_s)
+                batch_pipe.execute()
+            return bytes_out
+
+        todo = [i for i in range(len(batches)) if i not in already]
+        with concurrent.futures.ThreadPoolExecutor(self.writers, thread_name_prefix="cache-fill") as pool:
+            futures = [pool.submit(write, i) for i in todo]
+            try:
+                written = 0
+                for finished, future in enumerate(concurrent.futures.as_completed(futures), len(already) + 1):
+                    written += future.result()
+                    if on_batch:
+                        on_batch(finished, len(batches))
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+        queries = sum(len(batch) for batch in batches)
+        judgments = sum(len(items) for batch in batches for items in batch.values())
         tier_key = self.keys.tier(version)
         pipe.delete(tier_key)
         tier_items = list(tiers.items())
@@ -182,10 +202,11 @@ class CacheWriter:
         pipe.hset(meta_key, mapping={"queries": queries, "judgments": judgments, "tier_entries": len(tiers)})
         pipe.execute()
         written += sum(map(len, tiers)) + sum(map(len, tiers.values()))
+        self.client.delete(done_key)  # the version is complete: nothing left to resume
         self._persist(version)
         self.client.hset(meta_key, "state", "complete")
         self._switch(version, ds, force)
-        return FillResult(version, queries, judgments, len(tiers), written, done, True, previous)
+        return FillResult(version, queries, judgments, len(tiers), written, len(already), True, previous)
 
     def _refuse_stale(self, active: str | None, ds: str, force: bool) -> None:
         if active is None or force:
