@@ -26,14 +26,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-TIER_MIX = (("head", 0.6), ("mid", 0.3), ("tail", 0.1))
+DEFAULT_MIX = "head=0.6,mid=0.3,tail=0.1"
 DEADLINE_MS = 150
 
 
@@ -55,8 +54,11 @@ def wait_for(check, what: str, timeout_s: float = 60.0) -> None:
     raise SystemExit(f"{what} did not come up within {timeout_s:.0f}s")
 
 
-def start_teacher_stub(port: int) -> None:
-    """An OpenAI-compatible stand-in: /tokenize and /v1/completions with label logprobs, slow on purpose."""
+def serve_teacher_stub(port: int) -> None:
+    """An OpenAI-compatible stand-in: /tokenize and /v1/completions with label logprobs, slow on purpose.
+
+    Runs in its own process (``--teacher-stub PORT``) so that parsing the teacher requests does
+    not slow the load generator down."""
     from flask import Flask, jsonify, request
     from werkzeug.serving import make_server
 
@@ -74,8 +76,7 @@ def start_teacher_stub(port: int) -> None:
                                     for i in range(len(request.json["prompt"]))]})
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    make_server("127.0.0.1", port, app, threaded=True).serve_forever()
 
 
 def fill_cache(redis_url: str, head_queries: int, items: int) -> dict[str, list[str]]:
@@ -102,13 +103,18 @@ def payloads(queries: dict[str, list[str]], items: int) -> dict[str, list[bytes]
     return bodies
 
 
-async def load(url: str, bodies: dict[str, list[bytes]], rate: float, seconds: float, on_second=None):
+def parse_mix(text: str) -> list[tuple[str, float]]:
+    """``head=0.6,mid=0.3,tail=0.1`` → [("head", 0.6), ...]"""
+    return [(tier, float(share)) for tier, share in (part.split("=") for part in text.split(","))]
+
+
+async def load(url: str, bodies: dict[str, list[bytes]], rate: float, seconds: float, mix, on_second=None):
     """Open loop: request k is sent at k / rate s whatever the previous ones are doing."""
     import aiohttp
 
     results: list[tuple[str, int, float]] = []
-    tiers = [t for t, _ in TIER_MIX]
-    weights = [w for _, w in TIER_MIX]
+    tiers = [t for t, _ in mix]
+    weights = [w for _, w in mix]
     rng = random.Random(0)
 
     async def one(session, tier):
@@ -137,14 +143,14 @@ async def load(url: str, bodies: dict[str, list[bytes]], rate: float, seconds: f
     return results, elapsed
 
 
-def report(title: str, results, elapsed: float) -> None:
+def report(title: str, results, elapsed: float, mix) -> None:
     print(f"\n{title}: {len(results):,} requests in {elapsed:.1f}s = {len(results) / elapsed:,.0f} req/s")
     print(f"{'tier':<7}{'requests':>9}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'5xx':>6}"
           f"{'p99 over deadline ms':>22}")
     per_tier = defaultdict(list)
     for tier, status, ms in results:
         per_tier[tier].append((status, ms))
-    for tier, _ in TIER_MIX:
+    for tier, _ in mix:
         rows = per_tier[tier]
         if not rows:
             continue
@@ -162,7 +168,12 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100)
     parser.add_argument("--head-queries", type=int, default=200)
     parser.add_argument("--kill-after", type=float, default=3.0, help="Phase 2: kill redis-server after this long.")
+    parser.add_argument("--mix", default=DEFAULT_MIX, help="Share of requests per tier.")
+    parser.add_argument("--teacher-stub", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.teacher_stub:
+        serve_teacher_stub(args.teacher_stub)
+        return
     if shutil.which("redis-server") is None:
         raise SystemExit("redis-server not found: run `make redis`")
 
@@ -174,7 +185,7 @@ def main() -> None:
                                    "--appendonly", "no", "--dir", str(workdir)], stdout=subprocess.DEVNULL)
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     wait_for(lambda: redis.Redis.from_url(redis_url).ping(), "redis-server")
-    start_teacher_stub(teacher_port)
+    stub = subprocess.Popen([sys.executable, __file__, "--teacher-stub", str(teacher_port)], stderr=subprocess.DEVNULL)
     queries = fill_cache(redis_url, args.head_queries, args.items)
     env = {**os.environ, "LORE_REDIS__URL": redis_url, "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics")}
     (workdir / "metrics").mkdir()
@@ -189,22 +200,24 @@ def main() -> None:
         wait_for(lambda: urllib.request.urlopen(f"{base}/readyz").status == 200, "lore serve")
         bodies = payloads(queries, args.items)
         url = f"{base}/v1/relevance"
-        asyncio.run(load(url, bodies, args.rate, 2.0))  # warm-up: connections, first requests
+        mix = parse_mix(args.mix)
+        asyncio.run(load(url, bodies, args.rate, 2.0, mix))  # warm-up: connections, first requests
         print(f"shim under gunicorn (2 workers x 4 threads), {args.items} items per request, tier mix "
-              + ", ".join(f"{t} {w:.0%}" for t, w in TIER_MIX) + f", tail deadline {DEADLINE_MS} ms, "
+              + ", ".join(f"{t} {w:.0%}" for t, w in mix) + f", tail deadline {DEADLINE_MS} ms, "
               f"{os.cpu_count()} CPU cores shared by client, shim and Redis")
-        report("phase 1: steady load", *asyncio.run(load(url, bodies, args.rate, args.seconds)))
+        report("phase 1: steady load", *asyncio.run(load(url, bodies, args.rate, args.seconds, mix)), mix)
 
         def kill(second: int) -> None:
             if second == int(args.kill_after):
                 redis_proc.send_signal(signal.SIGKILL)
 
-        results, elapsed = asyncio.run(load(url, bodies, args.rate, max(args.seconds / 2, args.kill_after + 3), kill))
-        report(f"phase 2: redis-server killed after {args.kill_after:.0f}s", results, elapsed)
+        results, elapsed = asyncio.run(load(url, bodies, args.rate, max(args.seconds / 2, args.kill_after + 3), mix, kill))
+        report(f"phase 2: redis-server killed after {args.kill_after:.0f}s", results, elapsed, mix)
         print(f"5xx responses while Redis was killed: {sum(status >= 500 for _, status, _ in results)}")
     finally:
         shim.send_signal(signal.SIGTERM)
         shim.wait(timeout=30)
+        stub.kill()
         redis_proc.kill()
         shutil.rmtree(workdir, ignore_errors=True)
 
