@@ -42,6 +42,8 @@ test-all: setup
 bench: setup  ## Re-run the benchmarks; each prints a table
 	$(PY) bench/ingest_throughput.py
 	$(PY) bench/spark_jobs.py
+	$(PY) bench/cache_fill.py
+	$(PY) bench/shim_load.py --rate 200
 
 clean:
 	rm -rf lakehouse data/raw artifacts .pytest_cache
