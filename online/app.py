@@ -160,7 +160,7 @@ def create_app(cfg: ServeConfig | None = None, *, redis_client=None, student=Non
             health.failed(exc)
             redis_state = "down"
         return _json({"status": "ready" if redis_state == "ok" else "degraded", "redis": redis_state,
-                      "redis_error": health.last_error, "cache_version": router._active[1],
+                      "redis_error": health.last_error, "cache_version": router.last_version,
                       "student": student.model_version,
                       "teacher": getattr(teacher, "model_version", None)})
 

@@ -78,6 +78,11 @@ class Router:
             self._active = (now, version)
         return version
 
+    @property
+    def last_version(self) -> str | None:
+        """The active version as last read (no Redis call: what /readyz reports)."""
+        return self._active[1]
+
     def route(self, query: str, items: Sequence[Mapping], deadline_ms: int | None, started: float) -> Routed:
         import redis
 
