@@ -1,9 +1,10 @@
 """Weekly teacher training (DESIGN.md §2): SFT data → SFT → RL → evaluation → promotion.
 
-synth_cot → sft → rl → evaluate → promote. ``promote`` runs ``lore promote``, which exits with
-99 — the task is then *skipped*, not failed — when the new teacher does not beat the champion
-on the evaluation gate, so a worse model never reaches judging. (Distillation joins between rl
-and evaluate when the students land; see the open students issue.)
+synth_cot → sft → rl → distill → evaluate → promote. ``distill`` makes the new student current
+only if it is not worse on dev; otherwise it exits with 99 and the task is *skipped* (the teacher's
+evaluation still runs: ``none_failed``). ``promote`` runs ``lore promote``, which likewise exits
+with 99 when the new teacher does not beat the champion on the evaluation gate, so a worse model
+never reaches judging.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ with DAG(
     synth_cot = lore_task("synth_cot", "synth-cot", spark_job="synth_cot")
     sft = lore_task("sft", "train sft", timeout_h=24)
     rl = lore_task("rl", "train rl", timeout_h=12)
-    evaluate = lore_task("evaluate", "eval --model artifacts/teacher-rl --split dev", timeout_h=4)
+    distill = lore_task("distill", "distill", timeout_h=4)
+    evaluate = lore_task("evaluate", "eval --model artifacts/teacher-rl --split dev", timeout_h=4,
+                         trigger_rule="none_failed")
     promote = lore_task("promote", "promote --model artifacts/teacher-rl --split dev", timeout_h=1)
 
-    synth_cot >> sft >> rl >> evaluate >> promote
+    synth_cot >> sft >> rl >> distill >> evaluate >> promote

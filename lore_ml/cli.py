@@ -27,6 +27,7 @@ COMMANDS = {
     "init-teacher": ("lore_ml.training:init_teacher_main", "Tiny Qwen2 teacher + tokenizer trained on the SFT text."),
     "train": ("lore_ml.training", "Train the teacher: `lore train sft` or `lore train rl`."),
     "eval": ("lore_ml.evaluation", "Evaluate a teacher on human labels: report + gold.eval_reports."),
+    "distill": ("lore_ml.distill", "Train the representation student (mid tier) and make it current if not worse."),
     "promote": ("lore_ml.promotion", "Make a teacher the champion if its evaluation beats the champion's."),
     "judge-head": ("jobs.judge_head", "Head queries x candidate items -> teacher -> gold.relevance_judgments."),
     "fill-cache": ("jobs.fill_cache", "gold.relevance_judgments -> new Redis cache version, switched atomically."),

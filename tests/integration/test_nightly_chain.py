@@ -185,3 +185,27 @@ def test_judge_head_then_fill_cache_serve_the_head_queries(chain, redis_client):
     finally:
         for key in redis_client.scan_iter(match=f"{prefix}:*"):
             redis_client.delete(key)
+
+
+def test_distill_trains_a_student_the_shim_can_load_and_refuses_a_worse_one(chain, tmp_path):
+    from lore_ml.distill import DistillConfig, run
+    from lore_ml.students import RepresentationStudent
+
+    _, job, _ = chain
+    cfg = DistillConfig.load(overrides={**job, "dataset": "marketplace", "epochs": 3, "max_pairs": 400,
+                                        "out_dir": str(tmp_path / "students")})
+    metrics, out, promoted = run(cfg)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert promoted and (tmp_path / "students" / "current" / "head.pt").is_file()
+    assert len(manifest["train_loss"]) == 3 and manifest["train_loss"][-1] < manifest["train_loss"][0]
+    assert (out / "report" / "report.md").is_file() and 0 <= metrics["macro_f1"] <= 1
+    student = RepresentationStudent(tmp_path / "students" / "current")
+    known = json.loads((out / "item_ids.json").read_text())[:2]
+    p = student.score("stridex running shoes", [{"item_id": known[0]}, {"item_id": known[1]},
+                                                {"item_id": "never-seen", "title": "red wool scarf"}])
+    assert p.shape == (3, 4) and abs(p.sum(axis=1) - 1).max() < 1e-5
+    assert student.model_version == manifest["version"]
+
+    current = tmp_path / "students" / "current" / "manifest.json"
+    current.write_text(json.dumps({**manifest, "dev": {**manifest["dev"], "macro_f1": 1.0}}))
+    assert run(cfg)[2] is False and json.loads(current.read_text())["dev"]["macro_f1"] == 1.0
