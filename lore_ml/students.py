@@ -126,6 +126,7 @@ class RepresentationStudent:
         self.item_row = {item_id: row for row, item_id in enumerate(json.loads((path / "item_ids.json").read_text()))}
         self._query_vector = lru_cache(maxsize=100_000)(lambda text: encode([text])[0])
         self._new_items: dict[str, np.ndarray] = {}  # vectors of items outside the artefact, by text
+        encode(["warm up"])  # load MiniLM now, not inside the first request
 
     def _item_vectors(self, items: Sequence[Mapping]) -> np.ndarray:
         rows = [self.item_row.get(item["item_id"]) for item in items]
