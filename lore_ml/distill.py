@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import sys
 from pathlib import Path
 from typing import Literal
@@ -177,6 +176,8 @@ def _save(cfg, head, item_ids, item_vectors, dev_metrics, test_metrics, width, h
 
     import torch
 
+    from lore_ml.promotion import install_directory
+
     digest = hashlib.sha1(json.dumps([cfg.ds_str, cfg.dataset, width, dev_metrics["macro_f1"]]).encode())
     for tensor in head.state_dict().values():
         digest.update(tensor.numpy().tobytes())
@@ -197,11 +198,7 @@ def _save(cfg, head, item_ids, item_vectors, dev_metrics, test_metrics, width, h
         current_f1 = json.loads((current / "manifest.json").read_text())["dev"]["macro_f1"]
     promoted = dev_metrics["macro_f1"] >= current_f1
     if promoted:
-        staging = cfg.out_dir / "current.incoming"
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(out, staging)
-        shutil.rmtree(current, ignore_errors=True)
-        staging.rename(current)
+        install_directory(out, current)
     return test_metrics, out, promoted
 
 

@@ -85,15 +85,23 @@ def promote(cfg: PromoteConfig) -> tuple[bool, str]:
                              f"ds={cfg.ds_str}: run `lore eval --model {cfg.champion_dir} --split {cfg.split}` first")
     won, why = gate(candidate, champion, cfg.max_acc2_drop)
     if won:
-        staging = cfg.champion_dir.with_name(cfg.champion_dir.name + ".incoming")
-        previous = cfg.champion_dir.with_name(cfg.champion_dir.name + ".previous")
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(cfg.model_path, staging)
-        if cfg.champion_dir.exists():
-            shutil.rmtree(previous, ignore_errors=True)
-            cfg.champion_dir.rename(previous)
-        staging.rename(cfg.champion_dir)
+        install_directory(cfg.model_path, cfg.champion_dir)
     return won, why
+
+
+def install_directory(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` next to it, then swap it in; the old one stays as ``<target>.previous``.
+
+    Readers never see a half-copied directory: the copy goes to ``<target>.incoming`` first.
+    """
+    staging = target.with_name(target.name + ".incoming")
+    previous = target.with_name(target.name + ".previous")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(source, staging)
+    if target.exists():
+        shutil.rmtree(previous, ignore_errors=True)
+        target.rename(previous)
+    staging.rename(target)
 
 
 def main(argv: list[str] | None = None) -> int:
