@@ -22,7 +22,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,26 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
+from lore_ml.demo import free_port, wait_for
+
 DEFAULT_MIX = "head=0.6,mid=0.3,tail=0.1"
 DEADLINE_MS = 150
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(check, what: str, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except Exception:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{what} did not come up within {timeout_s:.0f}s")
 
 
 def serve_teacher_stub(port: int) -> None:

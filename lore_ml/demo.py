@@ -220,7 +220,7 @@ def exercise_shim(cfg: DemoConfig, lakehouse, champion: Path, student: Path) -> 
         ("tail (teacher)", "vintage brass desk lamp with usb port", some_items[:2], 5000),
         ("tail (deadline 1 ms)", "left handed cast iron skillet", some_items[:2], 1),
     ]
-    port = _free_port()
+    port = free_port()
     serve_cfg = ServeConfig.load(overrides={**cfg.model_dump(include={"redis"}), "port": port,
                                             "teacher": {"model_path": str(champion)}})
     env = {**os.environ, "LORE_REDIS__URL": cfg.redis.url, "LORE_REDIS__KEY_PREFIX": cfg.redis.key_prefix,
@@ -231,7 +231,7 @@ def exercise_shim(cfg: DemoConfig, lakehouse, champion: Path, student: Path) -> 
     base = f"http://127.0.0.1:{port}"
     answers = []
     try:
-        _wait(lambda: urllib.request.urlopen(f"{base}/readyz", timeout=2).status == 200, 120)
+        wait_for(lambda: urllib.request.urlopen(f"{base}/readyz", timeout=2).status == 200, "lore serve", 120)
         for name, query, item_ids, deadline in requests:
             answers.append({"request": name, **_post(base, query, [item(i) for i in item_ids], deadline)})
         worker = WriteBackWorker(connect(cfg.redis), InProcessTeacher(serve_cfg.teacher), Keys(cfg.redis.key_prefix),
@@ -260,22 +260,24 @@ def _post(base: str, query: str, items: list[dict], deadline_ms: int | None) -> 
             "latency_ms": answer["latency_ms"], "labels": [i["label"] for i in answer["items"]]}
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on loopback (for the shim and, in the benchmarks, its helpers)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _wait(check, timeout_s: float) -> None:
+def wait_for(check, what: str, timeout_s: float = 60.0) -> None:
+    """Poll ``check`` until it returns true; errors while a service starts count as not yet."""
     deadline = time.monotonic() + timeout_s
-    while True:
+    while time.monotonic() < deadline:
         try:
             if check():
                 return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.5)
+        except Exception:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{what} did not come up within {timeout_s:.0f}s")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -101,6 +101,26 @@ def connect(redis_cfg, **options):
     return redis.Redis.from_url(redis_cfg.url, password=password, **options)
 
 
+class CacheReader:
+    """What the shim and the worker read: the active version, tiers and judgments."""
+
+    def __init__(self, client, keys: Keys = Keys()):
+        self.client = client
+        self.keys = keys
+
+    def active_version(self) -> str | None:
+        value = self.client.get(self.keys.active)
+        return value.decode() if value is not None else None
+
+    def lookup(self, version: str, query_hash: str, item_ids: Sequence[str]) -> tuple[str | None, list[CachedJudgment | None]]:
+        """(tier or None for tail, cached judgment or None per item) in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hget(self.keys.tier(version), query_hash)
+        pipe.hmget(self.keys.query(version, query_hash), list(item_ids))
+        tier, values = pipe.execute()
+        return (tier.decode() if tier is not None else None), [unpack(v) if v is not None else None for v in values]
+
+
 class StaleVersion(RuntimeError):
     """The active version holds a newer day than the one being switched to."""
 
@@ -117,20 +137,15 @@ class FillResult:
     previous_version: str | None
 
 
-class CacheWriter:
+class CacheWriter(CacheReader):
     """Writes one cache version and switches readers to it."""
 
     def __init__(self, client, keys: Keys = Keys(), pending_ttl_s: int = 86_400, old_version_ttl_s: int = 6 * 3600,
                  writers: int = 2):
-        self.client = client
+        super().__init__(client, keys)
         self.writers = writers
-        self.keys = keys
         self.pending_ttl_s = pending_ttl_s
         self.old_version_ttl_s = old_version_ttl_s
-
-    def active_version(self) -> str | None:
-        value = self.client.get(self.keys.active)
-        return value.decode() if value is not None else None
 
     def fill(
         self,
@@ -248,23 +263,3 @@ class CacheWriter:
                 expire.expire(key, self.old_version_ttl_s)
             expire.execute()
             log.info("switched %s -> %s; old keys expire in %ds", current, version, self.old_version_ttl_s)
-
-
-class CacheReader:
-    """What the shim and the worker read: the active version, tiers and judgments."""
-
-    def __init__(self, client, keys: Keys = Keys()):
-        self.client = client
-        self.keys = keys
-
-    def active_version(self) -> str | None:
-        value = self.client.get(self.keys.active)
-        return value.decode() if value is not None else None
-
-    def lookup(self, version: str, query_hash: str, item_ids: Sequence[str]) -> tuple[str | None, list[CachedJudgment | None]]:
-        """(tier or None for tail, cached judgment or None per item) in one round trip."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hget(self.keys.tier(version), query_hash)
-        pipe.hmget(self.keys.query(version, query_hash), list(item_ids))
-        tier, values = pipe.execute()
-        return (tier.decode() if tier is not None else None), [unpack(v) if v is not None else None for v in values]

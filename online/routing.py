@@ -20,7 +20,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from lore_ml.labels import LABELS
-from lore_ml.labels import GAINS
+from lore_ml.evaluation import scores_from
 from lore_ml.online_store import CacheReader, score
 from lore_ml.text import normalize_query, query_hash
 
@@ -123,7 +123,7 @@ class Router:
     def _student(self, routed: Routed, items, indices, source: str) -> None:
         indices = list(indices)
         probabilities = np.round(self.student.score(routed.query_norm, [items[i] for i in indices]), 4)
-        scores = np.round(probabilities @ np.asarray(GAINS), 4).tolist()
+        scores = np.round(scores_from(probabilities), 4).tolist()
         labels = probabilities.argmax(axis=1).tolist()
         for index, p, label, item_score in zip(indices, probabilities.tolist(), labels, scores):
             routed.items[index] = _item(items[index]["item_id"], LABELS[label], p, item_score, routed.tier, source,
