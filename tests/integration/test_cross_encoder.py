@@ -1,0 +1,39 @@
+"""The cross-encoder student: a few training steps on literal pairs, save, load, score."""
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+QUERIES = ["cordless drill", "cordless drill", "brass lamp", "brass lamp", "wool scarf", "wool scarf"] * 3
+TEXTS = ["20V cordless drill | Dewalt", "garden hose 50 ft", "brass table lamp", "steel ladder",
+         "red wool scarf", "leather boots"] * 3
+LEVELS = np.array([3, 0, 3, 0, 3, 1] * 3)
+
+
+def test_a_few_steps_log_a_loss_change_the_weights_and_the_saved_student_scores(tmp_path):
+    from lore_ml import cross_encoder
+    from lore_ml.decision import apply_class_bias
+
+    model = cross_encoder.new_cross_encoder(max_length=32, seed=0)
+    before = {name: tensor.clone() for name, tensor in model.model.state_dict().items()}
+    targets = cross_encoder.target_distributions(LEVELS, np.full((len(LEVELS), 4), np.nan))
+    history = cross_encoder.fit(model, QUERIES, TEXTS, targets.tolist(), cross_encoder.distillation_loss(model, 0.5),
+                                epochs=2, batch_size=6, learning_rate=5e-5, seed=0, work_dir=tmp_path / "work")
+    assert history and all(np.isfinite(entry["loss"]) and entry["loss"] > 0 for entry in history)
+    after = model.model.state_dict()
+    assert any(not torch.equal(before[name], after[name]) for name in before)
+
+    model.save(str(tmp_path / "student"))
+    bias = [0.0, 0.5, -0.5, 0.0]
+    (tmp_path / "student" / "manifest.json").write_text(json.dumps(
+        {"version": "cross-student@test", "max_length": 32, "decision_bias": bias}))
+    student = cross_encoder.CrossEncoderStudent(tmp_path / "student")
+    items = [{"item_id": "a", "title": "20V cordless drill", "brand": "Dewalt"}, {"item_id": "b", "title": "lamp"}]
+    p = student.score("cordless drill", items)
+    assert p.shape == (2, 4) and np.allclose(p.sum(axis=1), 1, atol=1e-5)
+    raw = cross_encoder.predict_probabilities(model, ["cordless drill"] * 2, ["20V cordless drill | Dewalt", "lamp"])
+    assert np.allclose(p, apply_class_bias(raw, bias), atol=1e-5)
+    assert student.model_version == "cross-student@test"
