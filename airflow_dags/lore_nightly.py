@@ -1,6 +1,7 @@
 """Nightly LORE pipeline (DESIGN.md §2): raw drops → tiers, KG, training pairs → head judgments → cache.
 
-ingest → stratify → build_kg → mine_pairs → judge_head → fill_cache, one run per logical date.
+ingest → stratify → build_kg → mine_pairs → judge_head → fill_cache, one run per logical date;
+embed_vectors (the representation student's tower vectors) runs beside the KG branch after stratify.
 Each task is idempotent for its ``ds`` (re-running a day rewrites that day), so clearing and
 re-running a task is always safe. Settings: see ``lore_tasks.py``.
 """
@@ -15,7 +16,7 @@ from lore_tasks import DEFAULT_ARGS, lore_task
 
 with DAG(
     dag_id="lore_nightly",
-    description="Ingest, tiers, knowledge graph, training pairs, head judgments, Redis cache.",
+    description="Ingest, tiers, knowledge graph, training pairs, tower vectors, head judgments, Redis cache.",
     schedule="@daily",
     start_date=dt.datetime(2026, 1, 1),
     catchup=False,
@@ -30,5 +31,7 @@ with DAG(
     mine_pairs = lore_task("mine_pairs", "mine-pairs", spark_job="mine_pairs")
     judge_head = lore_task("judge_head", "judge-head", timeout_h=4)  # driver-side vLLM: not spark-submitted
     fill_cache = lore_task("fill_cache", "fill-cache", timeout_h=1)
+    embed_vectors = lore_task("embed_vectors", "embed-vectors", spark_job="embed_vectors", timeout_h=2)
 
     ingest >> stratify >> build_kg >> mine_pairs >> judge_head >> fill_cache
+    stratify >> embed_vectors

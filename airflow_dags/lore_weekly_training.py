@@ -4,7 +4,8 @@ synth_cot → sft → rl → distill → evaluate → promote. ``distill`` makes
 only if it is not worse on dev; otherwise it exits with 99 and the task is *skipped* (the teacher's
 evaluation still runs: ``none_failed``). ``promote`` runs ``lore promote``, which likewise exits
 with 99 when the new teacher does not beat the champion on the evaluation gate, so a worse model
-never reaches judging.
+never reaches judging. ``distill_cross`` trains the offline cross-encoder student after RL (not
+beside SFT: both are CPU/GPU heavy) and likewise replaces ``current-cross`` only if not worse.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ with DAG(
     sft = lore_task("sft", "train sft", timeout_h=24)
     rl = lore_task("rl", "train rl", timeout_h=12)
     distill = lore_task("distill", "distill", timeout_h=4)
+    distill_cross = lore_task("distill_cross", "distill --student cross", timeout_h=12)
     evaluate = lore_task("evaluate", "eval --model artifacts/teacher-rl --split dev", timeout_h=4,
                          trigger_rule="none_failed")
     promote = lore_task("promote", "promote --model artifacts/teacher-rl --split dev", timeout_h=1)
 
     synth_cot >> sft >> rl >> distill >> evaluate >> promote
+    rl >> distill_cross

@@ -1,7 +1,7 @@
 """The main job on the embedded defaults: the whole of LORE, end to end, on one machine.
 
 generate a marketplace → nightly pipeline (ingest every day, tiers, KG, Home Depot labels,
-training pairs, SFT examples) → teacher training at demo scale (tiny model, SFT, a few GRPO
+training pairs, tower vectors, SFT examples) → teacher training at demo scale (tiny model, SFT, a few GRPO
 steps, evaluation, promotion) → the representation student (lore distill) → head judgments →
 Redis cache fill → the shim under gunicorn → sample requests that hit every tier (cache,
 student, teacher, fallback + write-back) → a summary.
@@ -70,7 +70,7 @@ class Progress:
 
 
 def run(cfg: DemoConfig) -> dict:
-    from jobs import build_kg, fill_cache, judge_head, load_home_depot, mine_pairs, stratify, synth_cot
+    from jobs import build_kg, embed_vectors, fill_cache, judge_head, load_home_depot, mine_pairs, stratify, synth_cot
     from jobs.generate_marketplace import GenerateConfig, generate
     from jobs.ingest import IngestConfig, format_counts
     from jobs.ingest import run as run_ingest
@@ -78,7 +78,7 @@ def run(cfg: DemoConfig) -> dict:
 
     shared = cfg.model_dump(include={"spark", "lakehouse", "data", "redis"})
     day = {**shared, "ds": cfg.ds}
-    progress = Progress(14 + (1 if cfg.rl_steps else 0))
+    progress = Progress(15 + (1 if cfg.rl_steps else 0))
     summary: dict = {}
 
     t = progress.step("marketplace")
@@ -107,10 +107,15 @@ def run(cfg: DemoConfig) -> dict:
     def edge_counts(counts: dict) -> str:
         return "      " + ", ".join(f"{n:,} {kind}" for kind, n in sorted(counts.items()))
 
+    def vector_counts(counts: dict) -> str:
+        return "      " + ", ".join(f"{table}: {rows:,} rows ({encoded:,} encoded)" for table, (rows, encoded) in counts.items())
+
     for name, table, job, config, describe in (
         ("query tiers", "silver.query_tiers", stratify, stratify.StratifyConfig, stratify.format_summary),
         ("knowledge graph", "silver.kg_edges", build_kg, build_kg.BuildKgConfig, edge_counts),
         ("training pairs", "silver.training_pairs", mine_pairs, mine_pairs.MinePairsConfig, None),
+        ("tower vectors (MiniLM, every catalog item)", "silver.item_vectors", embed_vectors,
+         embed_vectors.EmbedVectorsConfig, vector_counts),
         ("SFT examples (synthesised reasoning)", "gold.sft_examples", synth_cot, synth_cot.SynthCotConfig, None),
     ):
         reused = exists(table, cfg.ds_str)

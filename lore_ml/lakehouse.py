@@ -20,6 +20,7 @@ from pyspark.sql.types import (
     BooleanType,
     DataType,
     DoubleType,
+    FloatType,
     IntegerType,
     LongType,
     MapType,
@@ -114,6 +115,19 @@ SCHEMAS: dict[str, StructType] = {
         ("confidence", DBL, False),
         ("split", STR, False),
         ("tier", STR, True),
+    ),
+    # MiniLM tower vectors of the representation student (jobs/embed_vectors.py)
+    "silver.item_vectors": _schema(
+        ("item_id", STR, False),
+        ("text_hash", STR, False),  # SHA-1 (16 hex) of the text the item tower read
+        ("model", STR, False),  # encoder id: vectors of another encoder are never reused
+        ("vector", ArrayType(FloatType()), False),
+    ),
+    "silver.query_vectors": _schema(
+        ("query_norm", STR, False),
+        ("text_hash", STR, False),
+        ("model", STR, False),
+        ("vector", ArrayType(FloatType()), False),
     ),
     "gold.sft_examples": _schema(
         ("example_id", STR, False),

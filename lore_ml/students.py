@@ -112,9 +112,9 @@ def interaction_head(width: int, hidden: int):
 class RepresentationStudent:
     """The distilled student the shim serves: item vectors memory-mapped, unseen text encoded on the fly.
 
-    Loads an artefact written by ``lore distill`` (``manifest.json``, ``head.pt``, ``item_ids.json``,
-    ``item_vectors.npy``). Query vectors and vectors of items outside the artefact are computed
-    with MiniLM and memoised.
+    Loads an artefact written by ``lore distill`` (``manifest.json``, ``head.pt``, ``item_ids.json``
+    + ``item_vectors.npy``, ``queries.json`` + ``query_vectors.npy``). Vectors of queries and items
+    outside the artefact are computed with MiniLM and memoised.
     """
 
     def __init__(self, path: str | Path):
@@ -132,7 +132,9 @@ class RepresentationStudent:
         self.torch = torch
         self.item_vectors = np.load(path / "item_vectors.npy", mmap_mode="r")
         self.item_row = {item_id: row for row, item_id in enumerate(json.loads((path / "item_ids.json").read_text()))}
-        self._query_vector = lru_cache(maxsize=100_000)(lambda text: encode([text])[0])
+        self.query_vectors = np.load(path / "query_vectors.npy", mmap_mode="r")
+        self.query_row = {query: row for row, query in enumerate(json.loads((path / "queries.json").read_text()))}
+        self._encoded_query = lru_cache(maxsize=100_000)(lambda text: encode([text])[0])
         self._new_items: dict[str, np.ndarray] = {}  # vectors of items outside the artefact, by text
         encode(["warm up"])  # load MiniLM now, not inside the first request
 
@@ -146,6 +148,10 @@ class RepresentationStudent:
             self._new_items.update(zip(unknown, encode(unknown)))
         return np.stack([self.item_vectors[row] if row is not None else self._new_items[text]
                          for row, text in zip(rows, texts)])
+
+    def _query_vector(self, query_norm: str) -> np.ndarray:
+        row = self.query_row.get(query_norm)
+        return self.query_vectors[row] if row is not None else self._encoded_query(query_norm)
 
     def score(self, query_norm: str, items: Sequence[Mapping]) -> np.ndarray:
         q = np.repeat(self._query_vector(query_norm)[None, :], len(items), axis=0)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
@@ -187,7 +188,26 @@ def test_judge_head_then_fill_cache_serve_the_head_queries(chain, redis_client):
             redis_client.delete(key)
 
 
-def test_distill_trains_a_student_the_shim_can_load_and_refuses_a_worse_one(chain, tmp_path):
+@pytest.fixture(scope="module")
+def tower_vectors(chain):
+    """silver.item_vectors / silver.query_vectors of the chain's day (a re-run encodes nothing)."""
+    from jobs import embed_vectors
+
+    _, job, lakehouse = chain
+    cfg = embed_vectors.EmbedVectorsConfig.load(overrides=job)
+    first = embed_vectors.run(cfg)
+    assert embed_vectors.run(cfg) == {table: (rows, 0) for table, (rows, _) in first.items()}
+    return first
+
+
+def test_tower_vectors_cover_the_catalog_and_the_head_and_mid_queries(chain, tower_vectors):
+    _, _, lakehouse = chain
+    items = lakehouse.read("bronze.catalog").select("item_id").distinct().count()
+    queries = lakehouse.read_partition("silver.query_tiers", DS).where(F.col("tier") != "tail").count()
+    assert tower_vectors == {"silver.item_vectors": (items, items), "silver.query_vectors": (queries, queries)}
+
+
+def test_distill_trains_a_student_the_shim_can_load_and_refuses_a_worse_one(chain, tower_vectors, tmp_path):
     import torch
 
     from lore_ml.distill import DistillConfig, run
@@ -211,7 +231,27 @@ def test_distill_trains_a_student_the_shim_can_load_and_refuses_a_worse_one(chai
                                                 {"item_id": "never-seen", "title": "red wool scarf"}])
     assert p.shape == (3, 4) and abs(p.sum(axis=1) - 1).max() < 1e-5
     assert student.model_version == manifest["version"]
+    head_query = json.loads((out / "queries.json").read_text())[0]  # precomputed: no encoding at request time
+    assert np.allclose(student._query_vector(head_query), np.load(out / "query_vectors.npy")[0])
+    assert len(manifest["decision_bias"]) == 4 and manifest["decision_bias"][0] == 0.0
 
     current = tmp_path / "students" / "current" / "manifest.json"
     current.write_text(json.dumps({**manifest, "dev": {**manifest["dev"], "macro_f1": 1.0}}))
     assert run(cfg)[2] is False and json.loads(current.read_text())["dev"]["macro_f1"] == 1.0
+
+
+def test_distill_cross_encoder_student_on_the_chain(chain, tmp_path):
+    from lore_ml.cross_encoder import CrossEncoderStudent
+    from lore_ml.distill import DistillConfig, run
+
+    _, job, _ = chain
+    cfg = DistillConfig.load(overrides={**job, "dataset": "marketplace", "student": "cross", "max_pairs": 120,
+                                        "cross": {"batch_size": 16, "max_length": 32}, "epochs": 1,
+                                        "out_dir": str(tmp_path / "students")})
+    metrics, out, promoted = run(cfg)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert promoted and manifest["kind"] == "cross" and manifest["train_loss"] and manifest["settings"]["epochs"] == 1
+    assert (tmp_path / "students" / "current-cross" / "config.json").is_file()
+    assert not (tmp_path / "students" / "current").exists()  # the shim's student is untouched
+    p = CrossEncoderStudent(tmp_path / "students" / "current-cross").score("stridex running shoes", [{"title": "shoe"}])
+    assert p.shape == (1, 4) and 0 <= metrics["macro_f1"] <= 1
