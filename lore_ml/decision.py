@@ -1,11 +1,16 @@
-"""The decision rule of a student: per-class log-biases fitted on dev for macro-F1.
+"""The decision rule of a student: how p(L1..L4) becomes a label, fitted on dev for macro-F1.
 
 A model trained with cross-entropy on a skewed label mix (Home Depot: 69 % relevant) rarely
-puts the rare classes on top, so its argmax labels score poorly on macro-F1. Adding a bias
-``b_k`` to ``log p(Lk)`` and renormalising moves the decision boundaries without retraining;
-the biases are fitted on the dev split (never test) by coordinate search and stored in the
-student's manifest, and the student returns the re-weighted distribution, so its argmax *is*
-its label everywhere (shim, reports).
+puts the rare classes on top, so its argmax labels score poorly on macro-F1 (Home Depot test:
+0.28 for a cross-encoder whose ranking is good). Two rules move the boundaries without
+retraining, both fitted on the dev split (never test) by coordinate search:
+
+* ``bias``: add ``b_k`` to ``log p(Lk)``, then argmax;
+* ``thresholds``: three cut points on the expected level ``Σ_k p(Lk)·k`` (the scale is ordinal).
+
+:func:`fit_decision` keeps whichever scores better on dev; the rule is stored in the student's
+manifest and applied by :func:`decide` wherever the student labels (shim, reports). ``p`` itself
+is left as the model produced it.
 """
 
 from __future__ import annotations
@@ -101,3 +106,37 @@ def fit_score_thresholds(scores: np.ndarray, gold_index: np.ndarray, rounds: int
         if not improved:
             break
     return cuts
+
+
+def expected_level(probabilities: np.ndarray) -> np.ndarray:
+    """``Σ_k p(Lk)·k`` with L1..L4 as 0..3.
+
+    >>> expected_level(np.array([[0.0, 0.0, 0.5, 0.5]])).tolist()
+    [2.5]
+    """
+    return probabilities @ np.arange(probabilities.shape[1], dtype=float)
+
+
+def decide(probabilities: np.ndarray, decision: dict | None) -> np.ndarray:
+    """Level index (0..3) per row under ``decision`` (None: argmax).
+
+    >>> p = np.array([[0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1]])
+    >>> decide(p, None).tolist(), decide(p, {"rule": "thresholds", "cuts": [0.5, 1.5, 1.9]}).tolist()
+    ([3, 0], [3, 1])
+    """
+    if decision is None:
+        return probabilities.argmax(axis=1)
+    if decision["rule"] == "bias":
+        return apply_class_bias(probabilities, decision["bias"]).argmax(axis=1)
+    if decision["rule"] == "thresholds":
+        return labels_from_thresholds(expected_level(probabilities), decision["cuts"])
+    raise ValueError(f"unknown decision rule {decision['rule']!r}")
+
+
+def fit_decision(probabilities: np.ndarray, gold_index: np.ndarray) -> dict:
+    """The better on ``gold_index`` (dev) of fitted biases and fitted expected-level thresholds, with its macro-F1."""
+    candidates = [{"rule": "bias", "bias": fit_class_bias(probabilities, gold_index)},
+                  {"rule": "thresholds", "cuts": fit_score_thresholds(expected_level(probabilities), gold_index)}]
+    for candidate in candidates:
+        candidate["dev_macro_f1"] = macro_f1(gold_index, decide(probabilities, candidate))
+    return max(candidates, key=lambda candidate: candidate["dev_macro_f1"])

