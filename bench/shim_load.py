@@ -62,27 +62,37 @@ def serve_teacher_stub(port: int) -> None:
     make_server("127.0.0.1", port, app, threaded=True).serve_forever()
 
 
-def fill_cache(redis_url: str, head_queries: int, items: int) -> dict[str, list[str]]:
-    """Head queries with every item judged, mid queries in the tier map; returns queries per tier."""
+def workload(head_queries: int, items: int, student: Path | None) -> tuple[dict[str, list[str]], list[str]]:
+    """(queries per tier, item ids). With a student artefact, mid queries and items are its own
+    (precomputed vectors, as in production, where the nightly job embeds head/mid queries and the
+    catalog); tail queries are always new."""
+    queries = {tier: [f"{tier} query {i} shoes" for i in range(head_queries)] for tier in ("head", "mid", "tail")}
+    item_ids = [f"item-{i}" for i in range(items)]
+    if student:
+        queries["mid"] = json.loads((student / "queries.json").read_text())[:head_queries]
+        item_ids = json.loads((student / "item_ids.json").read_text())[:items]
+    return queries, item_ids
+
+
+def fill_cache(redis_url: str, queries: dict[str, list[str]], item_ids: list[str]) -> None:
+    """Head queries with every item judged, mid queries in the tier map."""
     import redis
 
     from lore_ml.online_store import CacheWriter, pack
     from lore_ml.text import normalize_query, query_hash
 
-    queries = {tier: [f"{tier} query {i} shoes" for i in range(head_queries)] for tier in ("head", "mid", "tail")}
-    judged = {f"item-{i}": pack("L4", [0.01, 0.04, 0.15, 0.8], "teacher@bench") for i in range(items)}
+    judged = {item_id: pack("L4", [0.01, 0.04, 0.15, 0.8], "teacher@bench") for item_id in item_ids}
     batches = [{query_hash(normalize_query(q)): judged for q in queries["head"]}]
     tiers = {query_hash(normalize_query(q)): tier for tier in ("head", "mid") for q in queries[tier]}
     CacheWriter(redis.Redis.from_url(redis_url)).fill("bench", "2026-01-31", batches, tiers)
-    return queries
 
 
-def payloads(queries: dict[str, list[str]], items: int) -> dict[str, list[bytes]]:
+def payloads(queries: dict[str, list[str]], item_ids: list[str]) -> dict[str, list[bytes]]:
     bodies = {}
     for tier, names in queries.items():
         bodies[tier] = [json.dumps({"query": q, "deadline_ms": DEADLINE_MS, "items": [
-            {"item_id": f"item-{i}", "title": f"running shoes model {i}", "brand": "Stridex"} for i in range(items)]}
-        ).encode() for q in names]
+            {"item_id": item_id, "title": f"running shoes model {i}", "brand": "Stridex"}
+            for i, item_id in enumerate(item_ids)]}).encode() for q in names]
     return bodies
 
 
@@ -170,7 +180,8 @@ def main() -> None:
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     wait_for(lambda: redis.Redis.from_url(redis_url).ping(), "redis-server")
     stub = subprocess.Popen([sys.executable, __file__, "--teacher-stub", str(teacher_port)], stderr=subprocess.DEVNULL)
-    queries = fill_cache(redis_url, args.head_queries, args.items)
+    queries, item_ids = workload(args.head_queries, args.items, args.student)
+    fill_cache(redis_url, queries, item_ids)
     env = {**os.environ, "LORE_REDIS__URL": redis_url, "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics")}
     (workdir / "metrics").mkdir()
     shim = subprocess.Popen([str(Path(sys.executable).parent / "lore"), "serve", "--set", f"port={shim_port}",
@@ -183,7 +194,7 @@ def main() -> None:
         import urllib.request
 
         wait_for(lambda: urllib.request.urlopen(f"{base}/readyz").status == 200, "lore serve")
-        bodies = payloads(queries, args.items)
+        bodies = payloads(queries, item_ids)
         url = f"{base}/v1/relevance"
         mix = parse_mix(args.mix)
         asyncio.run(load(url, bodies, args.rate, 2.0, mix))  # warm-up: connections, first requests

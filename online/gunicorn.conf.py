@@ -2,8 +2,8 @@
 
     gunicorn -c online/gunicorn.conf.py --bind 0.0.0.0:8080 --workers 2 'online.app:create_app()'
 
-Threaded workers (a request waiting on Redis or the teacher does not block the process);
-Prometheus multiprocess mode so /metrics aggregates every worker.
+Threaded workers (a request waiting on Redis or the teacher does not block the process), one
+torch thread each; Prometheus multiprocess mode so /metrics aggregates every worker.
 """
 
 import os
@@ -24,6 +24,14 @@ def on_starting(server):
     folder = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="lore-metrics-"))
     for name in os.listdir(folder):  # samples of a previous run would be summed in
         os.unlink(os.path.join(folder, name))
+
+
+def post_fork(server, worker):
+    """One torch thread per worker: workers x threads already cover the cores, and torch's own
+    pool on top of them oversubscribes the CPU (mid-tier latency collapses under load)."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def child_exit(server, worker):
