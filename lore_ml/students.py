@@ -29,6 +29,9 @@ class Student(Protocol):
     def decide(self, probabilities: np.ndarray) -> np.ndarray:
         """The label index (0..3) per row of ``score``'s output, under the student's decision rule."""
 
+    def is_cheap(self, query_norm: str, items: Sequence[Mapping]) -> bool:
+        """Whether scoring needs no encoder pass (what a fallback close to its deadline can afford)."""
+
 
 def item_words(item: Mapping) -> frozenset[str]:
     """The normalised words of an item's text fields and attribute values (memoised: items recur)."""
@@ -64,6 +67,9 @@ class LexicalStudent:
 
     def decide(self, probabilities: np.ndarray) -> np.ndarray:
         return probabilities.argmax(axis=1)
+
+    def is_cheap(self, query_norm: str, items: Sequence[Mapping]) -> bool:
+        return True
 
     def score(self, query_norm: str, items: Sequence[Mapping]) -> np.ndarray:
         coverage = np.array([query_coverage(query_norm, item) for item in items], dtype=float).reshape(-1, 1)
@@ -142,7 +148,7 @@ class RepresentationStudent:
         self.query_row = {query: row for row, query in enumerate(json.loads(queries.read_text()))} \
             if queries.is_file() else {}
         self.query_vectors = np.load(path / "query_vectors.npy", mmap_mode="r") if self.query_row else None
-        self._encoded_query = lru_cache(maxsize=100_000)(lambda text: encode([text])[0])
+        self._new_queries: dict[str, np.ndarray] = {}  # vectors of queries outside the artefact
         self._new_items: dict[str, np.ndarray] = {}  # vectors of items outside the artefact, by text
         encode(["warm up"])  # load MiniLM now, not inside the first request
 
@@ -159,7 +165,17 @@ class RepresentationStudent:
 
     def _query_vector(self, query_norm: str) -> np.ndarray:
         row = self.query_row.get(query_norm)
-        return self.query_vectors[row] if row is not None else self._encoded_query(query_norm)
+        if row is not None:
+            return self.query_vectors[row]
+        if query_norm not in self._new_queries:
+            if len(self._new_queries) > MAX_NEW_ITEMS:
+                self._new_queries.clear()
+            self._new_queries[query_norm] = encode([query_norm])[0]
+        return self._new_queries[query_norm]
+
+    def is_cheap(self, query_norm: str, items: Sequence[Mapping]) -> bool:
+        return (query_norm in self.query_row or query_norm in self._new_queries) and all(
+            item["item_id"] in self.item_row or item_text(item) in self._new_items for item in items)
 
     def score(self, query_norm: str, items: Sequence[Mapping]) -> np.ndarray:
         q = np.repeat(self._query_vector(query_norm)[None, :], len(items), axis=0)

@@ -4,7 +4,8 @@ normalise (the shared function) → one Redis round trip (tier + ``HMGET`` of th
 active version) → head: cached judgments, misses to the student → mid: the student → tail:
 anything the write-back worker already cached, the rest to the teacher within the deadline;
 on timeout or error the student answers (``student_fallback``) and the request is queued on
-``lore:tail:queue``. When Redis fails, every item comes from the student (``student_degraded``)
+``lore:tail:queue``; a fallback never waits for an encoder pass (the deadline is already spent),
+so a student that would need one for this query is replaced by the lexical student. When Redis fails, every item comes from the student (``student_degraded``)
 and Redis is left alone for ``redis_retry_s`` so a dead server costs no timeouts per request.
 """
 
@@ -66,7 +67,10 @@ class RedisHealth:
 
 class Router:
     def __init__(self, reader: CacheReader, student, teacher, cfg, health: RedisHealth):
+        from lore_ml.students import LexicalStudent
+
         self.reader, self.student, self.teacher, self.cfg, self.health = reader, student, teacher, cfg, health
+        self.lexical = LexicalStudent()
         self._active: tuple[float, str | None] = (-1.0, None)
 
     def active_version(self) -> str | None:
@@ -122,12 +126,16 @@ class Router:
 
     def _student(self, routed: Routed, items, indices, source: str) -> None:
         indices = list(indices)
-        probabilities = np.round(self.student.score(routed.query_norm, [items[i] for i in indices]), 4)
+        chosen = [items[i] for i in indices]
+        student = self.student
+        if source == "student_fallback" and not student.is_cheap(routed.query_norm, chosen):
+            student = self.lexical
+        probabilities = np.round(student.score(routed.query_norm, chosen), 4)
         scores = np.round(scores_from(probabilities), 4).tolist()
-        labels = self.student.decide(probabilities).tolist()
+        labels = student.decide(probabilities).tolist()
         for index, p, label, item_score in zip(indices, probabilities.tolist(), labels, scores):
             routed.items[index] = _item(items[index]["item_id"], LABELS[label], p, item_score, routed.tier, source,
-                                        self.student.model_version)
+                                        student.model_version)
 
     def _teacher(self, routed: Routed, items, missing: list[int], key: str, deadline_ms: int | None,
                  started: float) -> None:

@@ -233,6 +233,11 @@ def test_distill_trains_a_student_the_shim_can_load_and_refuses_a_worse_one(chai
     assert student.model_version == manifest["version"]
     head_query = json.loads((out / "queries.json").read_text())[0]  # precomputed: no encoding at request time
     assert np.allclose(student._query_vector(head_query), np.load(out / "query_vectors.npy")[0])
+    assert student.is_cheap(head_query, [{"item_id": known[0]}])
+    assert not student.is_cheap("a query never seen", [{"item_id": known[0]}])
+    assert not student.is_cheap(head_query, [{"item_id": "new", "title": "blue wool hat"}])
+    student.score("a query never seen", [{"item_id": "new", "title": "blue wool hat"}])  # encoded once, memoised
+    assert student.is_cheap("a query never seen", [{"item_id": "new", "title": "blue wool hat"}])
     assert manifest["decision"]["rule"] in ("bias", "thresholds")
     assert manifest["dev"]["macro_f1"] == pytest.approx(manifest["decision"]["dev_macro_f1"])
 

@@ -56,10 +56,10 @@ def prefix(redis_client):
         redis_client.delete(key)
 
 
-def make_app(prefix, redis_client, teacher=None, **settings_):
+def make_app(prefix, redis_client, teacher=None, student=None, **settings_):
     cfg = ServeConfig.load(overrides={"redis": {"key_prefix": prefix}, "max_items": 5, "max_query_chars": 40,
                                       "max_body_bytes": 4096, "default_deadline_ms": 100, **settings_})
-    return create_app(cfg, redis_client=redis_client, student=LexicalStudent(), teacher=teacher)
+    return create_app(cfg, redis_client=redis_client, student=student or LexicalStudent(), teacher=teacher)
 
 
 @pytest.fixture
@@ -123,6 +123,26 @@ def test_a_failing_teacher_falls_back_and_is_counted(prefix, redis_client):
     client = make_app(prefix, redis_client, FakeTeacher(error="server 500")).test_client()
     assert {item["source"] for item in ask(client, "vintage brass lamp")["items"]} == {"student_fallback"}
     assert 'lore_fallbacks_total{reason="teacher_error"} 1.0' in client.get("/metrics").get_data(as_text=True)
+
+
+class EncodingStudent(LexicalStudent):
+    """A student that would need an encoder pass for every query but the ones it knows."""
+
+    model_version = "encoding@1"
+
+    def __init__(self, known):
+        self.known = set(known)
+
+    def is_cheap(self, query_norm, items):
+        return query_norm in self.known
+
+
+def test_a_fallback_never_waits_for_an_encoder_pass(prefix, redis_client):
+    client = make_app(prefix, redis_client, FakeTeacher(delay_s=5), EncodingStudent({"vintage brass lamp"})).test_client()
+    answered_by = lambda body: {(item["source"], item["model_version"]) for item in body["items"]}  # noqa: E731
+    assert answered_by(ask(client, "retro copper kettle", deadline_ms=30)) == {("student_fallback", "lexical@1")}
+    assert answered_by(ask(client, "vintage brass lamp", deadline_ms=30)) == {("student_fallback", "encoding@1")}
+    assert answered_by(ask(client, MID)) == {("student", "encoding@1")}  # no deadline spent: the student encodes
 
 
 def test_the_worker_writes_back_so_the_next_identical_request_is_a_cache_hit(prefix, redis_client):
