@@ -27,6 +27,7 @@ import argparse
 import hashlib
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -88,9 +89,10 @@ def plain_cross_encoder(splits, settings: dict, work_dir: Path):
     model = cross_encoder.new_cross_encoder(settings["max_length"], seed=0)
     train = splits["train"]
     started = time.perf_counter()
-    cross_encoder.fit(model, train["query_norm"], train["product_title"], train["level"].tolist(),
-                      CrossEntropyLoss(model), epochs=settings["epochs"], batch_size=settings["batch_size"],
-                      learning_rate=settings["learning_rate"], seed=0, work_dir=work_dir / "tmp")
+    with tempfile.TemporaryDirectory(prefix="lore-plain-cross-") as trainer_dir:
+        cross_encoder.fit(model, train["query_norm"], train["product_title"], train["level"].tolist(),
+                          CrossEntropyLoss(model), epochs=settings["epochs"], batch_size=settings["batch_size"],
+                          learning_rate=settings["learning_rate"], seed=0, work_dir=Path(trainer_dir))
     print(f"plain CrossEncoder trained in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     model.save(str(path))
     return model

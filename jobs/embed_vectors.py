@@ -9,8 +9,8 @@ Writes for ``ds``:
 
 Each row carries the SHA-1 of its text and the encoder id; a vector whose text and encoder are
 unchanged in the newest partition at or before ``ds`` is copied, so a nightly run only encodes
-new or edited items and new queries, and a re-run of a day encodes nothing. ``lore distill`` exports both tables into the artefact the shim
-memory-maps.
+new or edited items and new queries, and a re-run of a day encodes nothing. ``lore distill``
+exports both tables into the artefact the shim memory-maps.
 
     python -m jobs.embed_vectors --ds 2026-01-31
 """
@@ -27,8 +27,6 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from lore_ml.config import JobConfig
-
-log = logging.getLogger("lore.embed_vectors")
 
 TEXT_SCHEMA = "key string, text string, text_hash string"
 

@@ -20,14 +20,12 @@ import numpy as np
 BIAS_GRID = np.round(np.arange(-2.0, 2.01, 0.1), 2)
 
 
-def apply_class_bias(probabilities: np.ndarray, bias: np.ndarray | list[float] | None) -> np.ndarray:
-    """``p(Lk) · exp(b_k)``, renormalised per row (no bias: unchanged).
+def apply_class_bias(probabilities: np.ndarray, bias: np.ndarray | list[float]) -> np.ndarray:
+    """``p(Lk) · exp(b_k)``, renormalised per row.
 
     >>> apply_class_bias(np.array([[0.5, 0.5, 0.0, 0.0]]), [np.log(3.0), 0, 0, 0]).round(2).tolist()
     [[0.75, 0.25, 0.0, 0.0]]
     """
-    if bias is None:
-        return probabilities
     weighted = probabilities * np.exp(np.asarray(bias, dtype=float))
     return weighted / weighted.sum(axis=1, keepdims=True)
 

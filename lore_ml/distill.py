@@ -41,7 +41,6 @@ from pydantic import Field, model_validator
 
 from lore_ml.config import JobConfig, _Section
 
-log = logging.getLogger("lore.distill")
 NOT_PROMOTED = 99
 
 
