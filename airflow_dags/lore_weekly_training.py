@@ -4,7 +4,9 @@ synth_cot → sft → rl → distill → evaluate → promote. ``distill`` makes
 only if it is not worse on dev; otherwise it exits with 99 and the task is *skipped* (the teacher's
 evaluation still runs: ``none_failed``). ``promote`` runs ``lore promote``, which likewise exits
 with 99 when the new teacher does not beat the champion on the evaluation gate, so a worse model
-never reaches judging. ``distill_cross`` trains the offline cross-encoder student after RL (not
+never reaches judging. ``evaluate`` fits the new teacher's decision rule on dev (how p(L1..L4)
+becomes a label; stored in its manifest); ``promote`` evaluates the champion itself when it has
+no report for the day yet. ``distill_cross`` trains the offline cross-encoder student after RL (not
 beside SFT: both are CPU/GPU heavy) and likewise replaces ``current-cross`` only if not worse.
 """
 
@@ -32,7 +34,7 @@ with DAG(
     rl = lore_task("rl", "train rl", timeout_h=12)
     distill = lore_task("distill", "distill", timeout_h=4)
     distill_cross = lore_task("distill_cross", "distill --student cross", timeout_h=12)
-    evaluate = lore_task("evaluate", "eval --model artifacts/teacher-rl --split dev", timeout_h=4,
+    evaluate = lore_task("evaluate", "eval --model artifacts/teacher-rl --split dev --fit-decision", timeout_h=4,
                          trigger_rule="none_failed")
     promote = lore_task("promote", "promote --model artifacts/teacher-rl --split dev", timeout_h=1)
 

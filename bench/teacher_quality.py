@@ -3,10 +3,12 @@
     .venv/bin/python bench/teacher_quality.py --ds 2026-01-31 \
         --model artifacts/teacher-sft --model artifacts/teacher-rl --dataset marketplace --split test
 
-Each --model is evaluated with `lore eval` (report files under artifacts/eval/, a row in
-gold.eval_reports); the majority baseline predicts, for every example, the most frequent label
-of the same dataset's *train* split. Prints Acc@2, Acc@4, macro-F1, ECE and Spearman (where
-ratings exist) in one table.
+Each --model first gets its decision rule fitted on --fit-on (dev; `lore eval --fit-decision`,
+stored in its manifest), then is evaluated on --split with `lore eval` (report files under
+artifacts/eval/, a row in gold.eval_reports); both the argmax labels and the fitted rule's are
+shown. The majority baseline predicts, for every example, the most frequent label of the same
+dataset's *train* split. Prints Acc@2, Acc@4, macro-F1, ECE and Spearman (where ratings exist).
+--think-first evaluates in the reasoning-first format (rule fitted in that format too).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ def main() -> None:
     parser.add_argument("--dataset", default="marketplace", choices=["marketplace", "home_depot"])
     parser.add_argument("--split", default="test")
     parser.add_argument("--max-examples", type=int, default=2000)
+    parser.add_argument("--fit-on", default="dev", help="Split the decision rule is fitted on ('' keeps the stored one).")
+    parser.add_argument("--think-first", action="store_true")
     args = parser.parse_args()
 
     from collections import Counter
@@ -29,25 +33,33 @@ def main() -> None:
 
     from lore_ml.config import LakehouseConfig
     from lore_ml.evaluation import EvalConfig, evaluate, run_eval
-    from lore_ml.labels import label_level
+    from lore_ml.labels import label_level, of_dataset
 
     examples = DeltaTable(LakehouseConfig().table_uri("gold.sft_examples")).to_pandas(
         columns=["example_id", "item_id", "label", "split"], filters=[("ds", "=", args.ds), ("kind", "=", "gold")])
-    examples = examples[examples["item_id"].str.startswith("hd-") == (args.dataset == "home_depot")]
+    examples = of_dataset(examples, args.dataset)
     majority = Counter(label_level(label) for label in examples[examples["split"] == "train"]["label"]).most_common(1)[0][0]
     held_out = examples[examples["split"] == args.split].sort_values("example_id").head(args.max_examples)
     rows = [(f"majority class ({majority})", evaluate(list(held_out["label"]), [majority] * len(held_out)))]
+    mode = " think-first" if args.think_first else ""
     for model in args.model:
-        metrics, out = run_eval(EvalConfig.load(overrides={"ds": args.ds, "model_path": model, "split": args.split,
-                                                           "dataset": args.dataset, "max_examples": args.max_examples}))
-        rows.append((model, metrics))
+        common = {"ds": args.ds, "model_path": model, "dataset": args.dataset, "max_examples": args.max_examples,
+                  "think_first": args.think_first}
+        if args.fit_on:
+            fitted, _ = run_eval(EvalConfig.load(overrides={**common, "split": args.fit_on, "fit_decision": True}))
+            print(f"{model}: decision rule {fitted['decision']} fitted on {args.fit_on} (n={fitted['n']})")
+        metrics, out = run_eval(EvalConfig.load(overrides={**common, "split": args.split}))
+        if "argmax" in metrics:
+            rows.append((f"{model}{mode} (argmax)", {**metrics["argmax"], "ece": metrics.get("ece")}))
+        rule = f" ({metrics['decision']['rule']} from {args.fit_on or 'manifest'})" if metrics.get("decision") else ""
+        rows.append((f"{model}{mode}{rule}", metrics))
         print(f"report: {out}/report.md")
     print(f"\n{args.dataset} {args.split}, ds={args.ds}, n={len(held_out)}")
-    print(f"{'model':<32}{'Acc@2':>7}{'Acc@4':>7}{'macro-F1':>10}{'ECE':>7}{'Spearman':>10}")
+    print(f"{'model':<52}{'Acc@2':>7}{'Acc@4':>7}{'macro-F1':>10}{'ECE':>7}{'Spearman':>10}")
     for name, m in rows:
         ece = f"{m['ece']:.3f}" if m.get("ece") is not None else "-"
         rho = f"{m['spearman']:.3f}" if m.get("spearman") is not None else "-"
-        print(f"{name:<32}{m['acc2']:>7.3f}{m['acc4']:>7.3f}{m['macro_f1']:>10.3f}{ece:>7}{rho:>10}")
+        print(f"{name:<52}{m['acc2']:>7.3f}{m['acc4']:>7.3f}{m['macro_f1']:>10.3f}{ece:>7}{rho:>10}")
 
 
 if __name__ == "__main__":

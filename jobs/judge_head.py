@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 
 from lore_ml.config import WindowJobConfig
 from lore_ml.inference import InferenceConfig
+from lore_ml.prompts import DEFAULT_RULES_DIGEST, RulesDigest
 
 log = logging.getLogger("lore.judge_head")
 
@@ -37,7 +38,7 @@ class JudgeHeadConfig(WindowJobConfig):
     tiers: list[Literal["head", "mid", "tail"]] = Field(["head"], description="Which query tiers to judge.")
     max_items_per_query: int = Field(50, ge=1, description="Candidates per query, most impressed first.")
     max_facts: int = Field(6, ge=0, description="KG facts per prompt (as in training).")
-    rules_in_prompt: Literal["full", "compact"] = Field("compact", description="Rules digest (as in training).")
+    rules_in_prompt: RulesDigest = Field(DEFAULT_RULES_DIGEST, description="Rules digest (as in training).")
     chunk_size: int = Field(256, ge=1, description="Pairs per backend call (progress granularity).")
 
 
@@ -147,8 +148,7 @@ def run(cfg: JudgeHeadConfig, judge=None) -> JudgeSummary:
         if item is None:
             summary.missing_items += 1
             continue
-        prompt = build_prompt(query, item, kg.facts(query, item, cfg.max_facts),
-                              compact_rules=cfg.rules_in_prompt == "compact")
+        prompt = build_prompt(query, item, kg.facts(query, item, cfg.max_facts), rules=cfg.rules_in_prompt)
         key = (query_hash, item_id, prompt_hash(prompt))
         base = {"query_norm": query, "query_hash": query_hash, "item_id": item_id, "prompt_hash": key[2],
                 "model_version": summary.model_version}

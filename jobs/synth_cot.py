@@ -15,11 +15,12 @@ import hashlib
 import logging
 import sys
 from collections import Counter
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, SecretStr
 
 from lore_ml.config import JobConfig
+from lore_ml.prompts import DEFAULT_RULES_DIGEST, RulesDigest
 
 class SynthCotConfig(JobConfig):
     """Build gold.sft_examples for one day from silver.training_pairs."""
@@ -28,7 +29,8 @@ class SynthCotConfig(JobConfig):
     max_pairs: int = Field(50_000, ge=1, description="Cap on pairs used (deterministic sample by pair hash).")
     hard_case_share: float = Field(0.3, ge=0, le=1, description="Share of exact (L4) pairs also perturbed into an L2.")
     label_first_share: float = Field(0.25, ge=0, le=1, description="Share of examples in the label-first format.")
-    rules_in_prompt: Literal["full", "compact"] = Field("compact", description="Rules digest with or without examples.")
+    rules_in_prompt: RulesDigest = Field(DEFAULT_RULES_DIGEST, description="Rules digest: full (with examples), "
+                                         "compact (principles) or ids (id, label, relation).")
     max_facts: int = Field(6, ge=0, description="KG facts per prompt.")
     reasoning_endpoint: str | None = Field(None, description="OpenAI-compatible server (http://host:8000) whose "
                                            "model writes the reasoning; unset: the template engine.")
@@ -53,8 +55,7 @@ def _example(draft: tuple, cfg: SynthCotConfig) -> dict[str, Any]:
         "query": query,
         "item_id": item["item_id"],
         "label": label,
-        "prompt": build_prompt(query, item, facts, label_first=label_first,
-                               compact_rules=cfg.rules_in_prompt == "compact"),
+        "prompt": build_prompt(query, item, facts, label_first=label_first, rules=cfg.rules_in_prompt),
         "completion": format_answer(label, reasoning, label_first=label_first),
         "kind": kind,
         "split": split,

@@ -30,7 +30,7 @@ INSTRUCTIONS = (
 
 def chat_prompt(query: str, item: Mapping, facts: Sequence[str], label: str, skeleton: str) -> list[dict]:
     knowledge = "\n".join(f"- {fact}" for fact in facts) or "- (none)"
-    user = (f"Rules:\n{digest(True)}\n\nKnowledge:\n{knowledge}\n\nQuery: {query}\nItem:\n{format_item(item)}\n\n"
+    user = (f"Rules:\n{digest('compact')}\n\nKnowledge:\n{knowledge}\n\nQuery: {query}\nItem:\n{format_item(item)}\n\n"
             f"Correct label: {label}\nA skeleton of the path (improve its wording, keep its facts):\n{skeleton}")
     return [{"role": "system", "content": INSTRUCTIONS}, {"role": "user", "content": user}]
 

@@ -181,17 +181,15 @@ def train_teacher(cfg: DemoConfig, day: dict, progress: Progress) -> Path:
     candidate = rl if cfg.rl_steps else sft
     t = progress.step("evaluate + promote")
     champion = cfg.artifacts / "champion"
-    gate_cfg = PromoteConfig.load(overrides={**day, "model_path": str(candidate), "champion_dir": str(champion)})
-    for model in (candidate, champion):
-        if model == champion and (not (model / "config.json").is_file() or model_version(model) == model_version(candidate)):
-            continue
-        metrics = None if cfg.force else evaluation_report(gate_cfg, model_version(model))
-        if metrics is None:
-            metrics, _ = run_eval(EvalConfig.load(overrides={
-                **day, "model_path": str(model), "split": "dev", "max_examples": 100,
-                "out_dir": str(cfg.artifacts / "eval")}))
-        print(f"      {model.name}: Acc@2 {metrics['acc2']:.3f}, macro-F1 {metrics['macro_f1']:.3f} "
-              f"(marketplace dev, n={metrics['n']}; report under {cfg.artifacts / 'eval'})")
+    gate_cfg = PromoteConfig.load(overrides={**day, "model_path": str(candidate), "champion_dir": str(champion),
+                                             "max_examples": 100})
+    metrics = None if cfg.force else evaluation_report(gate_cfg, model_version(candidate))
+    if metrics is None:  # dev examples: the decision rule is fitted on them, the gate compares them
+        metrics, _ = run_eval(EvalConfig.load(overrides={
+            **day, "model_path": str(candidate), "split": "dev", "max_examples": 100, "fit_decision": True,
+            "out_dir": str(cfg.artifacts / "eval")}))
+    print(f"      {candidate.name}: Acc@2 {metrics['acc2']:.3f}, macro-F1 {metrics['macro_f1']:.3f} "
+          f"(marketplace dev, n={metrics['n']}, decision rule fitted there; report under {cfg.artifacts / 'eval'})")
     won, why = promote(gate_cfg)
     print(f"      {'promoted' if won else 'kept the champion'}: {why}")
     return champion
@@ -239,7 +237,7 @@ def exercise_shim(cfg: DemoConfig, lakehouse, champion: Path, student: Path) -> 
         wait_for(lambda: urllib.request.urlopen(f"{base}/readyz", timeout=2).status == 200, "lore serve", 120)
         for name, query, item_ids, deadline in requests:
             answers.append({"request": name, **_post(base, query, [item(i) for i in item_ids], deadline)})
-        worker = WriteBackWorker(connect(cfg.redis), InProcessTeacher(serve_cfg.teacher), Keys(cfg.redis.key_prefix),
+        worker = WriteBackWorker(connect(cfg.redis), InProcessTeacher(serve_cfg.teacher, serve_cfg.rules_in_prompt), Keys(cfg.redis.key_prefix),
                                  serve_cfg)
         drained = worker.run(once=True)
         print(f"      write-back worker: {drained.entries} queued requests judged, {drained.judgments} judgments cached")

@@ -113,13 +113,12 @@ def _read(cfg: DistillConfig, table: str, **filters) -> "pd.DataFrame":  # noqa:
 
 def labelled_pairs(cfg: DistillConfig):
     """Human-labelled (query_norm, item_id, level, split) pairs of ``ds`` with the items' fields."""
-    from lore_ml.labels import LABELS, label_level
+    from lore_ml.labels import LABELS, label_level, of_dataset
 
     pairs = _read(cfg, "silver.training_pairs", ds=cfg.ds_str, source="gold")
     if pairs is None or pairs.empty:
         raise SystemExit(f"no human-labelled pairs in silver.training_pairs for ds={cfg.ds_str}: run mine-pairs")
-    if cfg.dataset != "all":
-        pairs = pairs[pairs["item_id"].str.startswith("hd-") == (cfg.dataset == "home_depot")]
+    pairs = of_dataset(pairs, cfg.dataset)
     pairs = pairs.sort_values(["query_norm", "item_id"]).reset_index(drop=True)
     if cfg.max_pairs:
         pairs = pairs.head(cfg.max_pairs)

@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import Field
 
 from lore_ml.config import JobConfig
-from lore_ml.labels import GAINS, LABELS, RELEVANT_LABELS, label_level
+from lore_ml.labels import GAINS, LABELS, RELEVANT_LABELS, label_level, of_dataset
 
 
 def scores_from(probabilities: np.ndarray, gains: Sequence[float] = GAINS) -> np.ndarray:
@@ -158,6 +158,7 @@ def write_report(metrics: dict, out_dir: str | Path, title: str) -> Path:
         *(f"| {name} | {metrics[name]:.3f} |" for name in ("acc2", "acc4", "macro_f1", "ece", "spearman")
           if metrics.get(name) is not None),
         f"| n | {metrics['n']:,} |", "",
+        f"Labels: {_describe_decision(metrics.get('decision'))}.", "",
         "| class | F1 |", "|---|---:|", *(f"| {label} | {f:.3f} |" for label, f in metrics["f1"].items()), "",
         "Confusion (rows gold, columns predicted): ![confusion](confusion.png)", "",
     ]
@@ -166,6 +167,19 @@ def write_report(metrics: dict, out_dir: str | Path, title: str) -> Path:
         lines += [f"| {d} | {r['n']} | {r['level_right']} | {r['dimension_right']} |" for d, r in metrics["dimensions"].items()]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     return out
+
+
+def _describe_decision(decision: dict | None) -> str:
+    """How p(L1..L4) became labels, for the report.
+
+    >>> _describe_decision(None), _describe_decision({"rule": "bias", "bias": [0.0, 0.5, 0.0, -0.2]})
+    ('argmax of p(L1..L4)', 'argmax after class biases [0.0, 0.5, 0.0, -0.2] (fitted on dev)')
+    """
+    if decision is None:
+        return "argmax of p(L1..L4)"
+    if decision["rule"] == "bias":
+        return f"argmax after class biases {[round(b, 2) for b in decision['bias']]} (fitted on dev)"
+    return f"cut points {[round(c, 2) for c in decision['cuts']]} on the expected level (fitted on dev)"
 
 
 class ReportConfig(JobConfig):
@@ -190,8 +204,12 @@ class EvalConfig(ReportConfig):
     def add_arguments(cls, parser) -> None:
         super().add_arguments(parser)
         parser.add_argument("--think-first", dest="think_first", action="store_true", default=None)
+        parser.add_argument("--fit-decision", dest="fit_decision", action="store_true", default=None)
 
     max_examples: int | None = Field(2000, ge=1, description="Evaluate at most this many (deterministic).")
+    fit_decision: bool = Field(False, description="Fit the decision rule (class biases or expected-level cut "
+                               "points, best dev macro-F1) on these examples and store it in the model's manifest; "
+                               "refused on test. The report then shows the labels under the fitted rule.")
     think_first: bool = Field(False, description="Generate the reasoning before reading the label (slower); "
                               "default: label-first, as the real-time tier decodes.")
     out_dir: Path = Field(Path("artifacts/eval"), description="Reports go to <out_dir>/<model>-<dataset>-<split>/.")
@@ -203,27 +221,39 @@ def run_eval(cfg: EvalConfig) -> tuple[dict, Path]:
     from deltalake import DeltaTable
     from pyspark.sql import functions as F
 
+    from lore_ml.decision import fit_decision
     from lore_ml.inference import InferenceConfig, TransformersJudge
     from lore_ml.lakehouse import open_lakehouse
+    from lore_ml.modeling import save_decision
+
+    if cfg.fit_decision and cfg.split == "test":
+        raise ValueError("the decision rule is fitted on dev (or train), never on the test split it is reported on")
 
     examples = DeltaTable(cfg.lakehouse.table_uri("gold.sft_examples")).to_pandas(
         columns=["example_id", "query", "item_id", "label", "prompt"],
         filters=[("ds", "=", cfg.ds_str), ("split", "=", cfg.split), ("kind", "=", "gold")],
     ).sort_values("example_id")
-    if cfg.dataset != "all":
-        examples = examples[examples["item_id"].str.startswith("hd-") == (cfg.dataset == "home_depot")]
+    examples = of_dataset(examples, cfg.dataset)
     examples = examples.head(cfg.max_examples) if cfg.max_examples else examples
     if examples.empty:
         raise ValueError(f"no human-labelled examples for ds={cfg.ds_str} split={cfg.split} dataset={cfg.dataset}")
     labels = DeltaTable(cfg.lakehouse.table_uri("bronze.human_labels")).to_pandas(columns=["query", "item_id", "rating"])
     ratings = labels.dropna().drop_duplicates(["query", "item_id"]).set_index(["query", "item_id"])["rating"]
     judge = TransformersJudge(InferenceConfig(model_path=cfg.model_path, think_first=cfg.think_first))
+    texts, thoughts, probabilities = judge.read_labels(list(examples["prompt"]))
     model_version = judge.model_version
-    predictions = judge.judge(list(examples["prompt"]))
+    if cfg.fit_decision:
+        judge.decision = fit_decision(probabilities, np.array([LABELS.index(label_level(g)) for g in examples["label"]]))
+        model_version = judge.model_version = save_decision(cfg.model_path, judge.answer_format, judge.decision)
+    predictions = judge.finish(texts, thoughts, probabilities)
     metrics = evaluate(
         list(examples["label"]), [p.label for p in predictions], np.array([p.p for p in predictions]),
         ratings=[ratings.get((q, i)) for q, i in zip(examples["query"], examples["item_id"])] if cfg.dataset != "marketplace" else None,
     )
+    metrics["decision"] = judge.decision
+    if judge.decision is not None:  # what the same distributions give without the rule
+        argmax = evaluate(list(examples["label"]), [LABELS[k] for k in np.nan_to_num(probabilities).argmax(axis=1)])
+        metrics["argmax"] = {name: argmax[name] for name in ("acc2", "acc4", "macro_f1")}
     mode = "-think-first" if cfg.think_first else ""
     out = write_report(metrics, cfg.out_dir / f"{Path(cfg.model_path).name}-{cfg.dataset}-{cfg.split}{mode}",
                        f"{model_version} on {cfg.dataset} {cfg.split} (n={metrics['n']})")

@@ -4,7 +4,9 @@ Both judge a prompt the same way, so they give the same labels under greedy deco
 
 1. **Label** from the label tokens' probabilities, never from free text. The label-first
    prompt is extended with the tokens every label shares (``<label>L``) and the next-token
-   distribution restricted to the four label digits gives p(L1..L4); argmax is the label.
+   distribution restricted to the four label digits gives p(L1..L4); the label is its argmax,
+   or the decision rule fitted on dev and stored in the model's manifest (``lore eval
+   --fit-decision``: class biases or cut points on the expected level, as for the students).
 2. **Continuation** only where one is needed: the mismatch dimension of an L2
    (``<label>L2:`` → ``brand</label>``) and, when ``reasoning`` is on, the ``<think>`` block.
    It is decoded greedily and parsed strictly; a malformed one is retried once with sampling
@@ -29,6 +31,7 @@ from typing import Literal, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from lore_ml.decision import decide
 from lore_ml.labels import LABELS
 from lore_ml.prompts import MalformedOutput, as_label_first, parse_judgment, parse_label
 
@@ -56,6 +59,8 @@ class InferenceConfig(BaseModel):
         "RAM), vLLM's gpu_memory_utilization share on a GPU.")
     vllm_compile: bool = Field(True, description="vLLM: compile the model (slower start, faster judging).")
     seed: int = Field(0, description="Seed of the sampled retry.")
+    apply_decision: bool = Field(True, description="Label with the decision rule stored in the model's manifest "
+                                 "(fitted on dev by `lore eval --fit-decision`); off: argmax of p(L1..L4).")
 
 
 @dataclass
@@ -83,12 +88,19 @@ class Judge:
     """The judging logic shared by the backends; subclasses provide the two model calls."""
 
     def __init__(self, tokenizer, cfg: InferenceConfig):
-        from lore_ml.modeling import model_version
+        from lore_ml.modeling import model_version, read_manifest
 
         self.tokenizer = tokenizer
         self.cfg = cfg
         self.shared_ids, self.label_ids = label_token_ids(tokenizer)
         self.model_version = model_version(cfg.model_path)
+        decisions = read_manifest(cfg.model_path).get("decision", {}) if cfg.apply_decision else {}
+        self.decision: dict | None = decisions.get(self.answer_format)
+
+    @property
+    def answer_format(self) -> str:
+        """``think_first`` or ``label_first``: which of the manifest's decision rules applies."""
+        return "think_first" if self.cfg.think_first else "label_first"
 
     def _label_logprobs(self, token_ids: list[list[int]]) -> np.ndarray:
         """log p(label digit | tokens) over the four label digits, shape (n, 4)."""
@@ -146,14 +158,26 @@ class Judge:
         return (f"{level_read}:{dimension}" if dimension else level_read), None
 
     def judge(self, prompts: Sequence[str]) -> list[Prediction]:
+        return self.finish(*self.read_labels(prompts))
+
+    def read_labels(self, prompts: Sequence[str]) -> tuple[list[str], list[str | None], np.ndarray]:
+        """The first half of :meth:`judge`: answer prefixes, think-first reasoning and p(L1..L4)."""
         texts, thoughts = self._answer_prefixes(prompts)
+        return texts, thoughts, self._label_distribution(texts)
+
+    def finish(self, texts: list[str], thoughts: list[str | None], probabilities: np.ndarray) -> list[Prediction]:
+        """The second half: labels under :attr:`decision`, then an L2's dimension (and reasoning) decoded."""
         predictions = []
-        for p, thought in zip(self._label_distribution(texts), thoughts):
-            if np.isnan(p).any():
+        ok = ~np.isnan(probabilities).any(axis=1)
+        levels = np.zeros(len(texts), dtype=int)
+        if ok.any():
+            levels[ok] = decide(probabilities[ok], self.decision)
+        for p, level, thought, fine in zip(probabilities, levels, thoughts, ok):
+            if not fine:
                 predictions.append(Prediction("", None, status="failed", error=f"prompt longer than "
                                               f"max_model_len={self.cfg.max_model_len} minus the answer budget"))
             else:
-                predictions.append(Prediction(LABELS[int(p.argmax())], [float(x) for x in p], reasoning=thought))
+                predictions.append(Prediction(LABELS[int(level)], [float(x) for x in p], reasoning=thought))
         pending = [i for i, pred in enumerate(predictions) if pred.p and (pred.label == "L2" or self._reason_after_label)]
         budget, stop = self._budget_and_stop
         for attempt in ("greedy", "sampled retry"):

@@ -94,3 +94,24 @@ def label_level(label: str) -> str:
 def is_relevant(label: str) -> bool:
     """Binary relevance: L3 and L4 are relevant; ``L2:brand`` style labels are accepted."""
     return label_level(label) in RELEVANT_LABELS
+
+
+HOME_DEPOT_ITEM_PREFIX = "hd-"
+"""Home Depot products enter the catalog as ``hd-<product_uid>``; every other item is the marketplace's."""
+
+DATASETS = ("marketplace", "home_depot", "all")
+
+
+def of_dataset(frame, dataset: str):
+    """The rows of a pandas frame (with ``item_id``) whose labels belong to ``dataset``.
+
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"item_id": ["hd-1", "m-2"]})
+    >>> of_dataset(frame, "home_depot")["item_id"].tolist(), len(of_dataset(frame, "all"))
+    (['hd-1'], 2)
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+    if dataset == "all":
+        return frame
+    return frame[frame["item_id"].str.startswith(HOME_DEPOT_ITEM_PREFIX) == (dataset == "home_depot")]

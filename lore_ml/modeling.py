@@ -161,3 +161,31 @@ def write_manifest(path: str | Path, **fields) -> str:
     version = f"{path.name}@{digest.hexdigest()[:10]}"
     (path / "lore_manifest.json").write_text(json.dumps({"version": version, **fields}, indent=2, default=str))
     return version
+
+
+def read_manifest(path: str | Path) -> dict:
+    """``lore_manifest.json`` of a model directory ({} for a checkpoint that has none)."""
+    import json
+
+    manifest = Path(path) / "lore_manifest.json"
+    return json.loads(manifest.read_text()) if manifest.is_file() else {}
+
+
+def save_decision(path: str | Path, answer_format: str, decision: dict) -> str:
+    """Store the decision rule for ``answer_format`` (label_first | think_first) in the manifest.
+
+    The rule changes the labels the model gives, so the model's version changes with it
+    (``<weights version>+d<digest of the rules>``): judgments and reports made under the old rule
+    are not reused for the new one. Returns the new version.
+    """
+    import hashlib
+    import json
+
+    path = Path(path)
+    manifest = read_manifest(path)
+    weights = manifest.get("weights_version") or manifest.get("version") or model_version(path)
+    decisions = {**manifest.get("decision", {}), answer_format: decision}
+    digest = hashlib.sha1(json.dumps(decisions, sort_keys=True).encode()).hexdigest()[:6]
+    manifest.update(weights_version=weights, decision=decisions, version=f"{weights}+d{digest}")
+    (path / "lore_manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    return manifest["version"]

@@ -1,7 +1,8 @@
 """``lore promote``: make a trained teacher the champion only if its evaluation beats the champion's.
 
 The gate reads ``gold.eval_reports`` for ``ds``: the candidate's report and the champion's on the
-same dataset and split (run ``lore eval`` for both first; the weekly DAG does). The candidate
+same dataset and split (run ``lore eval`` for the candidate first; a champion without a report
+for ``ds`` is evaluated here, with the decision rule it was promoted with). The candidate
 wins when its macro-F1 is higher and its Acc@2 is not lower by more than ``max_acc2_drop``; with
 no champion yet it wins by default. A winner is copied to ``champion_dir`` (via a temporary
 folder and a rename, the previous champion kept as ``<champion_dir>.previous``); a loser changes
@@ -19,7 +20,7 @@ import sys
 from pathlib import Path
 from pydantic import Field
 
-from lore_ml.evaluation import ReportConfig
+from lore_ml.evaluation import EvalConfig, ReportConfig, run_eval
 
 log = logging.getLogger("lore.promotion")
 NOT_PROMOTED = 99
@@ -31,6 +32,8 @@ class PromoteConfig(ReportConfig):
     champion_dir: Path = Field(Path("artifacts/champion"), description="Where the champion lives (what judging loads).")
     split: str = Field("dev", description="Report split compared (never test: that is for the final numbers).")
     max_acc2_drop: float = Field(0.005, ge=0, description="Acc@2 the candidate may lose while gaining macro-F1.")
+    max_examples: int | None = Field(2000, ge=1, description="Examples of the champion's evaluation when this day "
+                                     "has none yet (as many as the candidate's `lore eval`).")
 
 
 def gate(candidate: dict, champion: dict | None, max_acc2_drop: float) -> tuple[bool, str]:
@@ -80,9 +83,11 @@ def promote(cfg: PromoteConfig) -> tuple[bool, str]:
         if champion_version == candidate_version:
             return True, f"{candidate_version} is already the champion"
         champion = evaluation_report(cfg, champion_version)
-        if champion is None:
-            raise SystemExit(f"no {cfg.dataset}/{cfg.split} report for the champion {champion_version} in "
-                             f"ds={cfg.ds_str}: run `lore eval --model {cfg.champion_dir} --split {cfg.split}` first")
+        if champion is None:  # last week's champion, not yet evaluated on this day's examples
+            log.info("evaluating the champion %s on %s/%s", champion_version, cfg.dataset, cfg.split)
+            champion, _ = run_eval(EvalConfig.load(overrides={
+                **cfg.model_dump(include={"ds", "lakehouse", "spark", "dataset", "split"}),
+                "model_path": str(cfg.champion_dir), "max_examples": cfg.max_examples}))
     won, why = gate(candidate, champion, cfg.max_acc2_drop)
     if won:
         install_directory(cfg.model_path, cfg.champion_dir)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 from pydantic import Field
 
@@ -41,6 +41,8 @@ class StageConfig(JobConfig):
     model_path: Path = Field(Path("artifacts/teacher-base"), description="HF model directory to start from.")
     output_dir: Path = Field(Path("artifacts/teacher-sft"), description="Where the trained model is saved.")
     split: str = Field("train", description="Which split of the examples to train on.")
+    dataset: Literal["marketplace", "home_depot", "all"] = Field(
+        "all", description="Whose examples: the marketplace's (generated labels, logs, KG), Home Depot's or both.")
     max_examples: int | None = Field(None, ge=1, description="Use at most this many examples (deterministic).")
     max_steps: int = Field(200, ge=1, description="Optimizer steps.")
     learning_rate: float = Field(5e-4, gt=0)
@@ -73,14 +75,18 @@ def load_examples(cfg: StageConfig, columns: Sequence[str]):
     from datasets import Dataset
     from deltalake import DeltaTable
 
+    from lore_ml.labels import of_dataset
+
     table = DeltaTable(cfg.lakehouse.table_uri("gold.sft_examples")).to_pyarrow_table(
-        columns=["example_id", *columns], filters=[("ds", "=", cfg.ds_str), ("split", "=", cfg.split)]
+        columns=list(dict.fromkeys(["example_id", "item_id", *columns])),
+        filters=[("ds", "=", cfg.ds_str), ("split", "=", cfg.split)],
     )
-    frame = table.to_pandas().sort_values("example_id").reset_index(drop=True)
+    frame = of_dataset(table.to_pandas(), cfg.dataset).sort_values("example_id").reset_index(drop=True)
     if cfg.max_examples is not None:
         frame = frame.head(cfg.max_examples)
     if frame.empty:
-        raise ValueError(f"no gold.sft_examples for ds={cfg.ds_str} split={cfg.split}: run `lore synth-cot` first")
+        raise ValueError(f"no gold.sft_examples for ds={cfg.ds_str} split={cfg.split} dataset={cfg.dataset}: "
+                         "run `lore synth-cot` first")
     return Dataset.from_pandas(frame[list(columns)], preserve_index=False)
 
 
@@ -172,6 +178,7 @@ class InitTeacherConfig(JobConfig):
     output_dir: Path = Field(Path("artifacts/teacher-base"), description="Where the HF model directory goes.")
     vocab_size: int = Field(4096, ge=300)
     max_texts: int = Field(20_000, ge=1, description="Examples the tokenizer is trained on.")
+    dataset: Literal["marketplace", "home_depot", "all"] = Field("all", description="Whose examples (as for SFT).")
 
     @classmethod
     def add_arguments(cls, parser) -> None:
@@ -182,7 +189,8 @@ class InitTeacherConfig(JobConfig):
 def run_init_teacher(cfg: InitTeacherConfig) -> Path:
     from lore_ml.modeling import TinyQwenSpec, init_teacher
 
-    stage = StageConfig.load(overrides={**cfg.model_dump(include={"lakehouse", "ds"}), "max_examples": cfg.max_texts})
+    stage = StageConfig.load(overrides={**cfg.model_dump(include={"lakehouse", "ds", "dataset"}),
+                                        "max_examples": cfg.max_texts})
     examples = load_examples(stage, ("prompt", "completion"))
     texts = (p + c for p, c in zip(examples["prompt"], examples["completion"]))
     return init_teacher(texts, cfg.output_dir, TinyQwenSpec(vocab_size=cfg.vocab_size))

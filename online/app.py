@@ -59,9 +59,10 @@ def build_teacher(cfg: ServeConfig):
 
     if cfg.teacher_url:
         key = cfg.teacher_api_key.get_secret_value() if cfg.teacher_api_key else None
-        return OpenAITeacher(cfg.teacher_url, cfg.teacher_model or "teacher", key)
+        return OpenAITeacher(cfg.teacher_url, cfg.teacher_model or "teacher", key, model_dir=cfg.teacher_dir,
+                             rules=cfg.rules_in_prompt)
     if cfg.teacher is not None:
-        return InProcessTeacher(cfg.teacher)
+        return InProcessTeacher(cfg.teacher, cfg.rules_in_prompt)
     return None
 
 

@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr
 
 from lore_ml.config import LoreConfig
 from lore_ml.inference import InferenceConfig
+from lore_ml.prompts import DEFAULT_RULES_DIGEST, RulesDigest
 from online.schemas import MAX_DEADLINE_MS, MAX_ITEMS, MAX_QUERY_CHARS
 
 
@@ -28,7 +29,12 @@ class ServeConfig(LoreConfig):
     teacher_url: str | None = Field(None, description="OpenAI-compatible completions server of the teacher "
                                     "(vllm serve ... --logprobs-mode processed_logprobs).")
     teacher_model: str | None = Field(None, description="Model name at teacher_url.")
+    teacher_dir: Path | None = Field(None, description="The directory of the checkpoint teacher_url serves: its "
+                                     "manifest's version and decision rule label the answers (unset: argmax, "
+                                     "version = teacher_model).")
     teacher_api_key: SecretStr | None = Field(None, description="Set through LORE_TEACHER_API_KEY.")
+    rules_in_prompt: RulesDigest = Field(DEFAULT_RULES_DIGEST, description="Rules digest of the tail teacher's "
+                                         "prompts (as in training).")
     teacher: InferenceConfig | None = Field(None, description="In-process teacher (the small default) when no "
                                             "teacher_url is set; unset: tail requests go to the worker queue.")
     redis_timeout_ms: int = Field(50, ge=1, description="Socket timeout of the shim's Redis calls.")

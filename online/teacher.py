@@ -17,11 +17,14 @@ import concurrent.futures
 import threading
 from typing import Mapping, Sequence
 
+from pathlib import Path
+
 import numpy as np
 
+from lore_ml.decision import decide
 from lore_ml.inference import LABEL_OPEN, InferenceConfig, Prediction
 from lore_ml.labels import LABELS
-from lore_ml.prompts import as_label_first, build_prompt
+from lore_ml.prompts import DEFAULT_RULES_DIGEST, RulesDigest, as_label_first, build_prompt
 
 
 class TeacherTimeout(TimeoutError):
@@ -32,16 +35,16 @@ class TeacherError(RuntimeError):
     pass
 
 
-def tail_prompts(query_norm: str, items: Sequence[Mapping]) -> list[str]:
+def tail_prompts(query_norm: str, items: Sequence[Mapping], rules: RulesDigest = DEFAULT_RULES_DIGEST) -> list[str]:
     """Label-first prompts for the request's items (no KG facts online: the tail has none mined)."""
-    return [as_label_first(build_prompt(query_norm, item, compact_rules=True)) for item in items]
+    return [as_label_first(build_prompt(query_norm, item, rules=rules)) for item in items]
 
 
 class InProcessTeacher:
-    def __init__(self, cfg: InferenceConfig):
+    def __init__(self, cfg: InferenceConfig, rules: RulesDigest = DEFAULT_RULES_DIGEST):
         from lore_ml.inference import make_judge
 
-        self.judge = make_judge(cfg)
+        self.judge, self.rules = make_judge(cfg), rules
         self.model_version = self.judge.model_version
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="teacher")
         self._busy = threading.Lock()
@@ -55,7 +58,7 @@ class InProcessTeacher:
     def judge_items(self, query_norm: str, items: Sequence[Mapping], timeout_s: float) -> list[Prediction]:
         if not self._busy.acquire(blocking=False):
             raise TeacherTimeout("teacher busy with another request")
-        future = self._pool.submit(self._run, tail_prompts(query_norm, items))
+        future = self._pool.submit(self._run, tail_prompts(query_norm, items, self.rules))
         try:
             return future.result(timeout=timeout_s)
         except concurrent.futures.TimeoutError:
@@ -67,10 +70,17 @@ class InProcessTeacher:
 class OpenAITeacher:
     """Label-first judging through an OpenAI-compatible completions endpoint (vLLM's server)."""
 
-    def __init__(self, base_url: str, model: str, api_key: str | None = None, client=None):
+    def __init__(self, base_url: str, model: str, api_key: str | None = None, client=None,
+                 model_dir: Path | None = None, rules: RulesDigest = DEFAULT_RULES_DIGEST):
         import httpx
 
+        from lore_ml.modeling import model_version, read_manifest
+
         self.model = self.model_version = model
+        self.decision, self.rules = None, rules
+        if model_dir is not None:  # the served checkpoint: label as the batch judge would
+            self.model_version = model_version(model_dir)
+            self.decision = read_manifest(model_dir).get("decision", {}).get("label_first")
         self.client = client or httpx.Client(base_url=base_url.rstrip("/"),
                                              headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
         self._digits: dict[str, int] | None = None
@@ -78,7 +88,7 @@ class OpenAITeacher:
     def judge_items(self, query_norm: str, items: Sequence[Mapping], timeout_s: float) -> list[Prediction]:
         import httpx
 
-        prompts = [p + LABEL_OPEN + "L" for p in tail_prompts(query_norm, items)]
+        prompts = [p + LABEL_OPEN + "L" for p in tail_prompts(query_norm, items, self.rules)]
         body = {"model": self.model, "prompt": prompts, "max_tokens": 1, "temperature": 0, "logprobs": len(LABELS),
                 "allowed_token_ids": self._label_token_ids(timeout_s)}
         try:
@@ -89,14 +99,11 @@ class OpenAITeacher:
         except httpx.HTTPError as exc:
             raise TeacherError(f"teacher server: {exc}") from exc
         choices = sorted(response.json()["choices"], key=lambda c: c["index"])
-        predictions = []
-        for choice in choices:
-            top = choice["logprobs"]["top_logprobs"][0]
-            logprobs = np.array([top.get(label[1:], -np.inf) for label in LABELS])
-            p = np.exp(logprobs - logprobs.max())
-            p /= p.sum()
-            predictions.append(Prediction(LABELS[int(p.argmax())], [float(x) for x in p]))
-        return predictions
+        logprobs = np.array([[choice["logprobs"]["top_logprobs"][0].get(label[1:], -np.inf) for label in LABELS]
+                             for choice in choices])
+        p = np.exp(logprobs - logprobs.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        return [Prediction(LABELS[int(level)], [float(x) for x in row]) for row, level in zip(p, decide(p, self.decision))]
 
     def _label_token_ids(self, timeout_s: float) -> list[int]:
         """The token that ends ``<label>L1`` .. ``<label>L4`` in the server's tokenizer (asked once)."""

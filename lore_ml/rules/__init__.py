@@ -80,13 +80,29 @@ def rule_for(relation: str) -> Rule:
     raise KeyError(f"no rule for relation {relation!r}")
 
 
+DIGEST_STYLES = ("full", "compact", "ids")
+
+
 @lru_cache(maxsize=4)
-def digest(compact: bool = False) -> str:
-    """The rules as prompt text: one line per rule (``compact`` drops the examples)."""
+def digest(style: str = "compact") -> str:
+    """The rules as prompt text, one line per rule.
+
+    ``full``: id, label, principle and an example; ``compact``: without the example; ``ids``: id,
+    label and the triggering relation only (~300 tokens instead of ~900: what a small model trained
+    from scratch gets, since it learns the principles from the reasoning paths that cite them).
+
+    >>> digest("ids").splitlines()[0]
+    'R-CAT-01 -> L1: unrelated_category'
+    """
+    if style not in DIGEST_STYLES:
+        raise ValueError(f"rules digest style must be one of {DIGEST_STYLES}, got {style!r}")
     lines = []
     for r in rules():
+        if style == "ids":
+            lines.append(f"{r.id} -> {r.label()}: {r.relation}")
+            continue
         line = f"{r.id} -> {r.label()}: {r.principle}"
-        if not compact:
+        if style == "full":
             line += f' (e.g. "{r.example["query"]}" vs "{r.example["item"]}" -> {r.example["label"]})'
         lines.append(line)
     return "\n".join(lines)

@@ -126,6 +126,27 @@ def test_eval_writes_a_report_and_a_table_row(chain, tiny_teacher, tmp_path):
     assert rows[0]["report_id"].endswith("/marketplace/test") and json.loads(rows[0]["metrics_json"])["n"] == 6
 
 
+def test_a_decision_rule_fitted_on_dev_is_stored_and_labels_the_test_report(chain, tiny_teacher, tmp_path):
+    import shutil
+
+    from lore_ml.evaluation import EvalConfig, run_eval
+    from lore_ml.modeling import model_version, read_manifest
+
+    _, job, _ = chain
+    teacher = tmp_path / "teacher"
+    shutil.copytree(tiny_teacher, teacher)
+    before = model_version(teacher)
+    base = {**job, "model_path": str(teacher), "max_examples": 12, "out_dir": str(tmp_path / "eval")}
+    with pytest.raises(ValueError, match="never on the test split"):
+        run_eval(EvalConfig.load(overrides={**base, "split": "test", "fit_decision": True}))
+    dev, _ = run_eval(EvalConfig.load(overrides={**base, "split": "dev", "fit_decision": True}))
+    rule = read_manifest(teacher)["decision"]["label_first"]
+    assert dev["decision"] == rule and rule["rule"] in ("bias", "thresholds")
+    assert model_version(teacher).startswith(before + "+d")  # judgments under the old labels are not reused
+    test, out = run_eval(EvalConfig.load(overrides={**base, "split": "test"}))
+    assert test["decision"] == rule and "fitted on dev" in (out / "report.md").read_text()
+
+
 class HashJudge:
     """A stand-in teacher with decided answers (label by prompt hash, every 7th a failure), so the
     job's bookkeeping is checked independently of what a tiny random model happens to output."""

@@ -53,3 +53,22 @@ def test_promoting_without_an_evaluation_says_what_to_run(lakehouse, tmp_path):
                                         "model_path": str(model), "champion_dir": str(tmp_path / "champion")})
     with pytest.raises(SystemExit, match="run `lore eval --model"):
         promote(cfg)
+
+
+def test_a_champion_without_a_report_for_the_day_is_evaluated_first(lakehouse, tmp_path, monkeypatch):
+    import lore_ml.promotion as promotion
+
+    champion = fake_model(tmp_path / "champion", b"old")
+    candidate = fake_model(tmp_path / "candidate", b"new")
+    report(lakehouse, (candidate, {"macro_f1": 0.45, "acc2": 0.80}))  # last week's champion has none for DS
+    evaluated = []
+
+    def fake_eval(cfg):
+        evaluated.append((cfg.model_path, cfg.split, cfg.ds_str))
+        return {"macro_f1": 0.40, "acc2": 0.80}, None
+
+    monkeypatch.setattr(promotion, "run_eval", fake_eval)
+    won, why = promote(PromoteConfig.load(overrides={"ds": DS, "lakehouse": {"root": lakehouse.config.root},
+                                                     "model_path": str(candidate), "champion_dir": str(champion)}))
+    assert evaluated == [(champion, "dev", DS)]
+    assert won and "0.450 > champion 0.400" in why

@@ -78,7 +78,7 @@ def test_transformers_judge_gives_distributions_and_is_deterministic(base):
     from lore_ml.inference import TransformersJudge
     from lore_ml.prompts import build_prompt
 
-    prompts = [build_prompt(q, {"title": t}, compact_rules=True) for q, t, _, _ in PAIRS[:3]]
+    prompts = [build_prompt(q, {"title": t}) for q, t, _, _ in PAIRS[:3]]
     judge = TransformersJudge(base, batch_size=2)
     first, second = judge.judge(prompts), judge.judge(prompts)
     assert [p.label for p in first] == [p.label for p in second]

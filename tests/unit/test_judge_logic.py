@@ -25,8 +25,9 @@ class WordTokenizer:
 class ScriptedJudge(Judge):
     """Fixed label logits per prompt and scripted continuations per attempt."""
 
-    def __init__(self, logits, greedy, sampled, reasoning=False):
+    def __init__(self, logits, greedy, sampled, reasoning=False, decision=None):
         self.logits, self.outputs, self.calls = np.array(logits, dtype=float), {False: greedy, True: sampled}, []
+        self.decision = decision
         self.cfg = InferenceConfig(reasoning=reasoning, max_model_len=20_000)  # one token per character
         self.tokenizer, self.model_version = WordTokenizer(), "scripted@0"
         self.shared_ids, self.label_ids = label_token_ids(self.tokenizer)
@@ -52,6 +53,15 @@ def test_a_tokenizer_that_merges_labels_differently_is_refused():
 
     with pytest.raises(ValueError, match="differ in exactly their last token"):
         label_token_ids(Odd())
+
+
+def test_a_decision_rule_relabels_and_its_l2s_get_their_dimension_decoded():
+    # argmax would say L1, L4, L4; biases of +3 on L2 turn the first and last into L2s
+    judge = ScriptedJudge([[2, 1, 0, 0], [0, 0, 0, 5], [0, 0, 0, 1]], greedy=["color</label>", "brand</label>"],
+                          sampled=[], decision={"rule": "bias", "bias": [0.0, 3.0, 0.0, 0.0]})
+    predictions = judge.judge(PROMPTS)
+    assert [p.label for p in predictions] == ["L2:color", "L4", "L2:brand"]
+    assert np.allclose(predictions[0].p, np.exp([2, 1, 0, 0]) / np.exp([2, 1, 0, 0]).sum())  # p is the model's
 
 
 def test_labels_come_from_the_distribution_and_only_l2_is_continued():

@@ -35,9 +35,9 @@ def test_prompt_has_task_rules_facts_and_item_fields():
                      "shop: Bargain Bay", "price: 89.50", "attributes: audience=men; color=red",
                      "image: dominant colour red", "<think>...</think>, then <label>"):
         assert expected in prompt, expected
-    label_first = build_prompt("q", {"title": "t"}, label_first=True, compact_rules=True)
+    label_first = build_prompt("q", {"title": "t"}, label_first=True, rules="compact")
     assert "<label>...</label> first" in label_first and "- (none)" in label_first
-    assert len(digest(True)) < len(digest(False))
+    assert len(digest("ids")) < len(digest("compact")) < len(digest("full"))
 
 
 @pytest.mark.parametrize("label_first", [False, True])
