@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from lore_ml.demo import free_port, wait_for
+from online.config import ServeConfig
 
 DEFAULT_MIX = "head=0.6,mid=0.3,tail=0.1"
 DEADLINE_MS = 150
@@ -163,6 +164,8 @@ def main() -> None:
     parser.add_argument("--kill-after", type=float, default=3.0, help="Phase 2: kill redis-server after this long.")
     parser.add_argument("--mix", default=DEFAULT_MIX, help="Share of requests per tier.")
     parser.add_argument("--student", type=Path, help="Student artefact to serve (default: the lexical student).")
+    parser.add_argument("--serve-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="Extra `lore serve --set` (e.g. threads=8); repeatable.")
     parser.add_argument("--teacher-stub", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.teacher_stub:
@@ -187,7 +190,8 @@ def main() -> None:
     shim = subprocess.Popen([str(Path(sys.executable).parent / "lore"), "serve", "--set", f"port={shim_port}",
                              "--set", f"teacher_url=http://127.0.0.1:{teacher_port}", "--set", "teacher_model=stub",
                              "--set", "max_items=500",
-                             *(["--set", f"student_path={args.student}"] if args.student else [])],
+                             *(["--set", f"student_path={args.student}"] if args.student else []),
+                             *(arg for setting in args.serve_set for arg in ("--set", setting))],
                             env=env, stdout=subprocess.DEVNULL, stderr=open(workdir / "shim.log", "w"))
     base = f"http://127.0.0.1:{shim_port}"
     try:
@@ -198,7 +202,9 @@ def main() -> None:
         url = f"{base}/v1/relevance"
         mix = parse_mix(args.mix)
         asyncio.run(load(url, bodies, args.rate, 2.0, mix))  # warm-up: connections, first requests
-        print(f"shim under gunicorn (2 workers x 4 threads), student {args.student or 'lexical'}, "
+        serving = ServeConfig.load(overrides=dict(setting.split("=", 1) for setting in args.serve_set))
+        print(f"shim under gunicorn ({serving.workers} workers x {serving.threads} threads), "
+              f"student {args.student or 'lexical'}, "
               f"{args.items} items per request, tier mix "
               + ", ".join(f"{t} {w:.0%}" for t, w in mix) + f", tail deadline {DEADLINE_MS} ms, "
               f"{os.cpu_count()} CPU cores shared by client, shim and Redis")

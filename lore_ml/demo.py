@@ -163,15 +163,15 @@ def train_teacher(cfg: DemoConfig, day: dict, progress: Progress) -> Path:
     base, sft, rl = (cfg.artifacts / name for name in ("teacher-base", "teacher-sft", "teacher-rl"))
     stages = [
         ("tiny teacher", base, lambda: training.run_init_teacher(training.InitTeacherConfig.load(
-            overrides={**day, "output_dir": str(base), "max_texts": 5000}))),
+            overrides={**day, "output_dir": str(base), "max_texts": 5000, "dataset": "marketplace"}))),
         (f"SFT ({cfg.sft_steps} steps)", sft, lambda: training.run_sft(training.SftConfig.load(overrides={
             **day, "model_path": str(base), "output_dir": str(sft), "max_steps": cfg.sft_steps,
-            "max_examples": cfg.sft_steps * 8, "learning_rate": 1e-3}))),
+            "max_examples": cfg.sft_steps * 8, "learning_rate": 2e-3, "dataset": "marketplace"}))),
     ]
     if cfg.rl_steps:
         stages.append((f"GRPO ({cfg.rl_steps} steps)", rl, lambda: training.run_rl(training.RlConfig.load(overrides={
             **day, "model_path": str(sft), "output_dir": str(rl), "max_steps": cfg.rl_steps, "batch_size": 4,
-            "max_examples": 4 * cfg.rl_steps, "max_completion_length": 48}))))
+            "max_examples": 4 * cfg.rl_steps, "max_completion_length": 48, "dataset": "marketplace"}))))
     for name, out, train in stages:
         reused = not cfg.force and (out / "config.json").is_file()
         t = progress.step(name, reused)

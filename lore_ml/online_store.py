@@ -39,12 +39,15 @@ def score(p: Sequence[float], gains: Sequence[float] = GAINS) -> float:
 
 
 def pack(label: str, p: Sequence[float], model_version: str) -> str:
-    """A judgment as the compact JSON stored per item; score is derived from p on unpack.
+    """A judgment as the compact JSON stored per item: label, p(L1..L4), model version, score.
+
+    The score is stored (DESIGN.md §4) so a head request does not recompute it per item.
 
     >>> pack("L2:brand", [0.1, 0.7, 0.1, 0.1], "teacher@abc")
-    '["L2:brand",[0.1,0.7,0.1,0.1],"teacher@abc"]'
+    '["L2:brand",[0.1,0.7,0.1,0.1],"teacher@abc",0.24]'
     """
-    return json.dumps([label, [round(float(x), 4) for x in p], model_version], separators=(",", ":"))
+    rounded = [round(float(x), 4) for x in p]
+    return json.dumps([label, rounded, model_version, round(score(rounded), 4)], separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -56,13 +59,16 @@ class CachedJudgment:
 
 
 def unpack(raw: bytes | str) -> CachedJudgment:
-    """The inverse of :func:`pack`.
+    """The inverse of :func:`pack`; values written before the score was stored get it computed.
 
-    >>> unpack(pack("L4", [0, 0, 0.2, 0.8], "m")).score
-    0.94
+    >>> unpack(pack("L4", [0, 0, 0.2, 0.8], "m")).score, unpack('["L4",[0,0,0.2,0.8],"m"]').score
+    (0.94, 0.94)
     """
-    label, p, model_version = orjson.loads(raw)
-    return CachedJudgment(label, p, round(score(p), 4), model_version)
+    values = orjson.loads(raw)
+    if len(values) == 3:
+        label, p, model_version = values
+        return CachedJudgment(label, p, round(score(p), 4), model_version)
+    return CachedJudgment(*values[:2], values[3], values[2])
 
 
 @dataclass(frozen=True)
