@@ -137,10 +137,24 @@ async def load(url: str, bodies: dict[str, list[bytes]], rate: float, seconds: f
     return results, elapsed
 
 
-def report(title: str, results, elapsed: float, mix) -> None:
+def server_latencies(log_path: Path, offset: int) -> tuple[dict[str, list[float]], int]:
+    """latency_ms per tier as the shim logged it (time inside the app, no queueing or client),
+    from byte ``offset`` of its JSON log on; and the offset after the last line read."""
+    per_tier: dict[str, list[float]] = defaultdict(list)
+    with log_path.open("rb") as log:
+        log.seek(offset)
+        data = log.read()
+    for line in data.splitlines():
+        if b'"relevance"' in line:
+            entry = json.loads(line)
+            per_tier[entry["tier"]].append(entry["latency_ms"])
+    return per_tier, offset + len(data)
+
+
+def report(title: str, results, elapsed: float, mix, server: dict[str, list[float]]) -> None:
     print(f"\n{title}: {len(results):,} requests in {elapsed:.1f}s = {len(results) / elapsed:,.0f} req/s")
     print(f"{'tier':<7}{'requests':>9}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'5xx':>6}"
-          f"{'p99 over deadline ms':>22}")
+          f"{'p99 over deadline ms':>22}{'in-app p50/p99 ms':>19}")
     per_tier = defaultdict(list)
     for tier, status, ms in results:
         per_tier[tier].append((status, ms))
@@ -151,8 +165,10 @@ def report(title: str, results, elapsed: float, mix) -> None:
         ms = np.array([m for _, m in rows])
         errors = sum(status >= 500 for status, _ in rows)
         over = f"{np.percentile(ms - DEADLINE_MS, 99):+.1f}" if tier == "tail" else ""
+        inside = server.get(tier)  # absent with Redis down: the shim then logs tier "unknown"
+        in_app = f"{np.percentile(inside, 50):.1f}/{np.percentile(inside, 99):.1f}" if inside else "-"
         print(f"{tier:<7}{len(rows):>9,}{len(rows) / elapsed:>8.0f}{np.percentile(ms, 50):>9.1f}"
-              f"{np.percentile(ms, 99):>9.1f}{ms.max():>9.1f}{errors:>6}{over:>22}")
+              f"{np.percentile(ms, 99):>9.1f}{ms.max():>9.1f}{errors:>6}{over:>22}{in_app:>19}")
 
 
 def main() -> None:
@@ -202,20 +218,24 @@ def main() -> None:
         url = f"{base}/v1/relevance"
         mix = parse_mix(args.mix)
         asyncio.run(load(url, bodies, args.rate, 2.0, mix))  # warm-up: connections, first requests
+        _, log_offset = server_latencies(workdir / "shim.log", 0)
         serving = ServeConfig.load(overrides=dict(setting.split("=", 1) for setting in args.serve_set))
         print(f"shim under gunicorn ({serving.workers} workers x {serving.threads} threads), "
               f"student {args.student or 'lexical'}, "
               f"{args.items} items per request, tier mix "
               + ", ".join(f"{t} {w:.0%}" for t, w in mix) + f", tail deadline {DEADLINE_MS} ms, "
               f"{os.cpu_count()} CPU cores shared by client, shim and Redis")
-        report("phase 1: steady load", *asyncio.run(load(url, bodies, args.rate, args.seconds, mix)), mix)
+        results, elapsed = asyncio.run(load(url, bodies, args.rate, args.seconds, mix))
+        server, log_offset = server_latencies(workdir / "shim.log", log_offset)
+        report("phase 1: steady load", results, elapsed, mix, server)
 
         def kill(second: int) -> None:
             if second == int(args.kill_after):
                 redis_proc.send_signal(signal.SIGKILL)
 
         results, elapsed = asyncio.run(load(url, bodies, args.rate, max(args.seconds / 2, args.kill_after + 3), mix, kill))
-        report(f"phase 2: redis-server killed after {args.kill_after:.0f}s", results, elapsed, mix)
+        report(f"phase 2: redis-server killed after {args.kill_after:.0f}s", results, elapsed, mix,
+               server_latencies(workdir / "shim.log", log_offset)[0])
         print(f"5xx responses while Redis was killed: {sum(status >= 500 for _, status, _ in results)}")
     finally:
         shim.send_signal(signal.SIGTERM)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
+import time
 from typing import Mapping, Sequence
 
 from pathlib import Path
@@ -71,7 +72,7 @@ class OpenAITeacher:
     """Label-first judging through an OpenAI-compatible completions endpoint (vLLM's server)."""
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, client=None,
-                 model_dir: Path | None = None, rules: RulesDigest = DEFAULT_RULES_DIGEST):
+                 model_dir: Path | None = None, rules: RulesDigest = DEFAULT_RULES_DIGEST, max_in_flight: int = 16):
         import httpx
 
         from lore_ml.modeling import model_version, read_manifest
@@ -84,8 +85,42 @@ class OpenAITeacher:
         self.client = client or httpx.Client(base_url=base_url.rstrip("/"),
                                              headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
         self._digits: dict[str, int] | None = None
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="teacher-http")
+        self._slots = threading.BoundedSemaphore(max_in_flight)
 
     def judge_items(self, query_norm: str, items: Sequence[Mapping], timeout_s: float) -> list[Prediction]:
+        """p(L1..L4) per item, or :class:`TeacherTimeout` once ``timeout_s`` has passed in total.
+
+        httpx's timeout bounds each phase (connect, write, read) on its own, so a slow server
+        could take several times the budget; the request therefore runs on a pool thread and the
+        caller stops waiting at the deadline (the abandoned request ends by httpx's own timeouts).
+        With ``max_in_flight`` requests already out, the answer is a timeout at once."""
+        started = time.perf_counter()
+        if not self._slots.acquire(blocking=False):
+            raise TeacherTimeout("every connection to the teacher server is busy")
+        try:
+            future = self._pool.submit(self._post, query_norm, items, timeout_s)
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(lambda _: self._slots.release())
+        try:
+            response = future.result(timeout=max(timeout_s - (time.perf_counter() - started), 0.0))
+        except concurrent.futures.TimeoutError:
+            raise TeacherTimeout(f"teacher server did not answer within {timeout_s * 1000:.0f} ms") from None
+        try:
+            choices = sorted(response["choices"], key=lambda c: c["index"])
+            logprobs = np.array([[choice["logprobs"]["top_logprobs"][0].get(label[1:], -np.inf) for label in LABELS]
+                                 for choice in choices])
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise TeacherError(f"teacher server: unexpected completions answer ({type(exc).__name__}: {exc})") from exc
+        if logprobs.shape != (len(items), len(LABELS)):
+            raise TeacherError(f"teacher server: {len(logprobs)} choices for {len(items)} prompts")
+        p = np.exp(logprobs - logprobs.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        return [Prediction(LABELS[int(level)], [float(x) for x in row]) for row, level in zip(p, decide(p, self.decision))]
+
+    def _post(self, query_norm: str, items: Sequence[Mapping], timeout_s: float) -> dict:
         import httpx
 
         prompts = [p + LABEL_OPEN + "L" for p in tail_prompts(query_norm, items, self.rules)]
@@ -94,16 +129,11 @@ class OpenAITeacher:
         try:
             response = self.client.post("/v1/completions", json=body, timeout=timeout_s)
             response.raise_for_status()
+            return response.json()
         except httpx.TimeoutException:
             raise TeacherTimeout(f"teacher server did not answer within {timeout_s * 1000:.0f} ms") from None
         except httpx.HTTPError as exc:
             raise TeacherError(f"teacher server: {exc}") from exc
-        choices = sorted(response.json()["choices"], key=lambda c: c["index"])
-        logprobs = np.array([[choice["logprobs"]["top_logprobs"][0].get(label[1:], -np.inf) for label in LABELS]
-                             for choice in choices])
-        p = np.exp(logprobs - logprobs.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
-        return [Prediction(LABELS[int(level)], [float(x) for x in row]) for row, level in zip(p, decide(p, self.decision))]
 
     def _label_token_ids(self, timeout_s: float) -> list[int]:
         """The token that ends ``<label>L1`` .. ``<label>L4`` in the server's tokenizer (asked once)."""
