@@ -59,8 +59,6 @@ class InferenceConfig(BaseModel):
         "RAM), vLLM's gpu_memory_utilization share on a GPU.")
     vllm_compile: bool = Field(True, description="vLLM: compile the model (slower start, faster judging).")
     seed: int = Field(0, description="Seed of the sampled retry.")
-    apply_decision: bool = Field(True, description="Label with the decision rule stored in the model's manifest "
-                                 "(fitted on dev by `lore eval --fit-decision`); off: argmax of p(L1..L4).")
 
 
 @dataclass
@@ -94,8 +92,7 @@ class Judge:
         self.cfg = cfg
         self.shared_ids, self.label_ids = label_token_ids(tokenizer)
         self.model_version = model_version(cfg.model_path)
-        decisions = read_manifest(cfg.model_path).get("decision", {}) if cfg.apply_decision else {}
-        self.decision: dict | None = decisions.get(self.answer_format)
+        self.decision: dict | None = read_manifest(cfg.model_path).get("decision", {}).get(self.answer_format)
 
     @property
     def answer_format(self) -> str:

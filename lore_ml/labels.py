@@ -6,6 +6,7 @@ These are contracts (DESIGN.md §1): the rest of the system imports them from he
 from __future__ import annotations
 
 import hashlib
+from typing import Literal, get_args
 
 LABELS = ("L1", "L2", "L3", "L4")
 """L1 irrelevant, L2 mismatch (one explicit demand conflicts), L3 close, L4 exact."""
@@ -99,7 +100,8 @@ def is_relevant(label: str) -> bool:
 HOME_DEPOT_ITEM_PREFIX = "hd-"
 """Home Depot products enter the catalog as ``hd-<product_uid>``; every other item is the marketplace's."""
 
-DATASETS = ("marketplace", "home_depot", "all")
+DatasetName = Literal["marketplace", "home_depot", "all"]
+DATASETS: tuple[str, ...] = get_args(DatasetName)
 
 
 def of_dataset(frame, dataset: str):

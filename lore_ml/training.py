@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Sequence
 
 from pydantic import Field
 
 from lore_ml.config import JobConfig
+from lore_ml.labels import DatasetName
 
 log = logging.getLogger("lore.training")
 
@@ -41,7 +42,7 @@ class StageConfig(JobConfig):
     model_path: Path = Field(Path("artifacts/teacher-base"), description="HF model directory to start from.")
     output_dir: Path = Field(Path("artifacts/teacher-sft"), description="Where the trained model is saved.")
     split: str = Field("train", description="Which split of the examples to train on.")
-    dataset: Literal["marketplace", "home_depot", "all"] = Field(
+    dataset: DatasetName = Field(
         "all", description="Whose examples: the marketplace's (generated labels, logs, KG), Home Depot's or both.")
     max_examples: int | None = Field(None, ge=1, description="Use at most this many examples (deterministic).")
     max_steps: int = Field(200, ge=1, description="Optimizer steps.")
@@ -178,7 +179,7 @@ class InitTeacherConfig(JobConfig):
     output_dir: Path = Field(Path("artifacts/teacher-base"), description="Where the HF model directory goes.")
     vocab_size: int = Field(4096, ge=300)
     max_texts: int = Field(20_000, ge=1, description="Examples the tokenizer is trained on.")
-    dataset: Literal["marketplace", "home_depot", "all"] = Field("all", description="Whose examples (as for SFT).")
+    dataset: DatasetName = Field("all", description="Whose examples (as for SFT).")
 
     @classmethod
     def add_arguments(cls, parser) -> None:
