@@ -168,7 +168,7 @@ def run(cfg: JudgeHeadConfig, judge=None) -> JudgeSummary:
                     ok = pred.status == "ok"
                     rows.append({**base, "label": pred.label or None, "p": pred.p,
                                  "score": score(pred.p) if pred.p else None,
-                                 "reasoning": pred.reasoning if ok else pred.error, "status": pred.status})
+                                 "reasoning": pred.reasoning or pred.error, "status": pred.status})
                     summary.failed += not ok
                 bar.update(len(chunk))
         summary.judged = len(todo)

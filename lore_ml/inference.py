@@ -9,8 +9,11 @@ Both judge a prompt the same way, so they give the same labels under greedy deco
    --fit-decision``: class biases or cut points on the expected level, as for the students).
 2. **Continuation** only where one is needed: the mismatch dimension of an L2
    (``<label>L2:`` → ``brand</label>``) and, when ``reasoning`` is on, the ``<think>`` block.
-   It is decoded greedily and parsed strictly; a malformed one is retried once with sampling
-   and otherwise recorded as ``status="failed"`` with the parser's reason — never dropped.
+   It is decoded greedily and parsed strictly; a malformed one is retried once with sampling.
+   An L2 whose dimension still cannot be read keeps its level (label ``L2``, ``error`` says
+   why): the level and p are the model's judgment, the dimension only names the conflict. A
+   malformed ``<think>`` block is recorded as ``status="failed"`` with the parser's reason —
+   never dropped.
 
 Prompts are sorted before batching so that prompts sharing a prefix (same rules, same query)
 sit together: vLLM's prefix cache then reuses their KV blocks.
@@ -193,6 +196,9 @@ class Judge:
                     predictions[i].status, predictions[i].error = "failed", f"{attempt}: {exc}"
                     failed.append(i)
             pending = failed
+        if not self._reason_after_label:  # the level and p stand; only the L2's dimension is unknown
+            for i in pending:
+                predictions[i].status, predictions[i].error = "ok", f"L2 dimension not read ({predictions[i].error})"
         return predictions
 
 

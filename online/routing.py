@@ -146,6 +146,9 @@ class Router:
         if self.teacher is not None and budget_s > 0:
             try:
                 predictions = self.teacher.judge_items(routed.query_norm, [items[i] for i in missing], budget_s)
+                unjudged = [p.error for p in predictions if p.status != "ok" or not p.p]
+                if unjudged:
+                    raise TeacherError(f"{len(unjudged)} items not judged: {unjudged[0]}")
                 for index, prediction in zip(missing, predictions):
                     p = [round(x, 4) for x in prediction.p]
                     routed.items[index] = _item(items[index]["item_id"], prediction.label, p, round(score(p), 4),
