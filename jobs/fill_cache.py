@@ -42,7 +42,7 @@ def build_batches(judgments, batch_queries: int) -> list[dict[str, dict[str, str
 
     >>> rows = [("q2", "i1", "L4", [0, 0, 0, 1], "m"), ("q1", "i2", "L1", [1, 0, 0, 0], "m")]
     >>> build_batches(rows, 1)[0]
-    {'q1': {'i2': '["L1",[1.0,0.0,0.0,0.0],"m"]'}}
+    {'q1': {'i2': '["L1",[1.0,0.0,0.0,0.0],"m",0.0]'}}
     """
     from lore_ml.online_store import pack
 
