@@ -201,7 +201,7 @@ def exercise_shim(cfg: DemoConfig, lakehouse, champion: Path, student: Path) -> 
 
     from lore_ml.online_store import Keys, connect
     from online.config import ServeConfig
-    from online.teacher import InProcessTeacher
+    from online.app import build_teacher
     from online.worker import WriteBackWorker
 
     tiers = lakehouse.read_partition("silver.query_tiers", cfg.ds_str)
@@ -237,8 +237,7 @@ def exercise_shim(cfg: DemoConfig, lakehouse, champion: Path, student: Path) -> 
         wait_for(lambda: urllib.request.urlopen(f"{base}/readyz", timeout=2).status == 200, "lore serve", 120)
         for name, query, item_ids, deadline in requests:
             answers.append({"request": name, **_post(base, query, [item(i) for i in item_ids], deadline)})
-        worker = WriteBackWorker(connect(cfg.redis), InProcessTeacher(serve_cfg.teacher, serve_cfg.rules_in_prompt), Keys(cfg.redis.key_prefix),
-                                 serve_cfg)
+        worker = WriteBackWorker(connect(cfg.redis), build_teacher(serve_cfg), Keys(cfg.redis.key_prefix), serve_cfg)
         drained = worker.run(once=True)
         print(f"      write-back worker: {drained.entries} queued requests judged, {drained.judgments} judgments cached")
         name, query, item_ids, deadline = requests[-1]

@@ -40,6 +40,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from lore_ml.config import JobConfig, _Section
+from lore_ml.labels import DATASETS, DatasetName
 
 NOT_PROMOTED = 99
 
@@ -68,7 +69,7 @@ class DistillConfig(JobConfig):
 
     student: Literal["representation", "cross"] = Field(
         "representation", description="representation: the shim's mid-tier student; cross: the offline cross-encoder.")
-    dataset: Literal["marketplace", "home_depot", "all"] = Field("all", description="Whose human labels.")
+    dataset: DatasetName = Field("all", description="Whose human labels.")
     out_dir: Path = Field(Path("artifacts/students"), description="Versioned artefacts, `current` and `current-cross`.")
     soft_weight: float = Field(0.5, ge=0, le=1, description="Weight of the teacher's distributions where present.")
     rating_sigma: float = Field(0.3, ge=0, description="Human labels with a raw rating (Home Depot) become the "
@@ -83,7 +84,7 @@ class DistillConfig(JobConfig):
     def add_arguments(cls, parser) -> None:
         super().add_arguments(parser)
         parser.add_argument("--student", choices=["representation", "cross"])
-        parser.add_argument("--dataset", choices=["marketplace", "home_depot", "all"])
+        parser.add_argument("--dataset", choices=DATASETS)
         parser.add_argument("--epochs", type=float, help="Epochs of the chosen student (sets <student>.epochs).")
 
     @model_validator(mode="before")

@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Sequence
 
 import numpy as np
 from pydantic import Field
 
 from lore_ml.config import JobConfig
-from lore_ml.labels import GAINS, LABELS, RELEVANT_LABELS, label_level, of_dataset
+from lore_ml.labels import DATASETS, GAINS, LABELS, RELEVANT_LABELS, DatasetName, label_level, of_dataset
 
 
 def scores_from(probabilities: np.ndarray, gains: Sequence[float] = GAINS) -> np.ndarray:
@@ -187,14 +187,14 @@ class ReportConfig(JobConfig):
 
     model_path: Path = Field(Path("artifacts/teacher-rl"), description="HF model directory.")
     split: str = Field("test", description="train | dev | test")
-    dataset: Literal["marketplace", "home_depot", "all"] = Field("marketplace", description="Whose human labels.")
+    dataset: DatasetName = Field("marketplace", description="Whose human labels.")
 
     @classmethod
     def add_arguments(cls, parser) -> None:
         super().add_arguments(parser)
         parser.add_argument("--model", dest="model_path")
         parser.add_argument("--split")
-        parser.add_argument("--dataset", choices=["marketplace", "home_depot", "all"])
+        parser.add_argument("--dataset", choices=DATASETS)
 
 
 class EvalConfig(ReportConfig):

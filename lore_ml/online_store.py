@@ -68,7 +68,8 @@ def unpack(raw: bytes | str) -> CachedJudgment:
     if len(values) == 3:
         label, p, model_version = values
         return CachedJudgment(label, p, round(score(p), 4), model_version)
-    return CachedJudgment(*values[:2], values[3], values[2])
+    label, p, model_version, item_score = values
+    return CachedJudgment(label, p, item_score, model_version)
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from lore_ml.labels import MISMATCH_DIMENSIONS
-from lore_ml.rules import digest
+from lore_ml.rules import RulesDigest, digest
 
 TASK = (
     "You judge how relevant an e-commerce item is to a shopper's search query.\n"
@@ -36,7 +36,6 @@ _BODY = r"(?:(?!</?(?:think|label)>).)*"  # no nested or repeated tags inside a 
 THINK_FIRST = re.compile(fr"^\s*<think>(?P<think>{_BODY})</think>\s*<label>(?P<label>{_BODY})</label>\s*$", re.S)
 LABEL_FIRST = re.compile(fr"^\s*<label>(?P<label>{_BODY})</label>\s*<think>(?P<think>{_BODY})</think>\s*$", re.S)
 RULE_ID = re.compile(r"\bR-[A-Z]{2,3}-\d{2}\b")
-RulesDigest = Literal["full", "compact", "ids"]
 DEFAULT_RULES_DIGEST: RulesDigest = "ids"
 """The digest every prompt builder uses unless configured (``rules_in_prompt`` of synth-cot,
 judge-head and the shim must agree: a teacher sees the prompts it was trained on). ``ids`` suits

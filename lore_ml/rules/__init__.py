@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from typing import Literal, get_args
 
 import yaml
 
@@ -80,11 +81,12 @@ def rule_for(relation: str) -> Rule:
     raise KeyError(f"no rule for relation {relation!r}")
 
 
-DIGEST_STYLES = ("full", "compact", "ids")
+RulesDigest = Literal["full", "compact", "ids"]
+DIGEST_STYLES: tuple[str, ...] = get_args(RulesDigest)
 
 
 @lru_cache(maxsize=4)
-def digest(style: str = "compact") -> str:
+def digest(style: RulesDigest = "compact") -> str:
     """The rules as prompt text, one line per rule.
 
     ``full``: id, label, principle and an example; ``compact``: without the example; ``ids``: id,
