@@ -1,6 +1,7 @@
 """Nightly LORE pipeline (DESIGN.md §2): raw drops → tiers, KG, training pairs → head judgments → cache.
 
-ingest → stratify → build_kg → mine_pairs → judge_head → fill_cache, one run per logical date;
+ingest → rollup_logs → stratify → build_kg → mine_pairs → judge_head → fill_cache, one run per
+logical date (rollup_logs aggregates the day's logs once; the window jobs sum the daily rollups);
 embed_vectors (the representation student's tower vectors) runs beside the KG branch after stratify.
 Each task is idempotent for its ``ds`` (re-running a day rewrites that day), so clearing and
 re-running a task is always safe. Settings: see ``lore_tasks.py``.
@@ -26,6 +27,7 @@ with DAG(
     tags=["lore", "nightly"],
 ):
     ingest = lore_task("ingest", "ingest", spark_job="ingest")
+    rollup_logs = lore_task("rollup_logs", "rollup-logs", spark_job="rollup_logs")
     stratify = lore_task("stratify", "stratify", spark_job="stratify")
     build_kg = lore_task("build_kg", "build-kg", spark_job="build_kg")
     mine_pairs = lore_task("mine_pairs", "mine-pairs", spark_job="mine_pairs")
@@ -33,5 +35,5 @@ with DAG(
     fill_cache = lore_task("fill_cache", "fill-cache", timeout_h=1)
     embed_vectors = lore_task("embed_vectors", "embed-vectors", spark_job="embed_vectors", timeout_h=2)
 
-    ingest >> stratify >> build_kg >> mine_pairs >> judge_head >> fill_cache
+    ingest >> rollup_logs >> stratify >> build_kg >> mine_pairs >> judge_head >> fill_cache
     stratify >> embed_vectors

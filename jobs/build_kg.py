@@ -1,6 +1,7 @@
 """Build the knowledge graph the teacher's prompts are grounded in (DESIGN.md §2).
 
-From the catalog snapshot and a trailing window of search logs, writes for ``ds``:
+From the catalog snapshot and a trailing window of clicks (``silver.daily_impressions``, see
+:mod:`jobs.rollup_logs`), writes for ``ds``:
 
 * ``silver.kg_nodes``: items, brands, categories, attribute values and query terms, with support;
 * ``silver.kg_edges`` (``src``, ``dst``, ``edge_type``, ``confidence``, ``support``):
@@ -112,14 +113,10 @@ def transform_brand_edges(catalog: DataFrame, cfg: BuildKgConfig) -> DataFrame:
     return _edges(sub_edges, "sub_brand").unionByName(_edges(competitor_edges, "competitor"))
 
 
-def transform_clicks(logs: DataFrame) -> DataFrame:
-    """Clicks per (normalised query, item) in the window."""
-    from lore_ml.spark_udfs import with_query_norm
-
-    per_raw = logs.where(F.col("clicked")).groupBy("query", "item_id").agg(F.count("*").alias("clicks"))
+def transform_clicks(daily_impressions: DataFrame) -> DataFrame:
+    """Clicks per (normalised query, item) over the window's ``silver.daily_impressions`` rows."""
     return (
-        with_query_norm(per_raw)
-        .where(F.col("query_norm") != "")
+        daily_impressions.where((F.col("clicks") > 0) & (F.col("query_norm") != ""))
         .groupBy("query_norm", "item_id")
         .agg(F.sum("clicks").cast("long").alias("clicks"))
     )
@@ -129,12 +126,15 @@ def _terms(df: DataFrame) -> DataFrame:
     return df.select("*", F.explode(F.array_distinct(F.split("query_norm", " "))).alias("term"))
 
 
-def transform_query_votes(clicks: DataFrame, facts: DataFrame, min_share: float = 0.5) -> DataFrame:
-    """Per query and fact dimension: the fact value most of its clicks land on (≥ ``min_share``).
+def transform_query_votes(clicks: DataFrame, catalog: DataFrame, min_share: float = 0.5) -> DataFrame:
+    """Per query and fact dimension (``category`` and each attribute): the value most of its
+    clicks land on (≥ ``min_share``), as (query_norm, dimension, value).
 
-    ``facts`` has (item_id, dimension, value). Counting queries rather than clicks keeps one
-    heavy head query from deciding what a term means.
+    The term→category and value-synonym edges both count these votes: counting queries rather
+    than clicks keeps one heavy head query from deciding what a term means. The job stages them
+    once, since both edge types read them several times.
     """
+    facts = _categories(catalog).unionByName(_attribute_values(catalog))
     per = clicks.join(facts, "item_id").groupBy("query_norm", "dimension", "value").agg(F.sum("clicks").alias("c"))
     totals = per.groupBy("query_norm", "dimension").agg(F.sum("c").alias("total"), F.max("c").alias("top"))
     return (
@@ -167,9 +167,10 @@ def _attribute_values(catalog: DataFrame) -> DataFrame:
     ).select("item_id", "dimension", F.lower("value").alias("value"))
 
 
-def transform_term_category_edges(clicks: DataFrame, catalog: DataFrame, cfg: BuildKgConfig) -> DataFrame:
-    """Query term → category: the share of queries with the term whose clicks mostly land there."""
-    votes = transform_query_votes(clicks, _categories(catalog))
+def transform_term_category_edges(votes: DataFrame, cfg: BuildKgConfig) -> DataFrame:
+    """Query term → category: the share of queries with the term whose clicks mostly land there
+    (``votes`` from :func:`transform_query_votes`)."""
+    votes = votes.where(F.col("dimension") == "category")
     edges = _term_edges(votes, cfg.min_support, cfg.term_category_min_confidence).select(
         _node_id("term", F.col("term")).alias("src"), _node_id("category", F.col("value")).alias("dst"),
         "confidence", "support")
@@ -226,13 +227,14 @@ def transform_synonym_edges(clicks: DataFrame, catalog: DataFrame, cfg: BuildKgC
     return _edges(edges, "synonym")
 
 
-def transform_value_synonym_edges(clicks: DataFrame, catalog: DataFrame, cfg: BuildKgConfig) -> DataFrame:
-    """Query term → attribute value that the queries containing it mostly click, far above base rate.
+def transform_value_synonym_edges(votes: DataFrame, cfg: BuildKgConfig) -> DataFrame:
+    """Query term → attribute value that the queries containing it mostly click, far above base rate
+    (``votes`` from :func:`transform_query_votes`).
 
     Lift compares with the share of all voting queries that vote for the value, so a value
     most items carry (``bundle=single``) is no one's synonym.
     """
-    votes = transform_query_votes(clicks, _attribute_values(catalog))
+    votes = votes.where(F.col("dimension") != "category")
     base = votes.groupBy("dimension", "value").agg(F.count("*").alias("value_queries")).join(
         votes.groupBy("dimension").agg(F.count("*").alias("dimension_queries")), "dimension")
     edges = (
@@ -246,14 +248,15 @@ def transform_value_synonym_edges(clicks: DataFrame, catalog: DataFrame, cfg: Bu
     return _edges(edges, "value_synonym")
 
 
-def transform_kg_edges(catalog: DataFrame, clicks: DataFrame, cfg: BuildKgConfig) -> DataFrame:
-    """Every edge type from the catalog and :func:`transform_clicks`, deduplicated on (src, dst, edge_type)."""
+def transform_kg_edges(catalog: DataFrame, clicks: DataFrame, votes: DataFrame, cfg: BuildKgConfig) -> DataFrame:
+    """Every edge type from the catalog, :func:`transform_clicks` and :func:`transform_query_votes`,
+    deduplicated on (src, dst, edge_type)."""
     edges = (
         transform_item_edges(catalog)
         .unionByName(transform_brand_edges(catalog, cfg))
-        .unionByName(transform_term_category_edges(clicks, catalog, cfg))
+        .unionByName(transform_term_category_edges(votes, cfg))
         .unionByName(transform_synonym_edges(clicks, catalog, cfg))
-        .unionByName(transform_value_synonym_edges(clicks, catalog, cfg))
+        .unionByName(transform_value_synonym_edges(votes, cfg))
     )
     return edges.groupBy("src", "dst", "edge_type").agg(
         F.max("confidence").alias("confidence"), F.max("support").alias("support"))
@@ -283,15 +286,18 @@ def transform_kg_nodes(edges: DataFrame, catalog: DataFrame) -> DataFrame:
 
 def run(cfg: BuildKgConfig) -> dict[str, int]:
     """Write both tables for cfg.ds; return the edge count per type."""
+    from jobs.rollup_logs import read_window
     from lore_ml.lakehouse import open_lakehouse, stage
 
     lakehouse = open_lakehouse(cfg)
     catalog = lakehouse.read_snapshot("bronze.catalog", cfg.ds_str)
     if catalog is None:
         raise RuntimeError(f"no bronze.catalog snapshot at or before {cfg.ds_str}: run jobs.ingest first")
-    logs = lakehouse.read_window("bronze.search_log", cfg.first_ds, cfg.ds_str)
-    clicks = stage(transform_clicks(logs), cfg.lakehouse, "kg_clicks", cfg.ds_str)  # used by four transforms
-    lakehouse.write_partition(transform_kg_edges(catalog, clicks, cfg), "silver.kg_edges", cfg.ds_str)
+    daily_impressions = read_window(lakehouse, "silver.daily_impressions", cfg)
+    # Sail keeps no cache(): results read by several transforms are staged once.
+    clicks = stage(transform_clicks(daily_impressions), cfg.lakehouse, "kg_clicks", cfg.ds_str)
+    votes = stage(transform_query_votes(clicks, catalog), cfg.lakehouse, "kg_votes", cfg.ds_str)
+    lakehouse.write_partition(transform_kg_edges(catalog, clicks, votes, cfg), "silver.kg_edges", cfg.ds_str)
     edges = lakehouse.read_partition("silver.kg_edges", cfg.ds_str)
     lakehouse.write_partition(transform_kg_nodes(edges, catalog), "silver.kg_nodes", cfg.ds_str)
     return {r["edge_type"]: r["count"] for r in edges.groupBy("edge_type").count().collect()}

@@ -15,7 +15,8 @@ Writes ``silver.training_pairs`` for ``ds``. Every row carries its ``source`` an
 5. ``hard_negative`` — same category as the query (KG term→category), brand a competitor of
    the brand the query names (KG) → L2 with dimension ``brand``.
 
-Rows are split by normalised query: a query's gold split is kept and a query never appears in
+Behaviour comes from the window's ``silver.daily_impressions`` (:mod:`jobs.rollup_logs`), never
+from raw log rows. Rows are split by normalised query: a query's gold split is kept and a query never appears in
 two splits (the most held-out split wins). Weak rows are capped per (tier, label) for balance;
 gold rows are never dropped.
 
@@ -56,13 +57,14 @@ class MinePairsConfig(WindowJobConfig):
 
 # -- position bias -------------------------------------------------------------------------------
 
-def transform_position_ctr_ratios(logs: DataFrame, cfg: MinePairsConfig) -> DataFrame:
+def transform_position_ctr_ratios(daily_impressions: DataFrame, cfg: MinePairsConfig) -> DataFrame:
     """Per position k: Σ m·ctr_k and Σ m·ctr_1 over (query, item) pairs shown at both 1 and k,
-    with m = min(impressions at 1, impressions at k). Their ratio estimates θ_k / θ_1."""
+    with m = min(impressions at 1, impressions at k) over the window's ``silver.daily_impressions``.
+    Their ratio estimates θ_k / θ_1."""
     per = (
-        logs.where(F.col("position") <= cfg.max_position)
+        daily_impressions.where(F.col("position") <= cfg.max_position)
         .groupBy("query", "item_id", "position")
-        .agg(F.count("*").alias("n"), F.sum(F.col("clicked").cast("int")).alias("c"))
+        .agg(F.sum("impressions").alias("n"), F.sum("clicks").alias("c"))
     )
     first = per.where(F.col("position") == 1).select("query", "item_id", F.col("n").alias("n1"), F.col("c").alias("c1"))
     both = per.join(first, ["query", "item_id"]).withColumn("m", F.least("n", "n1"))
@@ -89,25 +91,17 @@ def propensities(ratio_rows: list, max_position: int) -> dict[int, float]:
 
 # -- labels -------------------------------------------------------------------------------------
 
-def transform_behaviour(logs: DataFrame, theta: dict[int, float]) -> DataFrame:
-    """Per (raw query, item): impressions, examinations (Σ θ_position), clicks, carts, purchases, skips."""
-    # A hash aggregate joined back is far cheaper than a window over every log row on Sail.
-    lowest_click = logs.where(F.col("clicked")).groupBy("request_id").agg(F.max("position").alias("_lowest_click"))
-    theta_map = F.create_map(*[F.lit(x) for pair in theta.items() for x in pair])
-    last = theta[max(theta)]
-    return (
-        logs.join(lowest_click, "request_id", "left")
-        .withColumn("_theta", F.coalesce(theta_map[F.col("position")], F.lit(last)))
-        .groupBy("query", "item_id")
-        .agg(
-            F.count("*").alias("impressions"),
-            F.round(F.sum("_theta"), 6).alias("examinations"),
-            F.sum(F.col("clicked").cast("int")).alias("clicks"),
-            F.sum(F.col("carted").cast("int")).alias("carts"),
-            F.sum(F.col("purchased").cast("int")).alias("purchases"),
-            F.sum((~F.col("clicked") & (F.col("position") < F.coalesce("_lowest_click", F.lit(0)))).cast("int"))
-            .alias("skips"),
-        )
+def transform_behaviour(daily_impressions: DataFrame, theta: dict[int, float]) -> DataFrame:
+    """Per (raw query, item) over the window's ``silver.daily_impressions``: impressions,
+    examinations (Σ impressions·θ_position), clicks, carts, purchases, skips."""
+    # A CASE, not a literal map: Sail builds a map literal for every row it looks one up in.
+    theta_of = F.lit(theta[max(theta)])
+    for position, value in sorted(theta.items(), reverse=True):
+        theta_of = F.when(F.col("position") == position, F.lit(value)).otherwise(theta_of)
+    return daily_impressions.groupBy("query", "query_norm", "item_id").agg(
+        F.sum("impressions").alias("impressions"),
+        F.round(F.sum(F.col("impressions") * theta_of), 6).alias("examinations"),
+        *(F.sum(c).alias(c) for c in ("clicks", "carts", "purchases", "skips")),
     )
 
 
@@ -116,7 +110,8 @@ def _confidence(examinations: Column, ceiling: float) -> Column:
 
 
 def transform_weak_labels(behaviour: DataFrame, cfg: MinePairsConfig) -> DataFrame:
-    """Behaviour → (query, item_id, label, dimension, source, confidence); pairs with no signal drop out."""
+    """Behaviour → (query, query_norm, item_id, label, dimension, source, confidence); pairs with
+    no signal drop out."""
     ctr = F.col("clicks") / F.col("examinations")
     enough = F.col("examinations") >= cfg.min_examinations
     source = (
@@ -136,7 +131,7 @@ def transform_weak_labels(behaviour: DataFrame, cfg: MinePairsConfig) -> DataFra
         .otherwise(_confidence(F.col("examinations"), 0.8))
     )
     return behaviour.select(
-        "query", "item_id", label.alias("label"), F.lit(None).cast("string").alias("dimension"),
+        "query", "query_norm", "item_id", label.alias("label"), F.lit(None).cast("string").alias("dimension"),
         source.alias("source"), confidence.alias("confidence"),
     ).where(F.col("source").isNotNull())
 
@@ -144,9 +139,10 @@ def transform_weak_labels(behaviour: DataFrame, cfg: MinePairsConfig) -> DataFra
 def transform_hard_negatives(
     queries: DataFrame, catalog: DataFrame, kg_edges: DataFrame, cfg: MinePairsConfig
 ) -> DataFrame:
-    """Queries naming a brand × items of the query's category sold by a competitor → L2:brand."""
-    from lore_ml.spark_udfs import with_query_norm
+    """Queries naming a brand × items of the query's category sold by a competitor → L2:brand.
 
+    ``queries`` has (query, query_norm), e.g. the window's ``silver.daily_impressions``.
+    """
     name = lambda col: F.split(F.col(col), ":", 2).getItem(1)  # noqa: E731 - node id -> name
     edges_of = lambda t: kg_edges.where(F.col("edge_type") == t)  # noqa: E731
     parent = edges_of("sub_brand").select(name("dst").alias("brand"), name("src").alias("parent"))
@@ -154,7 +150,7 @@ def transform_hard_negatives(
     competitors = competitors.unionByName(competitors.select(F.col("b").alias("a"), F.col("a").alias("b")))
     brands = kg_edges.where(F.col("edge_type") == "has_brand").select(name("dst").alias("term")).distinct()
 
-    normed = with_query_norm(queries.select("query").distinct())
+    normed = queries.select("query", "query_norm").distinct()
     words = F.split("query_norm", " ")
     terms = normed.select("query", "query_norm", F.explode(words).alias("term")).unionByName(
         normed.select("query", "query_norm", F.explode(
@@ -189,10 +185,10 @@ def transform_hard_negatives(
         asked.join(category, "query")
         .join(competitors.withColumnRenamed("a", "asked_parent"), "asked_parent")
         .join(items, ["category", "b"])
-        .select("query", "item_id")
+        .select("query", "query_norm", "item_id")
         .withColumn("n", F.row_number().over(pick))
         .where(F.col("n") <= cfg.hard_negatives_per_query)
-        .select("query", "item_id", F.lit("L2").alias("label"), F.lit("brand").alias("dimension"),
+        .select("query", "query_norm", "item_id", F.lit("L2").alias("label"), F.lit("brand").alias("dimension"),
                 F.lit("hard_negative").alias("source"), F.lit(0.6).alias("confidence"))
     )
 
@@ -203,18 +199,19 @@ def transform_training_pairs(
     """Merge gold and weak rows: one row per (query_norm, item), split by query, balanced weak rows.
 
     ``gold`` has (query, item_id, label, dimension, split, ds); ``weak`` the columns of
-    :func:`transform_weak_labels`; ``tiers`` (query_norm, tier).
+    :func:`transform_weak_labels`; ``tiers`` (query_norm, tier). Only the gold queries are
+    normalised here: the weak rows carry the ``query_norm`` of the daily rollups.
     """
     from lore_ml.spark_udfs import with_query_norm, with_split
 
     latest_gold = Window.partitionBy("query", "item_id").orderBy(F.desc("ds"), F.desc("label"), "dimension")
-    gold_rows = (
+    gold_rows = with_query_norm(
         gold.withColumn("n", F.row_number().over(latest_gold)).where(F.col("n") == 1)
         .select("query", "item_id", "label", "dimension", F.lit("gold").alias("source"),
                 F.lit(1.0).alias("confidence"), "split")
     )
     weak_rows = weak.withColumn("split", F.lit(None).cast("string"))
-    rows = with_query_norm(gold_rows.unionByName(weak_rows)).where(F.col("query_norm") != "")
+    rows = gold_rows.unionByName(weak_rows).where(F.col("query_norm") != "")
     priority = F.create_map(*[F.lit(x) for i, s in enumerate(SOURCE_PRIORITY) for x in (s, i)])
     best = Window.partitionBy("query_norm", "item_id").orderBy(
         priority[F.col("source")], "query", F.desc("label"), F.desc("confidence"), "dimension")
@@ -239,18 +236,19 @@ def transform_training_pairs(
 
 def run(cfg: MinePairsConfig) -> list[tuple]:
     """Write silver.training_pairs for cfg.ds; return (source, label, rows) counts."""
+    from jobs.rollup_logs import read_window
     from lore_ml.lakehouse import open_lakehouse, stage
 
     lakehouse = open_lakehouse(cfg)
-    logs = lakehouse.read_window("bronze.search_log", cfg.first_ds, cfg.ds_str)
-    ratios = [tuple(r) for r in transform_position_ctr_ratios(logs, cfg).collect()]
+    daily_impressions = read_window(lakehouse, "silver.daily_impressions", cfg)
+    ratios = [tuple(r) for r in transform_position_ctr_ratios(daily_impressions, cfg).collect()]
     theta = propensities(ratios, cfg.max_position)
     log.info("position propensities: %s", {k: round(v, 3) for k, v in theta.items()})
-    weak = transform_weak_labels(transform_behaviour(logs, theta), cfg)
+    weak = transform_weak_labels(transform_behaviour(daily_impressions, theta), cfg)
     catalog = lakehouse.read_snapshot("bronze.catalog", cfg.ds_str)
     if lakehouse.has_partition("silver.kg_edges", cfg.ds_str) and catalog is not None:
         kg_edges = lakehouse.read_partition("silver.kg_edges", cfg.ds_str)
-        weak = weak.unionByName(transform_hard_negatives(logs.select("query"), catalog, kg_edges, cfg))
+        weak = weak.unionByName(transform_hard_negatives(daily_impressions, catalog, kg_edges, cfg))
     else:
         log.warning("no silver.kg_edges for %s: no hard negatives (run jobs.build_kg first)", cfg.ds_str)
     if lakehouse.exists("bronze.human_labels"):

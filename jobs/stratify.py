@@ -1,8 +1,9 @@
 """Query-frequency tiers: which queries are head, mid and tail (DESIGN.md §2).
 
-Counts searches per normalised query over a trailing window of ``bronze.search_log`` ending at
-``ds`` and writes ``silver.query_tiers`` for that ``ds`` with count, traffic share, cumulative
-share, rank and tier; the tier rule is in ``sql/stratify.sql``.
+Counts searches per normalised query over a trailing window ending at ``ds`` (the sum of the
+``silver.daily_searches`` rows of :mod:`jobs.rollup_logs`) and writes ``silver.query_tiers`` for
+that ``ds`` with count, traffic share, cumulative share, rank and tier; the tier rule is in
+``sql/stratify.sql``.
 
     python -m jobs.stratify --ds 2026-01-31
 """
@@ -35,30 +36,26 @@ class StratifyConfig(WindowJobConfig):
         parser.add_argument("--head-share", dest="head_share", type=float)
 
 
-def transform_searches_per_query(logs: DataFrame) -> DataFrame:
-    """Distinct searches (request ids) per normalised query; empty normalised queries are dropped.
+def transform_searches_per_query(daily_searches: DataFrame) -> DataFrame:
+    """Searches per normalised query over the window's ``silver.daily_searches`` rows; empty
+    normalised queries are dropped. A request has one raw query, so summing per-raw-query counts
+    over a normalised key counts each request once."""
+    from lore_ml.spark_udfs import query_hash_column
 
-    Normalisation runs once per distinct raw query, not per log row: a request has one query,
-    so summing per-raw-query counts over a normalised key counts each request once.
-    """
-    from lore_ml.spark_udfs import query_hash_column, with_query_norm
-
-    per_raw = logs.select("query", "request_id").distinct().groupBy("query").agg(F.count("*").alias("searches"))
     return (
-        with_query_norm(per_raw, unique_keys=True)  # one row per raw query after the groupBy
-        .where(F.col("query_norm") != "")
+        daily_searches.where(F.col("query_norm") != "")
         .groupBy("query_norm")
         .agg(F.sum("searches").cast("long").alias("searches"))
         .withColumn("query_hash", query_hash_column(F.col("query_norm")))
     )
 
 
-def transform_query_tiers(logs: DataFrame, cfg: StratifyConfig) -> DataFrame:
-    """``silver.query_tiers`` rows (without ``ds``) from the window's search-log rows."""
+def transform_query_tiers(daily_searches: DataFrame, cfg: StratifyConfig) -> DataFrame:
+    """``silver.query_tiers`` rows (without ``ds``) from the window's ``silver.daily_searches`` rows."""
     import sql
 
-    searches = transform_searches_per_query(logs)
-    return logs.sparkSession.sql(
+    searches = transform_searches_per_query(daily_searches)
+    return daily_searches.sparkSession.sql(
         sql.load("stratify"),
         args={
             "head_share": cfg.head_share,
@@ -80,11 +77,12 @@ def tier_summary(tiers: DataFrame) -> list[tuple[str, int, int, float]]:
 
 def run(cfg: StratifyConfig) -> list[tuple[str, int, int, float]]:
     """Write silver.query_tiers for cfg.ds and return the tier summary."""
+    from jobs.rollup_logs import read_window
     from lore_ml.lakehouse import open_lakehouse
 
     lakehouse = open_lakehouse(cfg)
-    logs = lakehouse.read_window("bronze.search_log", cfg.first_ds, cfg.ds_str)
-    lakehouse.write_partition(transform_query_tiers(logs, cfg), "silver.query_tiers", cfg.ds_str)
+    daily_searches = read_window(lakehouse, "silver.daily_searches", cfg)
+    lakehouse.write_partition(transform_query_tiers(daily_searches, cfg), "silver.query_tiers", cfg.ds_str)
     return tier_summary(lakehouse.read_partition("silver.query_tiers", cfg.ds_str))
 
 

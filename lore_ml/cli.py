@@ -4,7 +4,7 @@
     lore generate --rows 1000000   # = python -m jobs.generate_marketplace
     lore ingest --ds 2026-01-31    # = python -m jobs.ingest
     lore load-home-depot           # = python -m jobs.load_home_depot
-    lore stratify --ds 2026-01-31  # = python -m jobs.stratify (likewise build-kg, mine-pairs)
+    lore stratify --ds 2026-01-31  # = python -m jobs.stratify (likewise rollup-logs, build-kg, mine-pairs)
 
 Each subcommand takes the same flags as its module (``lore ingest --help``); a module given
 as ``module:function`` runs that function instead of ``main``.
@@ -20,8 +20,9 @@ COMMANDS = {
     "generate": ("jobs.generate_marketplace", "Generate the synthetic marketplace raw drops."),
     "ingest": ("jobs.ingest", "Raw drops of one day -> bronze Delta tables + quarantine."),
     "load-home-depot": ("jobs.load_home_depot", "Load the human-rated Home Depot pairs into bronze."),
-    "stratify": ("jobs.stratify", "Search logs over a trailing window -> silver.query_tiers."),
-    "build-kg": ("jobs.build_kg", "Catalog + search logs -> silver.kg_nodes / silver.kg_edges."),
+    "rollup-logs": ("jobs.rollup_logs", "One day of search logs -> silver.daily_searches / silver.daily_impressions."),
+    "stratify": ("jobs.stratify", "Daily searches over a trailing window -> silver.query_tiers."),
+    "build-kg": ("jobs.build_kg", "Catalog + daily clicks -> silver.kg_nodes / silver.kg_edges."),
     "mine-pairs": ("jobs.mine_pairs", "Human labels + behaviour + KG -> silver.training_pairs."),
     "embed-vectors": ("jobs.embed_vectors", "Catalog + head/mid queries -> silver.item_vectors / silver.query_vectors."),
     "synth-cot": ("jobs.synth_cot", "Training pairs + KG -> gold.sft_examples (prompts + reasoning paths)."),

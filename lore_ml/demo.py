@@ -1,6 +1,6 @@
 """The main job on the embedded defaults: the whole of LORE, end to end, on one machine.
 
-generate a marketplace → nightly pipeline (ingest every day, tiers, KG, Home Depot labels,
+generate a marketplace → nightly pipeline (ingest and roll up every day, tiers, KG, Home Depot labels,
 training pairs, tower vectors, SFT examples) → teacher training at demo scale (tiny model, SFT, a few GRPO
 steps, evaluation, promotion) → the representation student (lore distill) → head judgments →
 Redis cache fill → the shim under gunicorn → sample requests that hit every tier (cache,
@@ -70,7 +70,8 @@ class Progress:
 
 
 def run(cfg: DemoConfig) -> dict:
-    from jobs import build_kg, embed_vectors, fill_cache, judge_head, load_home_depot, mine_pairs, stratify, synth_cot
+    from jobs import (build_kg, embed_vectors, fill_cache, judge_head, load_home_depot, mine_pairs, rollup_logs,
+                      stratify, synth_cot)
     from jobs.generate_marketplace import GenerateConfig, generate
     from jobs.ingest import IngestConfig, format_counts
     from jobs.ingest import run as run_ingest
@@ -78,7 +79,7 @@ def run(cfg: DemoConfig) -> dict:
 
     shared = cfg.model_dump(include={"spark", "lakehouse", "data", "redis"})
     day = {**shared, "ds": cfg.ds}
-    progress = Progress(15 + (1 if cfg.rl_steps else 0))
+    progress = Progress(16 + (1 if cfg.rl_steps else 0))
     summary: dict = {}
 
     t = progress.step("marketplace")
@@ -95,6 +96,13 @@ def run(cfg: DemoConfig) -> dict:
     results = [r for d in todo for r in run_ingest(IngestConfig.load(overrides={**shared, "ds": d}))]
     if results:
         print(format_counts(results))
+
+    todo = [d for d in manifest["days"] if d in todo or not exists("silver.daily_impressions", d)]
+    t = progress.step("daily log rollups", reused=not todo)
+    for d in todo:
+        rollup_logs.run(rollup_logs.RollupLogsConfig.load(overrides={**shared, "ds": d}))
+    if todo:
+        progress.took(t, f"{len(todo)} day(s)")
 
     hd_day = load_home_depot.HomeDepotConfig.model_fields["ds"].default.isoformat()
     has_hd = cfg.home_depot and (cfg.data.home_depot_dir / "train.csv.zip").is_file()

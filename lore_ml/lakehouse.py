@@ -82,6 +82,23 @@ SCHEMAS: dict[str, StructType] = {
         ("split", STR, False),  # train | dev | test, fixed by query
         ("source", STR, False),  # synthetic | home_depot | ...
     ),
+    # Daily rollups of bronze.search_log (jobs/rollup_logs.py) that the window jobs sum.
+    "silver.daily_searches": _schema(
+        ("query", STR, False),
+        ("query_norm", STR, True),
+        ("searches", LONG, False),  # distinct request ids
+    ),
+    "silver.daily_impressions": _schema(
+        ("query", STR, False),
+        ("query_norm", STR, True),
+        ("item_id", STR, False),
+        ("position", INT, False),
+        ("impressions", LONG, False),
+        ("clicks", LONG, False),
+        ("carts", LONG, False),
+        ("purchases", LONG, False),
+        ("skips", LONG, False),  # not clicked, shown above a clicked item of the same request
+    ),
     "silver.query_tiers": _schema(
         ("query_norm", STR, False),
         ("query_hash", STR, False),
@@ -245,6 +262,14 @@ class Lakehouse:
             .collect()[0]
         )
         return row["latest"]
+
+    def partitions(self, table: str) -> set[str]:
+        """The ``ds`` values ``table`` holds, read from the Delta log (no data file is opened)."""
+        from deltalake import DeltaTable
+
+        if not self.exists(table):
+            return set()
+        return {p[PARTITION_COLUMN] for p in DeltaTable(self.uri(table)).partitions()}
 
     def has_partition(self, table: str, ds: str) -> bool:
         """Whether ``table`` has rows for exactly ``ds``."""

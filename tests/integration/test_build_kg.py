@@ -9,10 +9,12 @@ from jobs.build_kg import (
     transform_clicks,
     transform_kg_edges,
     transform_kg_nodes,
+    transform_query_votes,
     transform_synonym_edges,
     transform_term_category_edges,
     transform_value_synonym_edges,
 )
+from jobs.rollup_logs import transform_daily_impressions, transform_daily_searches
 
 CATALOG_COLUMNS = ("item_id string, title string, shop_id string, shop_name string, shop_type string, brand string, "
                    "category string, category_path string, price double, attributes map<string,string>, image_path string")
@@ -26,10 +28,15 @@ def catalog(spark, items):
 
 
 def clicks_log(spark, clicks):
-    """clicks: {query: {item_id: n}} -> one log row per click, plus an unclicked impression."""
+    """clicks: {query: {item_id: n}} -> the daily rollup of one log row per click (each its own
+    request), plus an unclicked impression per query."""
     rows = [(q, item, True) for q, per in clicks.items() for item, n in per.items() for _ in range(n)]
     rows += [(q, "unclicked", False) for q in clicks]
-    return spark.createDataFrame(rows, "query string, item_id string, clicked boolean")
+    logs = spark.createDataFrame(
+        [(f"r{i}", q, item, 1, clicked, False, False) for i, (q, item, clicked) in enumerate(rows)],
+        "request_id string, query string, item_id string, position int, clicked boolean, carted boolean, "
+        "purchased boolean")
+    return transform_daily_impressions(logs, transform_daily_searches(logs))
 
 
 def edges(spark, rows):
@@ -62,7 +69,7 @@ def test_term_category_counts_queries_not_clicks(spark):
         "blue sneakers": {"shoe": 2, "case": 1},
         "sneakers case": {"case": 3},
     })
-    actual = transform_term_category_edges(transform_clicks(log), cat, cfg())
+    actual = transform_term_category_edges(transform_query_votes(transform_clicks(log), cat), cfg())
     expected = edges(spark, [
         ("term:sneakers", "category:running shoes", "term_category", 0.75, 3),  # 3 of 4 queries
     ])
@@ -91,7 +98,7 @@ def test_value_synonyms(spark):
         "mens shoes": {"m1": 2}, "mens shirt": {"m2": 1}, "mens": {"m1": 1, "m2": 1},
         "womens shoes": {"w1": 1}, "womens shirt": {"w2": 3}, "womens": {"w1": 1},
     })
-    actual = transform_value_synonym_edges(transform_clicks(log), cat, cfg(value_synonym_min_lift=1.5))
+    actual = transform_value_synonym_edges(transform_query_votes(transform_clicks(log), cat), cfg(value_synonym_min_lift=1.5))
     expected = edges(spark, [
         ("term:mens", "value:audience=men", "value_synonym", 1.0, 3),
         ("term:womens", "value:audience=women", "value_synonym", 1.0, 3),
@@ -102,7 +109,8 @@ def test_value_synonyms(spark):
 def test_item_facts_and_nodes(spark):
     cat = catalog(spark, [("i1", "Stridex", "Running Shoes", {"color": "Red", "brand": "Stridex"})])
     log = clicks_log(spark, {"red shoes": {"i1": 1}})
-    all_edges = transform_kg_edges(cat, transform_clicks(log), cfg())
+    clicks = transform_clicks(log)
+    all_edges = transform_kg_edges(cat, clicks, transform_query_votes(clicks, cat), cfg())
     assertDataFrameEqual(all_edges, edges(spark, [
         ("item:i1", "brand:stridex", "has_brand", 1.0, 1),
         ("item:i1", "category:running shoes", "in_category", 1.0, 1),

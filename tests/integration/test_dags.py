@@ -15,7 +15,7 @@ from lore_ml.config import PROJECT_ROOT
 DAGS = PROJECT_ROOT / "airflow_dags"
 DS = "2026-01-31"
 EXPECTED = {
-    "lore_nightly": [("ingest", "stratify"), ("stratify", "build_kg"), ("build_kg", "mine_pairs"),
+    "lore_nightly": [("ingest", "rollup_logs"), ("rollup_logs", "stratify"), ("stratify", "build_kg"), ("build_kg", "mine_pairs"),
                      ("mine_pairs", "judge_head"), ("judge_head", "fill_cache"), ("stratify", "embed_vectors")],
     "lore_weekly_training": [("synth_cot", "sft"), ("sft", "rl"), ("rl", "distill"), ("distill", "evaluate"),
                              ("evaluate", "promote"), ("rl", "distill_cross")],
@@ -64,7 +64,7 @@ def test_spark_tasks_can_go_to_a_cluster_through_the_spark_provider(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(DAGS)], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     tasks = json.loads(out.stdout.strip().splitlines()[-1])
-    for job in ("ingest", "stratify", "build_kg", "mine_pairs", "embed_vectors"):
+    for job in ("ingest", "rollup_logs", "stratify", "build_kg", "mine_pairs", "embed_vectors"):
         assert tasks[job].startswith("SparkSubmitOperator") and tasks[job].endswith(f"jobs/{job}.py")
     assert tasks["judge_head"].startswith("BashOperator") and tasks["fill_cache"].startswith("BashOperator")
 

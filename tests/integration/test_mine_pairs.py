@@ -11,9 +11,10 @@ from jobs.mine_pairs import (
     transform_training_pairs,
     transform_weak_labels,
 )
+from jobs.rollup_logs import transform_daily_impressions, transform_daily_searches
 
 LOG_COLUMNS = "request_id string, query string, item_id string, position int, clicked boolean, carted boolean, purchased boolean"
-WEAK_COLUMNS = "query string, item_id string, label string, dimension string, source string, confidence double"
+WEAK_COLUMNS = "query string, query_norm string, item_id string, label string, dimension string, source string, confidence double"
 
 
 def cfg(**overrides):
@@ -21,9 +22,9 @@ def cfg(**overrides):
 
 
 def impressions(spark, rows):
-    """rows: (request_id, query, item_id, position, clicked[, carted, purchased])."""
-    full = [tuple(r) + (False,) * (7 - len(r)) for r in rows]
-    return spark.createDataFrame(full, LOG_COLUMNS)
+    """rows: (request_id, query, item_id, position, clicked[, carted, purchased]) -> their daily rollup."""
+    logs = spark.createDataFrame([tuple(r) + (False,) * (7 - len(r)) for r in rows], LOG_COLUMNS)
+    return transform_daily_impressions(logs, transform_daily_searches(logs))
 
 
 def test_position_bias_from_pairs_shown_at_two_positions(spark):
@@ -46,8 +47,8 @@ def test_debiased_clicks_and_skip_above(spark):
     rows += [("s", "q", "a", 1, False), ("s", "q", "b", 2, False)]  # no click in the request: no skips
     behaviour = transform_behaviour(impressions(spark, rows), theta)
     expected = spark.createDataFrame(
-        [("q", "a", 5, 5.0, 0, 0, 0, 4), ("q", "b", 5, 2.5, 1, 0, 0, 3), ("q", "c", 4, 1.0, 4, 2, 1, 0)],
-        "query string, item_id string, impressions long, examinations double, clicks long, carts long, "
+        [("q", "q", "a", 5, 5.0, 0, 0, 0, 4), ("q", "q", "b", 5, 2.5, 1, 0, 0, 3), ("q", "q", "c", 4, 1.0, 4, 2, 1, 0)],
+        "query string, query_norm string, item_id string, impressions long, examinations double, clicks long, carts long, "
         "purchases long, skips long",
     )
     assertDataFrameEqual(behaviour, expected, checkRowOrder=False)
@@ -55,9 +56,9 @@ def test_debiased_clicks_and_skip_above(spark):
     weak = transform_weak_labels(behaviour, cfg(min_examinations=1.0))
     expected_weak = spark.createDataFrame(
         [
-            ("q", "a", "L1", None, "skip_above", 5 / 10),  # CTR 0/5, skipped 4 times; confidence 5/(5+5)
-            ("q", "b", "L3", None, "click", 2.5 / 7.5),  # debiased CTR 1/2.5 = 0.4: in [0.25, 0.5)
-            ("q", "c", "L4", None, "purchase", 0.9),
+            ("q", "q", "a", "L1", None, "skip_above", 5 / 10),  # CTR 0/5, skipped 4 times; confidence 5/(5+5)
+            ("q", "q", "b", "L3", None, "click", 2.5 / 7.5),  # debiased CTR 1/2.5 = 0.4: in [0.25, 0.5)
+            ("q", "q", "c", "L4", None, "purchase", 0.9),
         ],
         WEAK_COLUMNS,
     )
@@ -70,11 +71,11 @@ def test_gold_wins_splits_by_query_and_balances(spark):
          ("Red Shoes", "i1", "L3", None, "test", "2026-01-01")],  # older label for the same pair
         "query string, item_id string, label string, dimension string, split string, ds string")
     weak = spark.createDataFrame(
-        [("red shoes", "i1", "L4", None, "purchase", 0.9),  # loses to gold
-         ("red  shoes!", "i2", "L3", None, "click", 0.5),  # same query: takes the gold split (test)
-         ("angle bracket", "i3", "L2", None, "skip_above", 0.4),
-         ("angle bracket", "i4", "L2", None, "hard_negative", 0.6),
-         ("angle bracket", "i5", "L2", None, "hard_negative", 0.6)],
+        [("red shoes", "red shoes", "i1", "L4", None, "purchase", 0.9),  # loses to gold
+         ("red  shoes!", "red shoes", "i2", "L3", None, "click", 0.5),  # same query: takes the gold split (test)
+         ("angle bracket", "angle bracket", "i3", "L2", None, "skip_above", 0.4),
+         ("angle bracket", "angle bracket", "i4", "L2", None, "hard_negative", 0.6),
+         ("angle bracket", "angle bracket", "i5", "L2", None, "hard_negative", 0.6)],
         WEAK_COLUMNS)
     tiers = spark.createDataFrame([("red shoes", "head"), ("angle bracket", "mid")], "query_norm string, tier string")
     pairs = transform_training_pairs(gold, weak, tiers, cfg(max_per_tier_label=2))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
-from jobs import build_kg, mine_pairs, stratify
+from jobs import build_kg, mine_pairs, rollup_logs, stratify
 from jobs.generate_marketplace import GenerateConfig, generate
 from jobs.ingest import IngestConfig
 from jobs.ingest import run as ingest
@@ -28,6 +28,7 @@ def chain(tmp_path_factory, sail_spark):
     manifest = generate(GenerateConfig.load(overrides={"ds": DS, "rows": 60_000, "days": 7, **paths}))
     for ds in manifest["days"]:
         ingest(IngestConfig.load(overrides={"ds": ds, **paths}))
+        rollup_logs.run(rollup_logs.RollupLogsConfig.load(overrides={"ds": ds, **paths}))
     job = {"ds": DS, **paths}
     stratify.run(stratify.StratifyConfig.load(overrides={**job, "head_min_searches": 5}))
     build_kg.run(build_kg.BuildKgConfig.load(overrides=job))

@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
+from jobs.rollup_logs import read_window, transform_daily_searches
 from jobs.stratify import StratifyConfig, transform_query_tiers
 from lore_ml.text import query_hash
 
@@ -13,9 +14,10 @@ TIERS_SCHEMA = ("query_norm string, query_hash string, searches long, traffic_sh
 
 
 def logs(spark, searches):
-    """One log row per impression: `searches` maps a raw query to its request ids (2 impressions each)."""
+    """The daily rollup of one log row per impression: `searches` maps a raw query to its request
+    ids (2 impressions each)."""
     rows = [(rid, q) for q, rids in searches.items() for rid in rids for _ in range(2)]
-    return spark.createDataFrame(rows, "request_id string, query string")
+    return transform_daily_searches(spark.createDataFrame(rows, "request_id string, query string"))
 
 
 def config(**overrides):
@@ -65,14 +67,31 @@ def test_window_is_trailing_and_inclusive():
     assert (dt.date(2026, 1, 31) - dt.date.fromisoformat(cfg.first_ds)).days + 1 == 28
 
 
-def test_window_edges_on_the_lakehouse(lakehouse, sail_spark):
+DAYS = (("2026-01-28", "too old"), ("2026-01-29", "first day"), ("2026-01-31", "last day"), ("2026-02-01", "too new"))
+
+
+def write_logs_and_rollups(lakehouse, spark, days):
     from lore_ml.lakehouse import SCHEMAS
 
     columns = ", ".join(f"{f.name} {f.dataType.simpleString()}" for f in SCHEMAS["bronze.search_log"].fields[:-1])
-    for ds, query in (("2026-01-28", "too old"), ("2026-01-29", "first day"), ("2026-01-31", "last day"),
-                      ("2026-02-01", "too new")):
+    for ds, query in days:
         row = (f"r-{ds}", dt.datetime.fromisoformat(ds), "u", query, "i", 1, False, False, False)
-        lakehouse.write_partition(sail_spark.createDataFrame([row], columns), "bronze.search_log", ds)
+        log = spark.createDataFrame([row], columns)
+        lakehouse.write_partition(log, "bronze.search_log", ds)
+        lakehouse.write_partition(transform_daily_searches(log), "silver.daily_searches", ds)
+
+
+def test_window_edges_on_the_lakehouse(lakehouse, sail_spark):
+    write_logs_and_rollups(lakehouse, sail_spark, DAYS)
     cfg = StratifyConfig.load(overrides={"ds": "2026-01-31", "window_days": 3})
-    window = lakehouse.read_window("bronze.search_log", cfg.first_ds, cfg.ds_str)
+    window = read_window(lakehouse, "silver.daily_searches", cfg)
     assert {r["query_norm"] for r in transform_query_tiers(window, cfg).collect()} == {"first day", "last day"}
+
+
+def test_a_window_day_without_its_rollup_is_named(lakehouse, sail_spark):
+    write_logs_and_rollups(lakehouse, sail_spark, DAYS[1:])
+    lakehouse.write_partition(lakehouse.read_partition("bronze.search_log", "2026-01-31").drop("ds"),
+                              "bronze.search_log", "2026-01-30")  # logs for the 30th, no rollup yet
+    cfg = StratifyConfig.load(overrides={"ds": "2026-01-31", "window_days": 3})
+    with pytest.raises(RuntimeError, match=r"lacks 1 day\(s\).*\(2026-01-30\).*jobs.rollup_logs"):
+        read_window(lakehouse, "silver.daily_searches", cfg)

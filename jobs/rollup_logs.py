@@ -1,0 +1,104 @@
+"""Roll one day of search logs up into the daily aggregates the window jobs read.
+
+The tier, KG and pair-mining jobs read a trailing window (default 28 days) of behaviour. Scanning
+the raw impressions of every day in the window each night redoes 27 days of work; instead this
+job aggregates each day once, and the window jobs sum the daily rows:
+
+* ``silver.daily_searches``: searches (distinct request ids) per raw query, with ``query_norm``;
+* ``silver.daily_impressions``: per (raw query, item, position): impressions, clicks, carts,
+  purchases and *skips* (shown above a clicked item of the same request and not clicked; a
+  request is one day's, so per-day skips add up over the window).
+
+The Python normaliser runs here, once per distinct raw query of the day, so no window job runs
+Python over log rows. Changing :func:`lore_ml.text.normalize_query` therefore means re-running
+this job for the days still in a window (the window jobs name missing days, not stale ones).
+
+    python -m jobs.rollup_logs --ds 2026-01-31
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from lore_ml.config import JobConfig, WindowJobConfig
+
+log = logging.getLogger("lore.rollup_logs")
+
+
+class RollupLogsConfig(JobConfig):
+    """Write silver.daily_searches and silver.daily_impressions for one day of bronze.search_log."""
+
+
+def transform_daily_searches(logs: DataFrame) -> DataFrame:
+    """(query, query_norm, searches): distinct request ids per raw query of ``logs``."""
+    from lore_ml.spark_udfs import with_query_norm
+
+    per_raw = logs.select("query", "request_id").distinct().groupBy("query").agg(
+        F.count("*").cast("long").alias("searches"))
+    return with_query_norm(per_raw, unique_keys=True)  # one row per raw query after the groupBy
+
+
+def transform_daily_impressions(logs: DataFrame, searches: DataFrame) -> DataFrame:
+    """Per (query, item_id, position): impressions, clicks, carts, purchases, skips; ``query_norm``
+    comes from ``searches`` (:func:`transform_daily_searches` of the same logs)."""
+    # A hash aggregate joined back is far cheaper than a window over every log row on Sail.
+    lowest_click = logs.where(F.col("clicked")).groupBy("request_id").agg(F.max("position").alias("_lowest_click"))
+    count = lambda flag: F.sum(F.col(flag).cast("long"))  # noqa: E731
+    skipped = ~F.col("clicked") & (F.col("position") < F.coalesce("_lowest_click", F.lit(0)))
+    return (
+        logs.join(lowest_click, "request_id", "left")
+        .groupBy("query", "item_id", "position")
+        .agg(
+            F.count("*").cast("long").alias("impressions"),
+            count("clicked").alias("clicks"),
+            count("carted").alias("carts"),
+            count("purchased").alias("purchases"),
+            F.sum(skipped.cast("long")).alias("skips"),
+        )
+        .join(searches.select("query", "query_norm"), "query")
+    )
+
+
+def read_window(lakehouse, table: str, cfg: WindowJobConfig) -> DataFrame:
+    """The rows of daily rollup ``table`` in ``cfg``'s window; fails naming each day of the window
+    that has search logs but no rollup (a window job must not silently count fewer days)."""
+    in_window = lambda days: {d for d in days if cfg.first_ds <= d <= cfg.ds_str}  # noqa: E731
+    missing = sorted(in_window(lakehouse.partitions("bronze.search_log")) - lakehouse.partitions(table))
+    if missing:
+        raise RuntimeError(
+            f"{table} lacks {len(missing)} day(s) of the window {cfg.first_ds}..{cfg.ds_str} that "
+            f"bronze.search_log has ({', '.join(missing)}): run python -m jobs.rollup_logs --ds <day> for each")
+    return lakehouse.read_window(table, cfg.first_ds, cfg.ds_str)
+
+
+def run(cfg: RollupLogsConfig) -> dict[str, int]:
+    """Write both daily tables for cfg.ds; return their row counts."""
+    from lore_ml.lakehouse import open_lakehouse, stage
+
+    lakehouse = open_lakehouse(cfg)
+    if not lakehouse.has_partition("bronze.search_log", cfg.ds_str):
+        raise RuntimeError(f"no bronze.search_log rows for {cfg.ds_str}: run jobs.ingest --ds {cfg.ds_str} first")
+    logs = lakehouse.read_partition("bronze.search_log", cfg.ds_str)
+    searches = stage(transform_daily_searches(logs), cfg.lakehouse, "daily_searches", cfg.ds_str)  # read twice
+    lakehouse.write_partition(searches, "silver.daily_searches", cfg.ds_str)
+    lakehouse.write_partition(transform_daily_impressions(logs, searches), "silver.daily_impressions", cfg.ds_str)
+    return {table: lakehouse.read_partition(table, cfg.ds_str).count()
+            for table in ("silver.daily_searches", "silver.daily_impressions")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cfg = RollupLogsConfig.from_cli(argv, prog="python -m jobs.rollup_logs")
+    counts = run(cfg)
+    print(f"daily log rollups ds={cfg.ds_str}")
+    for table, rows in counts.items():
+        print(f"{table:<28}{rows:>12,}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

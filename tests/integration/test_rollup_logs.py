@@ -1,0 +1,59 @@
+"""Daily log rollups on literal DataFrames, expected rows worked out by hand, both runtimes."""
+
+from pyspark.testing import assertDataFrameEqual
+
+from jobs.rollup_logs import RollupLogsConfig, run, transform_daily_impressions, transform_daily_searches
+
+LOG_COLUMNS = ("request_id string, query string, item_id string, position int, clicked boolean, carted boolean, "
+               "purchased boolean")
+LOGS = [
+    # r1: b (position 2) clicked and carted, so a above it is skipped; c below it is not
+    ("r1", "Red Shoes", "a", 1, False, False, False),
+    ("r1", "Red Shoes", "b", 2, True, True, False),
+    ("r1", "Red Shoes", "c", 3, False, False, False),
+    # r2: another spelling of the same query, a at 1 clicked and bought: nothing above it
+    ("r2", "red  shoes!", "a", 1, True, True, True),
+    ("r2", "red  shoes!", "b", 2, False, False, False),
+    # r3: no click, no skips; a shown at position 1 again for the first spelling
+    ("r3", "Red Shoes", "a", 1, False, False, False),
+]
+
+
+def test_searches_per_raw_query_with_its_normalised_key(spark):
+    logs = spark.createDataFrame(LOGS, LOG_COLUMNS)
+    expected = spark.createDataFrame(
+        [("Red Shoes", 2, "red shoes"), ("red  shoes!", 1, "red shoes")],
+        "query string, searches long, query_norm string")
+    assertDataFrameEqual(transform_daily_searches(logs), expected, checkRowOrder=False)
+
+
+def test_impressions_per_query_item_position_count_skips_above_a_click(spark):
+    logs = spark.createDataFrame(LOGS, LOG_COLUMNS)
+    actual = transform_daily_impressions(logs, transform_daily_searches(logs))
+    expected = spark.createDataFrame(
+        [
+            # query, item, position, impressions, clicks, carts, purchases, skips, query_norm
+            ("Red Shoes", "a", 1, 2, 0, 0, 0, 1, "red shoes"),  # skipped in r1, not in r3
+            ("Red Shoes", "b", 2, 1, 1, 1, 0, 0, "red shoes"),
+            ("Red Shoes", "c", 3, 1, 0, 0, 0, 0, "red shoes"),  # below the click: not a skip
+            ("red  shoes!", "a", 1, 1, 1, 1, 1, 0, "red shoes"),
+            ("red  shoes!", "b", 2, 1, 0, 0, 0, 0, "red shoes"),
+        ],
+        "query string, item_id string, position int, impressions long, clicks long, carts long, purchases long, "
+        "skips long, query_norm string")
+    assertDataFrameEqual(actual.select(*expected.columns), expected, checkRowOrder=False)
+
+
+def test_run_writes_both_tables_and_is_idempotent(lakehouse, sail_spark):
+    import datetime as dt
+
+    from lore_ml.lakehouse import SCHEMAS, content_hash
+
+    columns = ", ".join(f"{f.name} {f.dataType.simpleString()}" for f in SCHEMAS["bronze.search_log"].fields[:-1])
+    rows = [(r, dt.datetime(2026, 1, 31), "u", q, i, p, c, ca, pu) for r, q, i, p, c, ca, pu in LOGS]
+    lakehouse.write_partition(sail_spark.createDataFrame(rows, columns), "bronze.search_log", "2026-01-31")
+    cfg = RollupLogsConfig.load(overrides={"ds": "2026-01-31", "lakehouse": {"root": lakehouse.config.root}})
+    assert run(cfg) == {"silver.daily_searches": 2, "silver.daily_impressions": 5}
+    before = content_hash(lakehouse.read_partition("silver.daily_impressions", "2026-01-31"))
+    assert run(cfg) == {"silver.daily_searches": 2, "silver.daily_impressions": 5}
+    assert content_hash(lakehouse.read_partition("silver.daily_impressions", "2026-01-31")) == before
