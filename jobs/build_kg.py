@@ -23,7 +23,7 @@ import logging
 import sys
 
 from pydantic import Field
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from lore_ml.config import WindowJobConfig
@@ -136,9 +136,9 @@ def transform_query_votes(clicks: DataFrame, catalog: DataFrame, min_share: floa
     """
     facts = _categories(catalog).unionByName(_attribute_values(catalog))
     per = clicks.join(facts, "item_id").groupBy("query_norm", "dimension", "value").agg(F.sum("clicks").alias("c"))
-    totals = per.groupBy("query_norm", "dimension").agg(F.sum("c").alias("total"), F.max("c").alias("top"))
+    query_dimension = Window.partitionBy("query_norm", "dimension")  # a self-join would compute `per` twice
     return (
-        per.join(totals, ["query_norm", "dimension"])
+        per.withColumns({"total": F.sum("c").over(query_dimension), "top": F.max("c").over(query_dimension)})
         .where((F.col("c") == F.col("top")) & (F.col("c") >= F.lit(min_share) * F.col("total")))
         .groupBy("query_norm", "dimension")
         .agg(F.min("value").alias("value"))  # a tie at the top: the smallest value, deterministically
@@ -185,8 +185,6 @@ def transform_synonym_edges(clicks: DataFrame, catalog: DataFrame, cfg: BuildKgC
     each side yield the pair of differing phrases; support = number of such query pairs. Brand names and numbers never
     count as synonyms (they are competitors or quantities).
     """
-    from pyspark.sql import Window
-
     top = Window.partitionBy("item_id").orderBy(F.desc("clicks"), "query_norm")
     kept = clicks.withColumn("n", F.row_number().over(top)).where(F.col("n") <= cfg.synonym_max_queries_per_item)
     totals = clicks.groupBy("query_norm").agg(F.sum("clicks").alias("total"))

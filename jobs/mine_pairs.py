@@ -57,15 +57,21 @@ class MinePairsConfig(WindowJobConfig):
 
 # -- position bias -------------------------------------------------------------------------------
 
-def transform_position_ctr_ratios(daily_impressions: DataFrame, cfg: MinePairsConfig) -> DataFrame:
+BEHAVIOUR_COUNTS = ("impressions", "clicks", "carts", "purchases", "skips")
+
+
+def transform_window_impressions(daily_impressions: DataFrame) -> DataFrame:
+    """The window's ``silver.daily_impressions`` rows summed per (query, item, position)."""
+    return daily_impressions.groupBy("query", "query_norm", "item_id", "position").agg(
+        *(F.sum(c).alias(c) for c in BEHAVIOUR_COUNTS))
+
+
+def transform_position_ctr_ratios(impressions: DataFrame, cfg: MinePairsConfig) -> DataFrame:
     """Per position k: Σ m·ctr_k and Σ m·ctr_1 over (query, item) pairs shown at both 1 and k,
-    with m = min(impressions at 1, impressions at k) over the window's ``silver.daily_impressions``.
+    with m = min(impressions at 1, impressions at k), from :func:`transform_window_impressions`.
     Their ratio estimates θ_k / θ_1."""
-    per = (
-        daily_impressions.where(F.col("position") <= cfg.max_position)
-        .groupBy("query", "item_id", "position")
-        .agg(F.sum("impressions").alias("n"), F.sum("clicks").alias("c"))
-    )
+    per = impressions.where(F.col("position") <= cfg.max_position).select(
+        "query", "item_id", "position", F.col("impressions").alias("n"), F.col("clicks").alias("c"))
     first = per.where(F.col("position") == 1).select("query", "item_id", F.col("n").alias("n1"), F.col("c").alias("c1"))
     both = per.join(first, ["query", "item_id"]).withColumn("m", F.least("n", "n1"))
     return both.groupBy("position").agg(
@@ -91,17 +97,17 @@ def propensities(ratio_rows: list, max_position: int) -> dict[int, float]:
 
 # -- labels -------------------------------------------------------------------------------------
 
-def transform_behaviour(daily_impressions: DataFrame, theta: dict[int, float]) -> DataFrame:
-    """Per (raw query, item) over the window's ``silver.daily_impressions``: impressions,
-    examinations (Σ impressions·θ_position), clicks, carts, purchases, skips."""
+def transform_behaviour(impressions: DataFrame, theta: dict[int, float]) -> DataFrame:
+    """Per (raw query, item) from :func:`transform_window_impressions`: impressions, examinations
+    (Σ impressions·θ_position), clicks, carts, purchases, skips."""
     # A CASE, not a literal map: Sail builds a map literal for every row it looks one up in.
     theta_of = F.lit(theta[max(theta)])
     for position, value in sorted(theta.items(), reverse=True):
         theta_of = F.when(F.col("position") == position, F.lit(value)).otherwise(theta_of)
-    return daily_impressions.groupBy("query", "query_norm", "item_id").agg(
+    return impressions.groupBy("query", "query_norm", "item_id").agg(
         F.sum("impressions").alias("impressions"),
         F.round(F.sum(F.col("impressions") * theta_of), 6).alias("examinations"),
-        *(F.sum(c).alias(c) for c in ("clicks", "carts", "purchases", "skips")),
+        *(F.sum(c).alias(c) for c in BEHAVIOUR_COUNTS[1:]),
     )
 
 
@@ -141,7 +147,7 @@ def transform_hard_negatives(
 ) -> DataFrame:
     """Queries naming a brand × items of the query's category sold by a competitor → L2:brand.
 
-    ``queries`` has (query, query_norm), e.g. the window's ``silver.daily_impressions``.
+    ``queries`` has (query, query_norm), e.g. the window's ``silver.daily_searches``.
     """
     name = lambda col: F.split(F.col(col), ":", 2).getItem(1)  # noqa: E731 - node id -> name
     edges_of = lambda t: kg_edges.where(F.col("edge_type") == t)  # noqa: E731
@@ -240,15 +246,18 @@ def run(cfg: MinePairsConfig) -> list[tuple]:
     from lore_ml.lakehouse import open_lakehouse, stage
 
     lakehouse = open_lakehouse(cfg)
-    daily_impressions = read_window(lakehouse, "silver.daily_impressions", cfg)
-    ratios = [tuple(r) for r in transform_position_ctr_ratios(daily_impressions, cfg).collect()]
+    # Staged: the ratios and the behaviour both read the window's impressions.
+    impressions = stage(transform_window_impressions(read_window(lakehouse, "silver.daily_impressions", cfg)),
+                        cfg.lakehouse, "window_impressions", cfg.ds_str)
+    ratios = [tuple(r) for r in transform_position_ctr_ratios(impressions, cfg).collect()]
     theta = propensities(ratios, cfg.max_position)
     log.info("position propensities: %s", {k: round(v, 3) for k, v in theta.items()})
-    weak = transform_weak_labels(transform_behaviour(daily_impressions, theta), cfg)
+    weak = transform_weak_labels(transform_behaviour(impressions, theta), cfg)
     catalog = lakehouse.read_snapshot("bronze.catalog", cfg.ds_str)
     if lakehouse.has_partition("silver.kg_edges", cfg.ds_str) and catalog is not None:
         kg_edges = lakehouse.read_partition("silver.kg_edges", cfg.ds_str)
-        weak = weak.unionByName(transform_hard_negatives(daily_impressions, catalog, kg_edges, cfg))
+        queries = read_window(lakehouse, "silver.daily_searches", cfg)
+        weak = weak.unionByName(transform_hard_negatives(queries, catalog, kg_edges, cfg))
     else:
         log.warning("no silver.kg_edges for %s: no hard negatives (run jobs.build_kg first)", cfg.ds_str)
     if lakehouse.exists("bronze.human_labels"):

@@ -10,6 +10,7 @@ from jobs.mine_pairs import (
     transform_position_ctr_ratios,
     transform_training_pairs,
     transform_weak_labels,
+    transform_window_impressions,
 )
 from jobs.rollup_logs import transform_daily_impressions, transform_daily_searches
 
@@ -22,9 +23,10 @@ def cfg(**overrides):
 
 
 def impressions(spark, rows):
-    """rows: (request_id, query, item_id, position, clicked[, carted, purchased]) -> their daily rollup."""
+    """rows: (request_id, query, item_id, position, clicked[, carted, purchased]) -> their impressions
+    per (query, item, position) over a one-day window."""
     logs = spark.createDataFrame([tuple(r) + (False,) * (7 - len(r)) for r in rows], LOG_COLUMNS)
-    return transform_daily_impressions(logs, transform_daily_searches(logs))
+    return transform_window_impressions(transform_daily_impressions(logs, transform_daily_searches(logs)))
 
 
 def test_position_bias_from_pairs_shown_at_two_positions(spark):
