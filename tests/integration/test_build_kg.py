@@ -98,7 +98,8 @@ def test_value_synonyms(spark):
         "mens shoes": {"m1": 2}, "mens shirt": {"m2": 1}, "mens": {"m1": 1, "m2": 1},
         "womens shoes": {"w1": 1}, "womens shirt": {"w2": 3}, "womens": {"w1": 1},
     })
-    actual = transform_value_synonym_edges(transform_query_votes(transform_clicks(log), cat), cfg(value_synonym_min_lift=1.5))
+    votes = transform_query_votes(transform_clicks(log), cat)
+    actual = transform_value_synonym_edges(votes, cfg(value_synonym_min_lift=1.5))
     expected = edges(spark, [
         ("term:mens", "value:audience=men", "value_synonym", 1.0, 3),
         ("term:womens", "value:audience=women", "value_synonym", 1.0, 3),
