@@ -144,6 +144,7 @@ def server_latencies(log_path: Path, offset: int) -> tuple[dict[str, list[float]
     with log_path.open("rb") as log:
         log.seek(offset)
         data = log.read()
+    data = data[: data.rfind(b"\n") + 1]  # the workers may be half-way through a line: read it next time
     for line in data.splitlines():
         if b'"relevance"' in line:
             entry = json.loads(line)

@@ -154,6 +154,8 @@ class RepresentationStudent:
 
     def _item_vectors(self, items: Sequence[Mapping]) -> np.ndarray:
         rows = [self.item_row.get(item["item_id"]) for item in items]
+        if None not in rows:  # the usual case: one gather from the memory map, not a lookup per item
+            return self.item_vectors[np.array(rows, dtype=np.int64)]
         texts = [item_text(item) if row is None else "" for row, item in zip(rows, items)]
         unknown = sorted({text for row, text in zip(rows, texts) if row is None and text not in self._new_items})
         if unknown:  # one batch for the request's new items, then memoised

@@ -17,13 +17,17 @@ class ServeConfig(LoreConfig):
 
     host: str = Field("127.0.0.1", description="Bind address (gunicorn).")
     port: int = Field(8080, ge=1, le=65535)
-    workers: int = Field(2, ge=1, description="gunicorn worker processes (one per core).")
-    threads: int = Field(4, ge=1, description="Threads per gunicorn worker.")
+    workers: int = Field(4, ge=1, description="gunicorn worker processes (two per core: threads of one worker "
+                         "share its GIL).")
+    threads: int = Field(8, ge=1, description="Threads per gunicorn worker (a tail request holds one while "
+                         "it waits for the teacher).")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Larger bodies get 413.")
     max_items: int = Field(200, ge=1, le=MAX_ITEMS, description="Items per request; more gets 400.")
     max_query_chars: int = Field(256, ge=1, le=MAX_QUERY_CHARS, description="Longer queries get 400.")
     default_deadline_ms: int = Field(150, ge=1, le=MAX_DEADLINE_MS, description="Tail teacher budget when the "
                                      "request gives none.")
+    tail_reserve_ms: int = Field(10, ge=0, description="Part of a tail request's deadline kept for the student "
+                                 "fallback and the response: the teacher gets deadline - elapsed - this.")
     student_path: Path | None = Field(None, description="Representation student artefact (lore distill writes "
                                       "artifacts/students/current); unset: the lexical student.")
     teacher_url: str | None = Field(None, description="OpenAI-compatible completions server of the teacher "

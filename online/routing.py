@@ -141,7 +141,8 @@ class Router:
                  started: float) -> None:
         from online.teacher import TeacherError, TeacherTimeout
 
-        budget_s = (deadline_ms or self.cfg.default_deadline_ms) / 1000 - (time.perf_counter() - started)
+        deadline_s = (deadline_ms or self.cfg.default_deadline_ms) / 1000
+        budget_s = deadline_s - self.cfg.tail_reserve_ms / 1000 - (time.perf_counter() - started)
         reason = "no_teacher"
         if self.teacher is not None and budget_s > 0:
             try:

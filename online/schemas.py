@@ -33,7 +33,9 @@ class RelevanceRequest(BaseModel):
 
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
     items: list[Item] = Field(min_length=1, max_length=MAX_ITEMS)
-    deadline_ms: int | None = Field(None, ge=1, le=MAX_DEADLINE_MS, description="Budget of the tail-tier teacher.")
+    deadline_ms: int | None = Field(None, ge=1, le=MAX_DEADLINE_MS,
+                                    description="When a tail-tier answer is due (the teacher gets it less the shim's "
+                                    "tail_reserve_ms, kept for the fallback).")
 
     @field_validator("query")
     @classmethod

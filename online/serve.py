@@ -1,6 +1,6 @@
 """``lore serve``: the shim under gunicorn with the settings of ``online/gunicorn.conf.py``.
 
-    lore serve --set port=8080 --set workers=2 [--config configs/local.yaml]
+    lore serve --set port=8080 --set workers=4 [--config configs/local.yaml]
 
 The typed ``ServeConfig`` is resolved once here (YAML, ``--set``, ``LORE_*`` env) and every
 gunicorn worker builds its app (Redis client, student, teacher) from it after the fork.

@@ -113,7 +113,7 @@ def test_a_slow_teacher_falls_back_to_the_student_on_time_and_queues_the_request
     body = ask(client, "vintage brass lamp", deadline_ms=80)
     elapsed_ms = (time.perf_counter() - started) * 1000
     assert {item["source"] for item in body["items"]} == {"student_fallback"}
-    assert elapsed_ms < 80 + 50 and body["latency_ms"] < 80 + 10
+    assert elapsed_ms < 80 + 50 and body["latency_ms"] < 80  # tail_reserve_ms kept for the fallback itself
     [(_, fields)] = redis_client.xrange(Keys(prefix).tail_queue)
     assert fields[b"query_norm"] == b"vintage brass lamp"
     assert [i["item_id"] for i in json.loads(fields[b"items"])] == ["a", "b", "c"]
