@@ -64,13 +64,17 @@ def serve_teacher_stub(port: int) -> None:
 
 
 def workload(head_queries: int, items: int, student: Path | None) -> tuple[dict[str, list[str]], list[str]]:
-    """(queries per tier, item ids). With a student artefact, mid queries and items are its own
-    (precomputed vectors, as in production, where the nightly job embeds head/mid queries and the
-    catalog); tail queries are always new."""
+    """(queries per tier, item ids). With a student artefact, head and mid queries and the items
+    are its own (precomputed vectors, as in production, where the nightly job embeds head/mid
+    queries and the catalog: with Redis down the student answers head queries too); tail queries
+    are always new."""
     queries = {tier: [f"{tier} query {i} shoes" for i in range(head_queries)] for tier in ("head", "mid", "tail")}
     item_ids = [f"item-{i}" for i in range(items)]
     if student:
-        queries["mid"] = json.loads((student / "queries.json").read_text())[:head_queries]
+        known = json.loads((student / "queries.json").read_text())
+        if len(known) < 2 * head_queries:
+            raise SystemExit(f"{student} has {len(known)} query vectors, fewer than 2 x --head-queries")
+        queries["head"], queries["mid"] = known[:head_queries], known[head_queries : 2 * head_queries]
         item_ids = json.loads((student / "item_ids.json").read_text())[:items]
     return queries, item_ids
 
