@@ -16,9 +16,9 @@ Writes ``silver.training_pairs`` for ``ds``. Every row carries its ``source`` an
    the brand the query names (KG) → L2 with dimension ``brand``.
 
 Behaviour comes from the window's ``silver.daily_impressions`` (:mod:`jobs.rollup_logs`), never
-from raw log rows. Rows are split by normalised query: a query's gold split is kept and a query never appears in
-two splits (the most held-out split wins). Weak rows are capped per (tier, label) for balance;
-gold rows are never dropped.
+from raw log rows. Rows are split by normalised query: a query's gold split is kept and a query
+never appears in two splits (the most held-out split wins). Weak rows are capped per (tier,
+label) for balance; gold rows are never dropped.
 
     python -m jobs.mine_pairs --ds 2026-01-31
 """
