@@ -207,7 +207,8 @@ def exercise_shim(cfg: DemoConfig, lakehouse, champion: Path, student: Path) -> 
     """Start `lore serve`, send one request per tier (and a fallback), drain the write-back queue."""
     from pyspark.sql import functions as F
 
-    from lore_ml.online_store import Keys, connect
+    from lore_ml.online_store import CacheReader, Keys, connect
+    from lore_ml.text import normalize_query, query_hash
     from online.config import ServeConfig
     from online.app import build_teacher
     from online.worker import WriteBackWorker
@@ -231,6 +232,13 @@ def exercise_shim(cfg: DemoConfig, lakehouse, champion: Path, student: Path) -> 
         ("tail (teacher)", "vintage brass desk lamp with usb port", some_items[:2], 5000),
         ("tail (deadline 1 ms)", "left handed cast iron skillet", some_items[:2], 1),
     ]
+    # A re-run (or another checkout on the same Redis) finds the tail answers of the last run
+    # written back into the active version: forget them, so every run shows the fallback again.
+    reader = CacheReader(connect(cfg.redis), Keys(cfg.redis.key_prefix))
+    active = reader.active_version()
+    if active:
+        reader.client.delete(*(reader.keys.query(active, query_hash(normalize_query(query)))
+                               for name, query, _, _ in requests if name.startswith("tail")))
     port = free_port()
     serve_cfg = ServeConfig.load(overrides={**cfg.model_dump(include={"redis"}), "port": port,
                                             "teacher": {"model_path": str(champion)}})
@@ -245,7 +253,7 @@ def exercise_shim(cfg: DemoConfig, lakehouse, champion: Path, student: Path) -> 
         wait_for(lambda: urllib.request.urlopen(f"{base}/readyz", timeout=2).status == 200, "lore serve", 120)
         for name, query, item_ids, deadline in requests:
             answers.append({"request": name, **_post(base, query, [item(i) for i in item_ids], deadline)})
-        worker = WriteBackWorker(connect(cfg.redis), build_teacher(serve_cfg), Keys(cfg.redis.key_prefix), serve_cfg)
+        worker = WriteBackWorker(reader.client, build_teacher(serve_cfg), reader.keys, serve_cfg)
         drained = worker.run(once=True)
         print(f"      write-back worker: {drained.entries} queued requests judged, {drained.judgments} judgments cached")
         name, query, item_ids, deadline = requests[-1]
