@@ -1,7 +1,7 @@
 """Judge head queries × their candidate items with the teacher → ``gold.relevance_judgments``.
 
-Candidates are the items impressed for a head query in the trailing window, the most
-impressed first, capped per query. Each pair gets the teacher's prompt (rules, KG facts, item
+Candidates are the items impressed for a head query in the trailing window (the window's
+``silver.daily_impressions``, :mod:`jobs.rollup_logs`), the most impressed first, capped per query. Each pair gets the teacher's prompt (rules, KG facts, item
 fields); pairs already judged by the same model version with the same prompt (any earlier run
 or day) are reused, not re-judged, so a re-run costs nothing. The rest go to the inference
 backend of ``judge.backend`` (vLLM in production, transformers anywhere). Failures are written
@@ -42,17 +42,10 @@ class JudgeHeadConfig(WindowJobConfig):
     chunk_size: int = Field(256, ge=1, description="Pairs per backend call (progress granularity).")
 
 
-def transform_impressions(logs: DataFrame) -> DataFrame:
-    """(query_norm, item_id, impressions) from search-log rows; normalisation runs per distinct raw query."""
-    from lore_ml.spark_udfs import with_query_norm
-
-    per_raw = logs.groupBy("query", "item_id").agg(F.count("*").alias("impressions"))
-    normed = with_query_norm(per_raw.select("query").distinct(), unique_keys=True)
-    return (
-        per_raw.join(normed, "query")
-        .groupBy("query_norm", "item_id")
-        .agg(F.sum("impressions").cast("long").alias("impressions"))
-    )
+def transform_impressions(daily_impressions: DataFrame) -> DataFrame:
+    """(query_norm, item_id, impressions) over the window's ``silver.daily_impressions`` rows."""
+    return daily_impressions.groupBy("query_norm", "item_id").agg(
+        F.sum("impressions").cast("long").alias("impressions"))
 
 
 def transform_candidates(impressions: DataFrame, tiers: DataFrame, cfg: JudgeHeadConfig) -> DataFrame:
@@ -123,6 +116,7 @@ def run(cfg: JudgeHeadConfig, judge=None) -> JudgeSummary:
     import pyarrow as pa
     from tqdm import tqdm
 
+    from jobs.rollup_logs import read_window
     from lore_ml.inference import make_judge
     from lore_ml.lakehouse import open_lakehouse, schema_of
     from lore_ml.modeling import model_version as version_of
@@ -133,9 +127,9 @@ def run(cfg: JudgeHeadConfig, judge=None) -> JudgeSummary:
     started = time.perf_counter()
     lakehouse = open_lakehouse(cfg)
     summary = JudgeSummary(model_version=judge.model_version if judge else version_of(cfg.judge.model_path))
-    logs = lakehouse.read_window("bronze.search_log", cfg.first_ds, cfg.ds_str).select("query", "item_id")
+    daily_impressions = read_window(lakehouse, "silver.daily_impressions", cfg)
     tiers = lakehouse.read_partition("silver.query_tiers", cfg.ds_str)
-    candidates = transform_candidates(transform_impressions(logs), tiers, cfg)
+    candidates = transform_candidates(transform_impressions(daily_impressions), tiers, cfg)
     pairs = sorted((r["query_norm"], r["query_hash"], r["item_id"]) for r in candidates.collect())
     print(f"[judge_head] {len(pairs):,} candidate pairs for tiers {','.join(cfg.tiers)} in {cfg.first_ds}..{cfg.ds_str}",
           file=sys.stderr)
