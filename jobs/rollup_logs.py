@@ -66,6 +66,9 @@ def transform_daily_impressions(logs: DataFrame, searches: DataFrame) -> DataFra
 def read_window(lakehouse, table: str, cfg: WindowJobConfig) -> DataFrame:
     """The rows of daily rollup ``table`` in ``cfg``'s window; fails naming each day of the window
     that has search logs but no rollup (a window job must not silently count fewer days)."""
+    if not lakehouse.exists(table):
+        raise RuntimeError(f"no {table} yet: run python -m jobs.rollup_logs --ds <day> for each day of the window "
+                           f"{cfg.first_ds}..{cfg.ds_str} (after jobs.ingest)")
     in_window = lambda days: {d for d in days if cfg.first_ds <= d <= cfg.ds_str}  # noqa: E731
     missing = sorted(in_window(lakehouse.partitions("bronze.search_log")) - lakehouse.partitions(table))
     if missing:

@@ -89,9 +89,11 @@ def test_window_edges_on_the_lakehouse(lakehouse, sail_spark):
 
 
 def test_a_window_day_without_its_rollup_is_named(lakehouse, sail_spark):
+    cfg = StratifyConfig.load(overrides={"ds": "2026-01-31", "window_days": 3})
+    with pytest.raises(RuntimeError, match=r"no silver.daily_searches yet.*jobs.rollup_logs"):
+        read_window(lakehouse, "silver.daily_searches", cfg)
     write_logs_and_rollups(lakehouse, sail_spark, DAYS[1:])
     lakehouse.write_partition(lakehouse.read_partition("bronze.search_log", "2026-01-31").drop("ds"),
                               "bronze.search_log", "2026-01-30")  # logs for the 30th, no rollup yet
-    cfg = StratifyConfig.load(overrides={"ds": "2026-01-31", "window_days": 3})
     with pytest.raises(RuntimeError, match=r"lacks 1 day\(s\).*\(2026-01-30\).*jobs.rollup_logs"):
         read_window(lakehouse, "silver.daily_searches", cfg)
