@@ -32,6 +32,7 @@ from pydantic import Field
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from jobs.rollup_logs import COUNTS
 from lore_ml.config import WindowJobConfig
 
 log = logging.getLogger("lore.mine_pairs")
@@ -57,13 +58,10 @@ class MinePairsConfig(WindowJobConfig):
 
 # -- position bias -------------------------------------------------------------------------------
 
-BEHAVIOUR_COUNTS = ("impressions", "clicks", "carts", "purchases", "skips")
-
-
 def transform_window_impressions(daily_impressions: DataFrame) -> DataFrame:
     """The window's ``silver.daily_impressions`` rows summed per (query, item, position)."""
     return daily_impressions.groupBy("query", "query_norm", "item_id", "position").agg(
-        *(F.sum(c).alias(c) for c in BEHAVIOUR_COUNTS))
+        *(F.sum(c).alias(c) for c in COUNTS))
 
 
 def transform_position_ctr_ratios(impressions: DataFrame, cfg: MinePairsConfig) -> DataFrame:
@@ -107,7 +105,7 @@ def transform_behaviour(impressions: DataFrame, theta: dict[int, float]) -> Data
     return impressions.groupBy("query", "query_norm", "item_id").agg(
         F.sum("impressions").alias("impressions"),
         F.round(F.sum(F.col("impressions") * theta_of), 6).alias("examinations"),
-        *(F.sum(c).alias(c) for c in BEHAVIOUR_COUNTS[1:]),
+        *(F.sum(c).alias(c) for c in COUNTS[1:]),
     )
 
 

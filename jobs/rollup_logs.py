@@ -26,7 +26,8 @@ from pyspark.sql import functions as F
 
 from lore_ml.config import JobConfig, WindowJobConfig
 
-log = logging.getLogger("lore.rollup_logs")
+# The count columns of silver.daily_impressions, which the window jobs sum.
+COUNTS = ("impressions", "clicks", "carts", "purchases", "skips")
 
 
 class RollupLogsConfig(JobConfig):
