@@ -64,7 +64,24 @@ def unpack(raw: bytes | str) -> CachedJudgment:
     >>> unpack(pack("L4", [0, 0, 0.2, 0.8], "m")).score, unpack('["L4",[0,0,0.2,0.8],"m"]').score
     (0.94, 0.94)
     """
-    values = orjson.loads(raw)
+    return _judgment(orjson.loads(raw))
+
+
+def unpack_many(values: Sequence[bytes | None]) -> list[CachedJudgment | None]:
+    """:func:`unpack` of every stored value (``None`` stays ``None``) in one JSON parse: a head
+    request reads a hundred of them, and one parse costs a fifth of a hundred.
+
+    >>> [j and j.label for j in unpack_many([pack("L4", [0, 0, 0.2, 0.8], "m").encode(), None])]
+    ['L4', None]
+    """
+    present = [v for v in values if v is not None]
+    if not present:
+        return [None] * len(values)
+    parsed = iter(orjson.loads(b"[" + b",".join(v if isinstance(v, bytes) else v.encode() for v in present) + b"]"))
+    return [None if v is None else _judgment(next(parsed)) for v in values]
+
+
+def _judgment(values: list) -> CachedJudgment:
     if len(values) == 3:
         label, p, model_version = values
         return CachedJudgment(label, p, round(score(p), 4), model_version)
@@ -125,7 +142,7 @@ class CacheReader:
         pipe.hget(self.keys.tier(version), query_hash)
         pipe.hmget(self.keys.query(version, query_hash), list(item_ids))
         tier, values = pipe.execute()
-        return (tier.decode() if tier is not None else None), [unpack(v) if v is not None else None for v in values]
+        return (tier.decode() if tier is not None else None), unpack_many(values)
 
 
 class StaleVersion(RuntimeError):

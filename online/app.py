@@ -45,10 +45,10 @@ def _first_error(exc: ValidationError) -> tuple[str, str]:
 def _configure_json_logs() -> None:
     if log.handlers:
         return
-    from pythonjsonlogger.json import JsonFormatter
+    from pythonjsonlogger.orjson import OrjsonFormatter
 
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(OrjsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
@@ -125,8 +125,7 @@ def create_app(cfg: ServeConfig | None = None, *, redis_client=None, student=Non
             return _rejected(400, f"at most {cfg.max_items} items per request, got {len(parsed.items)}", "items")
         if len(parsed.query) > cfg.max_query_chars:
             return _rejected(400, f"query longer than {cfg.max_query_chars} characters", "query")
-        items = [item.model_dump(exclude_none=True) for item in parsed.items]
-        routed = router.route(parsed.query, items, parsed.deadline_ms, g.started)
+        routed = router.route(parsed.query, parsed.items, parsed.deadline_ms, g.started)
         latency = time.perf_counter() - g.started
         metrics.requests.labels(routed.tier, "200").inc()
         metrics.latency.labels(routed.tier, routed.sources).observe(latency)
@@ -137,7 +136,7 @@ def create_app(cfg: ServeConfig | None = None, *, redis_client=None, student=Non
         if routed.fallback_reason:
             metrics.fallbacks.labels(routed.fallback_reason).inc()
         log.info("relevance", extra={"request_id": g.request_id, "tier": routed.tier, "source": routed.sources,
-                                     "items": len(items), "latency_ms": round(latency * 1000, 2),
+                                     "items": len(parsed.items), "latency_ms": round(latency * 1000, 2),
                                      "cache_version": routed.cache_version, "fallback": routed.fallback_reason})
         return _json({"request_id": g.request_id, "query_norm": routed.query_norm, "tier": routed.tier,
                       "cache_version": routed.cache_version, "latency_ms": round(latency * 1000, 3),

@@ -24,6 +24,7 @@ from lore_ml.labels import LABELS
 from lore_ml.evaluation import scores_from
 from lore_ml.online_store import CacheReader, score
 from lore_ml.text import normalize_query, query_hash
+from online.schemas import Item
 
 log = logging.getLogger("lore.shim")
 
@@ -87,12 +88,14 @@ class Router:
         """The active version as last read (no Redis call: what /readyz reports)."""
         return self._active[1]
 
-    def route(self, query: str, items: Sequence[Mapping], deadline_ms: int | None, started: float) -> Routed:
+    def route(self, query: str, items: Sequence[Item], deadline_ms: int | None, started: float) -> Routed:
+        """Answer every item of one validated request; items are dumped to dicts only where a
+        model reads them (a head request answered from the cache never does)."""
         import redis
 
         query_norm = normalize_query(query)
         key = query_hash(query_norm)
-        item_ids = [item["item_id"] for item in items]
+        item_ids = [item.item_id for item in items]
         routed = Routed(query_norm, "unknown", None, [None] * len(items))
         cached: list = [None] * len(items)
         if self.health.available():
@@ -126,7 +129,7 @@ class Router:
 
     def _student(self, routed: Routed, items, indices, source: str) -> None:
         indices = list(indices)
-        chosen = [items[i] for i in indices]
+        chosen = _dumped(items, indices)
         student = self.student
         if source == "student_fallback" and not student.is_cheap(routed.query_norm, chosen):
             student = self.lexical
@@ -134,7 +137,7 @@ class Router:
         scores = np.round(scores_from(probabilities), 4).tolist()
         labels = student.decide(probabilities).tolist()
         for index, p, label, item_score in zip(indices, probabilities.tolist(), labels, scores):
-            routed.items[index] = _item(items[index]["item_id"], LABELS[label], p, item_score, routed.tier, source,
+            routed.items[index] = _item(items[index].item_id, LABELS[label], p, item_score, routed.tier, source,
                                         student.model_version)
 
     def _teacher(self, routed: Routed, items, missing: list[int], key: str, deadline_ms: int | None,
@@ -144,15 +147,16 @@ class Router:
         deadline_s = (deadline_ms or self.cfg.default_deadline_ms) / 1000
         budget_s = deadline_s - self.cfg.tail_reserve_ms / 1000 - (time.perf_counter() - started)
         reason = "no_teacher"
+        asked = _dumped(items, missing)
         if self.teacher is not None and budget_s > 0:
             try:
-                predictions = self.teacher.judge_items(routed.query_norm, [items[i] for i in missing], budget_s)
+                predictions = self.teacher.judge_items(routed.query_norm, asked, budget_s)
                 unjudged = [p.error for p in predictions if p.status != "ok" or not p.p]
                 if unjudged:
                     raise TeacherError(f"{len(unjudged)} items not judged: {unjudged[0]}")
                 for index, prediction in zip(missing, predictions):
                     p = [round(x, 4) for x in prediction.p]
-                    routed.items[index] = _item(items[index]["item_id"], prediction.label, p, round(score(p), 4),
+                    routed.items[index] = _item(items[index].item_id, prediction.label, p, round(score(p), 4),
                                                 "tail", "teacher", self.teacher.model_version)
                 return
             except TeacherTimeout:
@@ -164,7 +168,7 @@ class Router:
             reason = "teacher_timeout"
         routed.fallback_reason = reason
         self._student(routed, items, missing, "student_fallback")
-        self._enqueue(routed.query_norm, key, [items[i] for i in missing])
+        self._enqueue(routed.query_norm, key, asked)
 
     def _enqueue(self, query_norm: str, key: str, items: Sequence[Mapping]) -> None:
         """Hand the missed items to the write-back worker; a Redis failure only costs the write-back."""
@@ -177,6 +181,11 @@ class Router:
         except redis.RedisError as exc:
             self.health.failed(exc)
             log.warning("could not queue a tail request", extra={"error": str(exc)})
+
+
+def _dumped(items: Sequence[Item], indices: Sequence[int]) -> list[dict]:
+    """The chosen items as the plain dicts the students and the teacher read (unset fields left out)."""
+    return [items[i].model_dump(exclude_none=True) for i in indices]
 
 
 def _item(item_id: str, label: str, p: list[float], item_score: float, tier: str, source: str,
