@@ -3,7 +3,7 @@
     gunicorn -c online/gunicorn.conf.py --bind 0.0.0.0:8080 --workers 2 'online.app:create_app()'
 
 Threaded workers (a request waiting on Redis or the teacher does not block the process), one
-torch thread each, the loaded app frozen out of the garbage collector's sight; Prometheus
+torch and one BLAS thread each, the loaded app frozen out of the garbage collector's sight; Prometheus
 multiprocess mode so /metrics aggregates every worker.
 """
 
@@ -28,11 +28,14 @@ def on_starting(server):
 
 
 def post_fork(server, worker):
-    """One torch thread per worker: workers x threads already cover the cores, and torch's own
-    pool on top of them oversubscribes the CPU (mid-tier latency collapses under load)."""
+    """One torch and one BLAS thread per worker: workers x threads already cover the cores, and
+    the libraries' own pools on top of them oversubscribe the CPU (mid-tier latency collapses
+    under load; OpenBLAS's second thread adds ~40% CPU to a student score)."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(1)
+    threadpool_limits(1)
 
 
 def child_exit(server, worker):

@@ -21,6 +21,7 @@ from typing import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import orjson
 
 from lore_ml.decision import decide
 from lore_ml.inference import LABEL_OPEN, InferenceConfig, Prediction
@@ -126,14 +127,17 @@ class OpenAITeacher:
         prompts = [p + LABEL_OPEN + "L" for p in tail_prompts(query_norm, items, self.rules)]
         body = {"model": self.model, "prompt": prompts, "max_tokens": 1, "temperature": 0, "logprobs": len(LABELS),
                 "allowed_token_ids": self._label_token_ids(timeout_s)}
-        try:
-            response = self.client.post("/v1/completions", json=body, timeout=timeout_s)
+        try:  # orjson: a hundred prompts are ~200 kB of JSON, which the json module takes 0.6 ms to write
+            response = self.client.post("/v1/completions", content=orjson.dumps(body), timeout=timeout_s,
+                                        headers={"Content-Type": "application/json"})
             response.raise_for_status()
-            return response.json()
+            return orjson.loads(response.content)
         except httpx.TimeoutException:
             raise TeacherTimeout(f"teacher server did not answer within {timeout_s * 1000:.0f} ms") from None
         except httpx.HTTPError as exc:
             raise TeacherError(f"teacher server: {exc}") from exc
+        except orjson.JSONDecodeError as exc:
+            raise TeacherError(f"teacher server: answer is not JSON ({exc})") from exc
 
     def _label_token_ids(self, timeout_s: float) -> list[int]:
         """The token that ends ``<label>L1`` .. ``<label>L4`` in the server's tokenizer (asked once)."""

@@ -233,7 +233,7 @@ def test_distill_trains_a_student_the_shim_can_load_and_refuses_a_worse_one(chai
     import torch
 
     from lore_ml.distill import DistillConfig, run
-    from lore_ml.students import RepresentationStudent, interaction_head
+    from lore_ml.students import RepresentationStudent, features, interaction_head, query_coverage
 
     _, job, _ = chain
     cfg = DistillConfig.load(overrides={**job, "dataset": "marketplace", "epochs": 3, "max_pairs": 400,
@@ -252,6 +252,14 @@ def test_distill_trains_a_student_the_shim_can_load_and_refuses_a_worse_one(chai
     p = student.score("stridex running shoes", [{"item_id": known[0]}, {"item_id": known[1]},
                                                 {"item_id": "never-seen", "title": "red wool scarf"}])
     assert p.shape == (3, 4) and abs(p.sum(axis=1) - 1).max() < 1e-5
+    head = interaction_head(manifest["input_width"], manifest["hidden"])  # what the shim computes, the long way
+    head.load_state_dict(trained)
+    head.eval()
+    q, i = student._query_vector("stridex running shoes"), student.item_vectors[[student.item_row[k] for k in known]]
+    coverage = [query_coverage("stridex running shoes", {"item_id": k}) for k in known]
+    with torch.no_grad():
+        expected = torch.softmax(head(torch.from_numpy(features(np.repeat(q[None], 2, 0), i, coverage))), -1).numpy()
+    assert np.allclose(p[:2], expected, atol=1e-5)
     assert student.model_version == manifest["version"]
     head_query = json.loads((out / "queries.json").read_text())[0]  # precomputed: no encoding at request time
     assert np.allclose(student._query_vector(head_query), np.load(out / "query_vectors.npy")[0])
