@@ -131,13 +131,12 @@ class ServingHead:
     """
 
     def __init__(self, state: Mapping[str, "torch.Tensor"]):  # noqa: F821 - a head.pt state dict
-        first, second = (state["0.weight"].numpy().astype(np.float32), state["0.bias"].numpy().astype(np.float32)), \
-            (state["3.weight"].numpy().astype(np.float32), state["3.bias"].numpy().astype(np.float32))
-        weight, self.bias = first
+        weight, self.bias, w_out, self.b_out = (state[name].numpy().astype(np.float32)
+                                                for name in ("0.weight", "0.bias", "3.weight", "3.bias"))
         d = (weight.shape[1] - 2) // 4
         self.w_q, self.w_i, self.w_qi, self.w_abs = (weight[:, k * d : (k + 1) * d].T.copy() for k in range(4))
         self.w_cos, self.w_cov = weight[:, 4 * d], weight[:, 4 * d + 1]
-        self.w_out, self.b_out = second[0].T.copy(), second[1]
+        self.w_out = w_out.T.copy()
 
     def probabilities(self, q: np.ndarray, items: np.ndarray, coverage: np.ndarray) -> np.ndarray:
         """p(L1..L4) per row of ``items`` (n × d) for one query vector ``q`` (d)."""

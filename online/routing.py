@@ -4,9 +4,11 @@ normalise (the shared function) → one Redis round trip (tier + ``HMGET`` of th
 active version) → head: cached judgments, misses to the student → mid: the student → tail:
 anything the write-back worker already cached, the rest to the teacher within the deadline;
 on timeout or error the student answers (``student_fallback``) and the request is queued on
-``lore:tail:queue``; a fallback never waits for an encoder pass (the deadline is already spent),
-so a student that would need one for this query is replaced by the lexical student. When Redis fails, every item comes from the student (``student_degraded``)
+``lore:tail:queue``. When Redis fails, every item comes from the student (``student_degraded``)
 and Redis is left alone for ``redis_retry_s`` so a dead server costs no timeouts per request.
+Neither a fallback nor a degraded answer waits for an encoder pass (the deadline is spent, or
+every request now costs a student score): a student that would need one for this query is
+replaced by the lexical student.
 """
 
 from __future__ import annotations
@@ -127,11 +129,11 @@ class Router:
             self._student(routed, items, missing, "student")
         return routed
 
-    def _student(self, routed: Routed, items, indices, source: str) -> None:
+    def _student(self, routed: Routed, items, indices, source: str, chosen: list[dict] | None = None) -> None:
         indices = list(indices)
-        chosen = _dumped(items, indices)
+        chosen = chosen if chosen is not None else _dumped(items, indices)
         student = self.student
-        if source == "student_fallback" and not student.is_cheap(routed.query_norm, chosen):
+        if source != "student" and not student.is_cheap(routed.query_norm, chosen):
             student = self.lexical
         probabilities = np.round(student.score(routed.query_norm, chosen), 4)
         scores = np.round(scores_from(probabilities), 4).tolist()
@@ -167,7 +169,7 @@ class Router:
         elif self.teacher is not None:
             reason = "teacher_timeout"
         routed.fallback_reason = reason
-        self._student(routed, items, missing, "student_fallback")
+        self._student(routed, items, missing, "student_fallback", asked)
         self._enqueue(routed.query_norm, key, asked)
 
     def _enqueue(self, query_norm: str, key: str, items: Sequence[Mapping]) -> None:

@@ -165,6 +165,15 @@ def test_a_fallback_never_waits_for_an_encoder_pass(prefix, redis_client):
     assert answered_by(ask(client, MID)) == {("student", "encoding@1")}  # no deadline spent: the student encodes
 
 
+def test_redis_down_never_waits_for_an_encoder_pass(prefix):
+    """With Redis gone every request is scored: unseen queries get the lexical student, not MiniLM."""
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.05, socket_timeout=0.05)
+    client = make_app(prefix, dead, FakeTeacher(), EncodingStudent({"vintage brass lamp"})).test_client()
+    answered_by = lambda body: {(item["source"], item["model_version"]) for item in body["items"]}  # noqa: E731
+    assert answered_by(ask(client, "retro copper kettle")) == {("student_degraded", "lexical@1")}
+    assert answered_by(ask(client, "vintage brass lamp")) == {("student_degraded", "encoding@1")}
+
+
 def test_the_worker_writes_back_so_the_next_identical_request_is_a_cache_hit(prefix, redis_client):
     client = make_app(prefix, redis_client, FakeTeacher(delay_s=5)).test_client()
     ask(client, "vintage brass lamp", deadline_ms=20)
