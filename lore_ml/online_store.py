@@ -21,7 +21,7 @@ import concurrent.futures
 import json
 import logging
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, NamedTuple, Sequence
 
 import orjson
 
@@ -50,8 +50,7 @@ def pack(label: str, p: Sequence[float], model_version: str) -> str:
     return json.dumps([label, rounded, model_version, round(score(rounded), 4)], separators=(",", ":"))
 
 
-@dataclass(frozen=True)
-class CachedJudgment:
+class CachedJudgment(NamedTuple):  # a tuple: a head request builds a hundred (0.8 µs each, a frozen dataclass 1.8)
     label: str
     p: list[float]
     score: float
