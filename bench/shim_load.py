@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from lore_ml.demo import free_port, wait_for
+from machine import speed_line
 from online.config import ServeConfig
 
 DEFAULT_MIX = "head=0.6,mid=0.3,tail=0.1"
@@ -136,14 +137,6 @@ def wait_until_idle(pid: int, quiet_share: float = 0.05, timeout_s: float = 180.
             return
         before = now
     raise TimeoutError(f"lore serve still busy {timeout_s:.0f}s after it answered /readyz")
-
-
-def python_speed() -> float:
-    """Seconds for 10M pure-Python additions: how fast this VM is today (runs vary with the host)."""
-    started, total = time.perf_counter(), 0
-    for k in range(10_000_000):
-        total += k
-    return time.perf_counter() - started
 
 
 def parse_mix(text: str) -> list[tuple[str, float]]:
@@ -331,7 +324,7 @@ def main() -> None:
               f"{args.items} items per request, tier mix "
               + ", ".join(f"{t} {w:.0%}" for t, w in mix) + f", tail deadline {DEADLINE_MS} ms, "
               f"{os.cpu_count()} CPU cores shared by client, shim and Redis; "
-              f"10M Python additions take {python_speed():.2f} s on this machine now")
+              + speed_line())
         results, elapsed = asyncio.run(load(url, bodies, args.rate, args.seconds, mix))
         server, log_offset = server_latencies(workdir / "shim.log", log_offset)
         report("phase 1: steady load", results, elapsed, mix, server)

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import speed_line
+
 DS = "2026-01-31"
 
 
@@ -72,7 +74,8 @@ def main() -> None:
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     results = {rows: run_scale(rows, args.workdir) for rows in args.rows}
-    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; engine: sail")
+    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; engine: sail; "
+          + speed_line())
     print(f"{'log rows':>12} {'job':<24}{'seconds':>9}{'rows/s':>12}{'x baseline':>12}")
     for rows, result in results.items():
         times = result["times"]

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from machine import speed_line
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -45,7 +47,7 @@ def main() -> None:
         from lore_ml.cross_encoder import CrossEncoderStudent
 
         students.append(("cross-encoder (offline)", CrossEncoderStudent(args.cross), min(args.requests, 50)))
-    print(f"{args.items} items per request on this machine; p50/p99/max in ms")
+    print(f"{args.items} items per request on this machine; p50/p99/max in ms; {speed_line()}")
     print(f"{'student':<44}{'queries':<22}{'requests':>9}{'p50':>8}{'p99':>8}{'max':>8}")
     for name, student, requests in students:
         for mix, batch in mixes.items():
