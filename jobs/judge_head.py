@@ -1,11 +1,12 @@
 """Judge head queries × their candidate items with the teacher → ``gold.relevance_judgments``.
 
 Candidates are the items impressed for a head query in the trailing window (the window's
-``silver.daily_impressions``, :mod:`jobs.rollup_logs`), the most impressed first, capped per query. Each pair gets the teacher's prompt (rules, KG facts, item
-fields); pairs already judged by the same model version with the same prompt (any earlier run
-or day) are reused, not re-judged, so a re-run costs nothing. The rest go to the inference
-backend of ``judge.backend`` (vLLM in production, transformers anywhere). Failures are written
-with ``status=failed`` and their reason in ``reasoning``; ``fill_cache`` serves only ``ok``.
+``silver.daily_impressions``, :mod:`jobs.rollup_logs`), the most impressed first, capped per
+query. Each pair gets the teacher's prompt (rules, KG facts, item fields); pairs already judged
+by the same model version with the same prompt (any earlier run or day) are reused, not
+re-judged, so a re-run costs nothing. The rest go to the inference backend of ``judge.backend``
+(vLLM in production, transformers anywhere). Failures are written with ``status=failed`` and
+their reason in ``reasoning``; ``fill_cache`` serves only ``ok``.
 
     python -m jobs.judge_head --ds 2026-01-31 --set judge.backend=vllm --set judge.model_path=artifacts/teacher-rl
 """
