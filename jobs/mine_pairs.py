@@ -8,17 +8,19 @@ Writes ``silver.training_pairs`` for ``ds``. Every row carries its ``source`` an
 3. ``click`` — position-debiased click-through: clicks divided by *examinations*, the sum of
    the examination propensity of every position the pair was shown at. Propensities are
    estimated from the logs themselves by intervention harvesting: the same (query, item)
-   shown at position 1 and at position k (the ranker is noisy) gives θ_k/θ_1 as the ratio of
-   their click-through rates. High debiased CTR → L4, moderate → L3.
+   shown at position 1 and at position k on one day (the ranker is noisy) gives θ_k/θ_1 as the
+   ratio of their click-through rates, pooled over the window's days. High debiased CTR → L4,
+   moderate → L3.
 4. ``skip_above`` — shown above a clicked item in the same request and not clicked, often,
    with a low debiased CTR → L2 (L1 when almost never clicked).
 5. ``hard_negative`` — same category as the query (KG term→category), brand a competitor of
    the brand the query names (KG) → L2 with dimension ``brand``.
 
-Behaviour comes from the window's ``silver.daily_impressions`` (:mod:`jobs.rollup_logs`), never
-from raw log rows. Rows are split by normalised query: a query's gold split is kept and a query
-never appears in two splits (the most held-out split wins). Weak rows are capped per (tier,
-label) for balance; gold rows are never dropped.
+Behaviour comes from the window's ``silver.daily_impressions`` and ``silver.daily_position_ratios``
+(:mod:`jobs.rollup_logs`), never from raw log rows, and is summed per normalised query. Rows
+are split by normalised query: a query's gold split is kept and a query never appears in two
+splits (the most held-out split wins). Weak rows are capped per (tier, label) for balance; gold
+rows are never dropped.
 
     python -m jobs.mine_pairs --ds 2026-01-31
 """
@@ -56,26 +58,23 @@ class MinePairsConfig(WindowJobConfig):
     max_per_tier_label: int = Field(200_000, ge=1, description="Cap of weak rows per (tier, label).")
 
 
+def _lookup(column: Column, mapping: dict, default) -> Column:
+    """``mapping[column]`` (``default`` for other values) as a CASE: Sail builds a literal map
+    (``create_map``) for every row it looks one up in."""
+    result = F.lit(default)
+    for key, value in mapping.items():
+        result = F.when(column == F.lit(key), F.lit(value)).otherwise(result)
+    return result
+
+
 # -- position bias -------------------------------------------------------------------------------
 
-def transform_window_impressions(daily_impressions: DataFrame) -> DataFrame:
-    """The window's ``silver.daily_impressions`` rows summed per (query, item, position)."""
-    return daily_impressions.groupBy("query", "query_norm", "item_id", "position").agg(
-        *(F.sum(c).alias(c) for c in COUNTS))
-
-
-def transform_position_ctr_ratios(impressions: DataFrame, cfg: MinePairsConfig) -> DataFrame:
-    """Per position k: Σ m·ctr_k and Σ m·ctr_1 over (query, item) pairs shown at both 1 and k,
-    with m = min(impressions at 1, impressions at k), from :func:`transform_window_impressions`.
-    Their ratio estimates θ_k / θ_1."""
-    per = impressions.where(F.col("position") <= cfg.max_position).select(
-        "query", "item_id", "position", F.col("impressions").alias("n"), F.col("clicks").alias("c"))
-    first = per.where(F.col("position") == 1).select("query", "item_id", F.col("n").alias("n1"), F.col("c").alias("c1"))
-    both = per.join(first, ["query", "item_id"]).withColumn("m", F.least("n", "n1"))
-    return both.groupBy("position").agg(
-        F.sum(F.col("m") * F.col("c") / F.col("n")).alias("numerator"),
-        F.sum(F.col("m") * F.col("c1") / F.col("n1")).alias("denominator"),
-    )
+def transform_position_ctr_ratios(daily_ratios: DataFrame, cfg: MinePairsConfig) -> DataFrame:
+    """Per position k ≤ ``max_position``: the window's Σ m·ctr_k and Σ m·ctr_1 from
+    ``silver.daily_position_ratios`` (:func:`jobs.rollup_logs.transform_daily_position_ratios`):
+    pairs shown at both 1 and k on one day, pooled over the days. Their ratio estimates θ_k / θ_1."""
+    return daily_ratios.where(F.col("position") <= cfg.max_position).groupBy("position").agg(
+        F.sum("numerator").alias("numerator"), F.sum("denominator").alias("denominator"))
 
 
 def propensities(ratio_rows: list, max_position: int) -> dict[int, float]:
@@ -95,14 +94,18 @@ def propensities(ratio_rows: list, max_position: int) -> dict[int, float]:
 
 # -- labels -------------------------------------------------------------------------------------
 
-def transform_behaviour(impressions: DataFrame, theta: dict[int, float]) -> DataFrame:
-    """Per (raw query, item) from :func:`transform_window_impressions`: impressions, examinations
-    (Σ impressions·θ_position), clicks, carts, purchases, skips."""
-    # A CASE, not a literal map: Sail builds a map literal for every row it looks one up in.
-    theta_of = F.lit(theta[max(theta)])
-    for position, value in sorted(theta.items(), reverse=True):
-        theta_of = F.when(F.col("position") == position, F.lit(value)).otherwise(theta_of)
-    return impressions.groupBy("query", "query_norm", "item_id").agg(
+def transform_query_spellings(daily_searches: DataFrame) -> DataFrame:
+    """(query_norm, query): the first raw spelling of each non-empty normalised query in the window's
+    ``silver.daily_searches`` rows; the ``query`` a weak pair is shown with."""
+    return daily_searches.where(F.col("query_norm") != "").groupBy("query_norm").agg(F.min("query").alias("query"))
+
+
+def transform_behaviour(daily_impressions: DataFrame, theta: dict[int, float]) -> DataFrame:
+    """Per (normalised query, item) over the window's ``silver.daily_impressions`` rows, every
+    spelling of the query summed: impressions, examinations (Σ impressions·θ_position), clicks,
+    carts, purchases, skips."""
+    theta_of = _lookup(F.col("position"), theta, theta[max(theta)])
+    return daily_impressions.where(F.col("query_norm") != "").groupBy("query_norm", "item_id").agg(
         F.sum("impressions").alias("impressions"),
         F.round(F.sum(F.col("impressions") * theta_of), 6).alias("examinations"),
         *(F.sum(c).alias(c) for c in COUNTS[1:]),
@@ -114,8 +117,8 @@ def _confidence(examinations: Column, ceiling: float) -> Column:
 
 
 def transform_weak_labels(behaviour: DataFrame, cfg: MinePairsConfig) -> DataFrame:
-    """Behaviour → (query, query_norm, item_id, label, dimension, source, confidence); pairs with
-    no signal drop out."""
+    """Behaviour → (query_norm, item_id, label, dimension, source, confidence); pairs with no
+    signal drop out."""
     ctr = F.col("clicks") / F.col("examinations")
     enough = F.col("examinations") >= cfg.min_examinations
     source = (
@@ -135,7 +138,7 @@ def transform_weak_labels(behaviour: DataFrame, cfg: MinePairsConfig) -> DataFra
         .otherwise(_confidence(F.col("examinations"), 0.8))
     )
     return behaviour.select(
-        "query", "query_norm", "item_id", label.alias("label"), F.lit(None).cast("string").alias("dimension"),
+        "query_norm", "item_id", label.alias("label"), F.lit(None).cast("string").alias("dimension"),
         source.alias("source"), confidence.alias("confidence"),
     ).where(F.col("source").isNotNull())
 
@@ -143,68 +146,70 @@ def transform_weak_labels(behaviour: DataFrame, cfg: MinePairsConfig) -> DataFra
 def transform_hard_negatives(
     queries: DataFrame, catalog: DataFrame, kg_edges: DataFrame, cfg: MinePairsConfig
 ) -> DataFrame:
-    """Queries naming a brand × items of the query's category sold by a competitor → L2:brand.
-
-    ``queries`` has (query, query_norm), e.g. the window's ``silver.daily_searches``.
-    """
+    """Queries naming a brand × items of the query's category sold by a competitor → L2:brand,
+    as :func:`transform_weak_labels` rows. ``queries`` has one row per ``query_norm``
+    (:func:`transform_query_spellings`)."""
     name = lambda col: F.split(F.col(col), ":", 2).getItem(1)  # noqa: E731 - node id -> name
     edges_of = lambda t: kg_edges.where(F.col("edge_type") == t)  # noqa: E731
     parent = edges_of("sub_brand").select(name("dst").alias("brand"), name("src").alias("parent"))
     competitors = edges_of("competitor").select(name("src").alias("a"), name("dst").alias("b"))
     competitors = competitors.unionByName(competitors.select(F.col("b").alias("a"), F.col("a").alias("b")))
-    brands = kg_edges.where(F.col("edge_type") == "has_brand").select(name("dst").alias("term")).distinct()
+    # The catalog's brands are the KG's has_brand ends (jobs.build_kg) without scanning every item edge.
+    brand = F.lower(F.trim("brand"))
+    brands = catalog.where(F.col("brand").isNotNull()).select(brand.alias("term")).distinct()
 
-    normed = queries.select("query", "query_norm").distinct()
+    normed = queries.select("query_norm")
     words = F.split("query_norm", " ")
-    terms = normed.select("query", "query_norm", F.explode(words).alias("term")).unionByName(
-        normed.select("query", "query_norm", F.explode(
+    terms = normed.select("query_norm", F.explode(words).alias("term")).unionByName(
+        normed.select("query_norm", F.explode(
             F.expr("transform(sequence(1, greatest(size(split(query_norm, ' ')) - 1, 1)), "
                    "i -> concat_ws(' ', slice(split(query_norm, ' '), i, 2)))")).alias("term")))
     asked = (
         terms.join(brands, "term")
-        .groupBy("query", "query_norm").agg(F.max_by("term", F.length("term")).alias("asked"))
+        .groupBy("query_norm").agg(F.max_by("term", F.length("term")).alias("asked"))
         .join(parent.withColumnRenamed("brand", "asked"), "asked", "left")
-        .select("query", "query_norm", F.coalesce("parent", "asked").alias("asked_parent"))
+        .select("query_norm", F.coalesce("parent", "asked").alias("asked_parent"))
     )
-    best_category = Window.partitionBy("query").orderBy(F.desc("confidence"), "category")
+    best_category = Window.partitionBy("query_norm").orderBy(F.desc("confidence"), "category")
     category = (
         terms.join(edges_of("term_category").select(name("src").alias("term"), name("dst").alias("category"),
                                                     "confidence"), "term")
         .withColumn("n", F.row_number().over(best_category)).where(F.col("n") == 1)
-        .select("query", "category")
+        .select("query_norm", "category")
     )
     # At most hard_negatives_per_query candidate items per (category, brand) before the join, so
     # a popular category never multiplies every brand query by all of its items.
     per_brand = Window.partitionBy("category", "b").orderBy(F.xxhash64("item_id"))
     items = (
-        catalog.select("item_id", F.lower("category").alias("category"), F.lower("brand").alias("brand"))
+        catalog.select("item_id", F.lower("category").alias("category"), brand.alias("brand"))
         .join(parent, "brand", "left")
         .select("item_id", "category", F.coalesce("parent", "brand").alias("b"))
         .withColumn("n", F.row_number().over(per_brand))
         .where(F.col("n") <= cfg.hard_negatives_per_query)
         .drop("n")
     )
-    pick = Window.partitionBy("query").orderBy(F.xxhash64("query", "item_id"))
+    pick = Window.partitionBy("query_norm").orderBy(F.xxhash64("query_norm", "item_id"))
     return (
-        asked.join(category, "query")
+        asked.join(category, "query_norm")
         .join(competitors.withColumnRenamed("a", "asked_parent"), "asked_parent")
         .join(items, ["category", "b"])
-        .select("query", "query_norm", "item_id")
+        .select("query_norm", "item_id")
         .withColumn("n", F.row_number().over(pick))
         .where(F.col("n") <= cfg.hard_negatives_per_query)
-        .select("query", "query_norm", "item_id", F.lit("L2").alias("label"), F.lit("brand").alias("dimension"),
+        .select("query_norm", "item_id", F.lit("L2").alias("label"), F.lit("brand").alias("dimension"),
                 F.lit("hard_negative").alias("source"), F.lit(0.6).alias("confidence"))
     )
 
 
 def transform_training_pairs(
-    gold: DataFrame, weak: DataFrame, tiers: DataFrame, cfg: MinePairsConfig
+    gold: DataFrame, weak: DataFrame, spellings: DataFrame, tiers: DataFrame, cfg: MinePairsConfig
 ) -> DataFrame:
     """Merge gold and weak rows: one row per (query_norm, item), split by query, balanced weak rows.
 
     ``gold`` has (query, item_id, label, dimension, split, ds); ``weak`` the columns of
-    :func:`transform_weak_labels`; ``tiers`` (query_norm, tier). Only the gold queries are
-    normalised here: the weak rows carry the ``query_norm`` of the daily rollups.
+    :func:`transform_weak_labels`, shown with the spelling of :func:`transform_query_spellings`;
+    ``tiers`` (query_norm, tier). Only the gold queries are normalised here: the weak rows carry
+    the ``query_norm`` of the daily rollups.
     """
     from lore_ml.spark_udfs import with_query_norm, with_split
 
@@ -213,19 +218,23 @@ def transform_training_pairs(
         gold.withColumn("n", F.row_number().over(latest_gold)).where(F.col("n") == 1)
         .select("query", "item_id", "label", "dimension", F.lit("gold").alias("source"),
                 F.lit(1.0).alias("confidence"), "split")
-    )
-    weak_rows = weak.withColumn("split", F.lit(None).cast("string"))
-    rows = gold_rows.unionByName(weak_rows).where(F.col("query_norm") != "")
-    priority = F.create_map(*[F.lit(x) for i, s in enumerate(SOURCE_PRIORITY) for x in (s, i)])
+    ).where(F.col("query_norm") != "")
+    weak_rows = weak.where(F.col("query_norm") != "").withColumns(
+        {"query": F.lit(None).cast("string"), "split": F.lit(None).cast("string")})
+    priority = _lookup(F.col("source"), {source: i for i, source in enumerate(SOURCE_PRIORITY)}, len(SOURCE_PRIORITY))
     best = Window.partitionBy("query_norm", "item_id").orderBy(
-        priority[F.col("source")], "query", F.desc("label"), F.desc("confidence"), "dimension")
-    rows = rows.withColumn("n", F.row_number().over(best)).where(F.col("n") == 1).drop("n")
+        priority, "query", F.desc("label"), F.desc("confidence"), "dimension")
+    rows = gold_rows.unionByName(weak_rows).withColumn("n", F.row_number().over(best)).where(F.col("n") == 1)
 
-    split_rank = F.create_map(*[F.lit(x) for pair in SPLIT_RANK.items() for x in pair])
-    rank_to_split = F.create_map(*[F.lit(x) for split, rank in SPLIT_RANK.items() for x in (rank, split)])
-    own = F.coalesce(F.col("split"), F.col("norm_split"))
-    held_out = F.max(split_rank[own]).over(Window.partitionBy("query_norm"))
-    rows = with_split(rows, "query_norm", "norm_split").withColumn("split", rank_to_split[held_out]).drop("norm_split")
+    # One split per normalised query: the most held-out of its gold spellings' splits, else its own.
+    gold_rank = gold_rows.groupBy("query_norm").agg(F.max(_lookup(F.col("split"), SPLIT_RANK, None)).alias("rank"))
+    keys = gold_rows.select("query_norm").unionByName(weak_rows.select("query_norm")).distinct()
+    splits = with_split(keys, "query_norm", "own_split", unique_keys=True).join(gold_rank, "query_norm", "left")
+    rank_to_split = {rank: split for split, rank in SPLIT_RANK.items()}
+    splits = splits.select("query_norm", F.coalesce(_lookup(F.col("rank"), rank_to_split, None), "own_split").alias("split"))
+    rows = rows.drop("split", "n").join(splits, "query_norm", "left")
+    spelling = spellings.select("query_norm", F.col("query").alias("spelling"))
+    rows = rows.join(spelling, "query_norm", "left").withColumn("query", F.coalesce("query", "spelling", "query_norm"))
 
     rows = rows.join(tiers.select("query_norm", "tier"), "query_norm", "left")
     balance = Window.partitionBy(F.coalesce("tier", F.lit("none")), "label").orderBy(F.xxhash64("query_norm", "item_id"))
@@ -244,18 +253,17 @@ def run(cfg: MinePairsConfig) -> list[tuple]:
     from lore_ml.lakehouse import open_lakehouse, stage
 
     lakehouse = open_lakehouse(cfg)
-    # Staged: the ratios and the behaviour both read the window's impressions.
-    impressions = stage(transform_window_impressions(read_window(lakehouse, "silver.daily_impressions", cfg)),
-                        cfg.lakehouse, "window_impressions", cfg.ds_str)
-    ratios = [tuple(r) for r in transform_position_ctr_ratios(impressions, cfg).collect()]
-    theta = propensities(ratios, cfg.max_position)
+    daily_ratios = read_window(lakehouse, "silver.daily_position_ratios", cfg)
+    theta = propensities([tuple(r) for r in transform_position_ctr_ratios(daily_ratios, cfg).collect()],
+                         cfg.max_position)
     log.info("position propensities: %s", {k: round(v, 3) for k, v in theta.items()})
-    weak = transform_weak_labels(transform_behaviour(impressions, theta), cfg)
+    weak = transform_weak_labels(transform_behaviour(read_window(lakehouse, "silver.daily_impressions", cfg), theta),
+                                 cfg)
+    spellings = transform_query_spellings(read_window(lakehouse, "silver.daily_searches", cfg))
     catalog = lakehouse.read_snapshot("bronze.catalog", cfg.ds_str)
     if lakehouse.has_partition("silver.kg_edges", cfg.ds_str) and catalog is not None:
         kg_edges = lakehouse.read_partition("silver.kg_edges", cfg.ds_str)
-        queries = read_window(lakehouse, "silver.daily_searches", cfg)
-        weak = weak.unionByName(transform_hard_negatives(queries, catalog, kg_edges, cfg))
+        weak = weak.unionByName(transform_hard_negatives(spellings, catalog, kg_edges, cfg))
     else:
         log.warning("no silver.kg_edges for %s: no hard negatives (run jobs.build_kg first)", cfg.ds_str)
     if lakehouse.exists("bronze.human_labels"):
@@ -264,8 +272,8 @@ def run(cfg: MinePairsConfig) -> list[tuple]:
         log.warning("no bronze.human_labels: training pairs are weak labels only")
         gold = lakehouse.spark.createDataFrame([], ", ".join(f"{c} string" for c in GOLD_COLUMNS))
     tiers = lakehouse.read_partition("silver.query_tiers", cfg.ds_str)
-    weak = stage(weak, cfg.lakehouse, "weak_labels", cfg.ds_str)  # read twice by the merge's self-joins
-    pairs = transform_training_pairs(gold, weak, tiers, cfg)
+    weak = stage(weak, cfg.lakehouse, "weak_labels", cfg.ds_str)  # the merge reads it twice (rows, split keys)
+    pairs = transform_training_pairs(gold, weak, spellings, tiers, cfg)
     lakehouse.write_partition(pairs, "silver.training_pairs", cfg.ds_str)
     written = lakehouse.read_partition("silver.training_pairs", cfg.ds_str)
     return sorted(tuple(r) for r in written.groupBy("source", "label").count().collect())

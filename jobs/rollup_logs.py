@@ -7,7 +7,10 @@ job aggregates each day once, and the window jobs sum the daily rows:
 * ``silver.daily_searches``: searches (distinct request ids) per raw query, with ``query_norm``;
 * ``silver.daily_impressions``: per (raw query, item, position): impressions, clicks, carts,
   purchases and *skips* (shown above a clicked item of the same request and not clicked; a
-  request is one day's, so per-day skips add up over the window).
+  request is one day's, so per-day skips add up over the window);
+* ``silver.daily_position_ratios``: per position k, the day's evidence for the examination
+  propensity θ_k/θ_1 (intervention harvesting over the (query, item) pairs the day showed at
+  both 1 and k), which :mod:`jobs.mine_pairs` pools over its window.
 
 The Python normaliser runs here, once per distinct raw query of the day, so no window job runs
 Python over log rows. Changing :func:`lore_ml.text.normalize_query` therefore means re-running
@@ -28,10 +31,11 @@ from lore_ml.config import JobConfig, WindowJobConfig
 
 # The count columns of silver.daily_impressions, which the window jobs sum.
 COUNTS = ("impressions", "clicks", "carts", "purchases", "skips")
+TABLES = ("silver.daily_searches", "silver.daily_impressions", "silver.daily_position_ratios")
 
 
 class RollupLogsConfig(JobConfig):
-    """Write silver.daily_searches and silver.daily_impressions for one day of bronze.search_log."""
+    """Write silver.daily_searches, daily_impressions and daily_position_ratios for one day of bronze.search_log."""
 
 
 def transform_daily_searches(logs: DataFrame) -> DataFrame:
@@ -64,6 +68,28 @@ def transform_daily_impressions(logs: DataFrame, searches: DataFrame) -> DataFra
     )
 
 
+def transform_daily_position_ratios(daily_impressions: DataFrame) -> DataFrame:
+    """Per position k of one day's :func:`transform_daily_impressions`: Σ m·ctr_k (numerator) and
+    Σ m·ctr_1 (denominator) over the (query, item) pairs shown at both 1 and k, m = min(impressions
+    at 1, impressions at k), and how many such pairs there were. Every position shown that day has
+    a row (zeros without a pair), so a day with logs is never missing from the table."""
+    per = daily_impressions.select("query", "item_id", "position", F.col("impressions").alias("n"),
+                                   F.col("clicks").alias("c"))
+    first = per.where(F.col("position") == 1).select("query", "item_id", F.col("n").alias("n1"), F.col("c").alias("c1"))
+    m = F.least("n", "n1")
+    sums = per.join(first, ["query", "item_id"]).groupBy("position").agg(
+        F.sum(m * F.col("c") / F.col("n")).alias("numerator"),
+        F.sum(m * F.col("c1") / F.col("n1")).alias("denominator"),
+        F.count("*").alias("pairs"),
+    )
+    return per.select("position").distinct().join(sums, "position", "left").select(
+        "position",
+        F.coalesce("numerator", F.lit(0.0)).alias("numerator"),
+        F.coalesce("denominator", F.lit(0.0)).alias("denominator"),
+        F.coalesce("pairs", F.lit(0)).cast("long").alias("pairs"),
+    )
+
+
 def read_window(lakehouse, table: str, cfg: WindowJobConfig) -> DataFrame:
     """The rows of daily rollup ``table`` in ``cfg``'s window; fails naming each day of the window
     that has search logs but no rollup (a window job must not silently count fewer days)."""
@@ -80,7 +106,7 @@ def read_window(lakehouse, table: str, cfg: WindowJobConfig) -> DataFrame:
 
 
 def run(cfg: RollupLogsConfig) -> dict[str, int]:
-    """Write both daily tables for cfg.ds; return their row counts."""
+    """Write the three daily tables for cfg.ds; return their row counts."""
     from lore_ml.lakehouse import open_lakehouse, stage
 
     lakehouse = open_lakehouse(cfg)
@@ -90,8 +116,9 @@ def run(cfg: RollupLogsConfig) -> dict[str, int]:
     searches = stage(transform_daily_searches(logs), cfg.lakehouse, "daily_searches", cfg.ds_str)  # read twice
     lakehouse.write_partition(searches, "silver.daily_searches", cfg.ds_str)
     lakehouse.write_partition(transform_daily_impressions(logs, searches), "silver.daily_impressions", cfg.ds_str)
-    return {table: lakehouse.read_partition(table, cfg.ds_str).count()
-            for table in ("silver.daily_searches", "silver.daily_impressions")}
+    impressions = lakehouse.read_partition("silver.daily_impressions", cfg.ds_str)
+    lakehouse.write_partition(transform_daily_position_ratios(impressions), "silver.daily_position_ratios", cfg.ds_str)
+    return {table: lakehouse.read_partition(table, cfg.ds_str).count() for table in TABLES}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -97,7 +97,8 @@ def run(cfg: DemoConfig) -> dict:
     if results:
         print(format_counts(results))
 
-    todo = [d for d in manifest["days"] if d in todo or not exists("silver.daily_impressions", d)]
+    # rollup_logs writes its tables in order: a day holding the last one holds them all
+    todo = [d for d in manifest["days"] if d in todo or not exists(rollup_logs.TABLES[-1], d)]
     t = progress.step("daily log rollups", reused=not todo)
     for d in todo:
         rollup_logs.run(rollup_logs.RollupLogsConfig.load(overrides={**shared, "ds": d}))

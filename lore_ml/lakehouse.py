@@ -99,6 +99,12 @@ SCHEMAS: dict[str, StructType] = {
         ("purchases", LONG, False),
         ("skips", LONG, False),  # not clicked, shown above a clicked item of the same request
     ),
+    "silver.daily_position_ratios": _schema(
+        ("position", INT, False),
+        ("numerator", DBL, False),  # Σ m·ctr at this position over the day's pairs also shown at 1
+        ("denominator", DBL, False),  # Σ m·ctr at position 1 over the same pairs
+        ("pairs", LONG, False),  # (query, item) pairs shown at both positions that day
+    ),
     "silver.query_tiers": _schema(
         ("query_norm", STR, False),
         ("query_hash", STR, False),

@@ -45,9 +45,9 @@ def with_query_norm(df: DataFrame, query_col: str = "query", unique_keys: bool =
     return with_python_column(df, query_col, normalize_query, "query_norm", unique_keys)
 
 
-def with_split(df: DataFrame, query_col: str, out_col: str = "split") -> DataFrame:
+def with_split(df: DataFrame, query_col: str, out_col: str = "split", unique_keys: bool = False) -> DataFrame:
     """``df`` plus ``out_col`` = :func:`lore_ml.labels.split_for_query` of ``query_col``."""
-    return with_python_column(df, query_col, split_for_query, out_col)
+    return with_python_column(df, query_col, split_for_query, out_col, unique_keys)
 
 
 def query_hash_column(normalized: Column) -> Column:

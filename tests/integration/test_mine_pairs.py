@@ -7,15 +7,15 @@ from jobs.mine_pairs import (
     MinePairsConfig,
     propensities,
     transform_behaviour,
+    transform_hard_negatives,
     transform_position_ctr_ratios,
     transform_training_pairs,
     transform_weak_labels,
-    transform_window_impressions,
 )
-from jobs.rollup_logs import transform_daily_impressions, transform_daily_searches
+from jobs.rollup_logs import transform_daily_impressions, transform_daily_position_ratios, transform_daily_searches
 
 LOG_COLUMNS = "request_id string, query string, item_id string, position int, clicked boolean, carted boolean, purchased boolean"
-WEAK_COLUMNS = "query string, query_norm string, item_id string, label string, dimension string, source string, confidence double"
+WEAK_COLUMNS = "query_norm string, item_id string, label string, dimension string, source string, confidence double"
 
 
 def cfg(**overrides):
@@ -24,9 +24,9 @@ def cfg(**overrides):
 
 def impressions(spark, rows):
     """rows: (request_id, query, item_id, position, clicked[, carted, purchased]) -> their impressions
-    per (query, item, position) over a one-day window."""
+    per (query, item, position): the daily rollup of a one-day window."""
     logs = spark.createDataFrame([tuple(r) + (False,) * (7 - len(r)) for r in rows], LOG_COLUMNS)
-    return transform_window_impressions(transform_daily_impressions(logs, transform_daily_searches(logs)))
+    return transform_daily_impressions(logs, transform_daily_searches(logs))
 
 
 def test_position_bias_from_pairs_shown_at_two_positions(spark):
@@ -36,7 +36,8 @@ def test_position_bias_from_pairs_shown_at_two_positions(spark):
     # (q, b): position 1 twice (2 clicks), position 2 six times (3 clicks)
     rows += [(f"b1-{i}", "q", "b", 1, True) for i in range(2)] + [(f"b2-{i}", "q", "b", 2, i < 3) for i in range(6)]
     rows += [("c", "q", "c", 3, True)]  # position 3 never seen with position 1: no evidence
-    ratios = [tuple(r) for r in transform_position_ctr_ratios(impressions(spark, rows), cfg()).collect()]
+    daily_ratios = transform_daily_position_ratios(impressions(spark, rows))
+    ratios = [tuple(r) for r in transform_position_ctr_ratios(daily_ratios, cfg()).collect()]
     # θ2/θ1 = (4·1/4 + 2·3/6) / (4·2/4 + 2·2/2) = 2/4
     assert propensities(ratios, 3) == {1: 1.0, 2: 0.5, 3: 0.5}
 
@@ -49,8 +50,8 @@ def test_debiased_clicks_and_skip_above(spark):
     rows += [("s", "q", "a", 1, False), ("s", "q", "b", 2, False)]  # no click in the request: no skips
     behaviour = transform_behaviour(impressions(spark, rows), theta)
     expected = spark.createDataFrame(
-        [("q", "q", "a", 5, 5.0, 0, 0, 0, 4), ("q", "q", "b", 5, 2.5, 1, 0, 0, 3), ("q", "q", "c", 4, 1.0, 4, 2, 1, 0)],
-        "query string, query_norm string, item_id string, impressions long, examinations double, clicks long, carts long, "
+        [("q", "a", 5, 5.0, 0, 0, 0, 4), ("q", "b", 5, 2.5, 1, 0, 0, 3), ("q", "c", 4, 1.0, 4, 2, 1, 0)],
+        "query_norm string, item_id string, impressions long, examinations double, clicks long, carts long, "
         "purchases long, skips long",
     )
     assertDataFrameEqual(behaviour, expected, checkRowOrder=False)
@@ -58,13 +59,30 @@ def test_debiased_clicks_and_skip_above(spark):
     weak = transform_weak_labels(behaviour, cfg(min_examinations=1.0))
     expected_weak = spark.createDataFrame(
         [
-            ("q", "q", "a", "L1", None, "skip_above", 5 / 10),  # CTR 0/5, skipped 4 times; confidence 5/(5+5)
-            ("q", "q", "b", "L3", None, "click", 2.5 / 7.5),  # debiased CTR 1/2.5 = 0.4: in [0.25, 0.5)
-            ("q", "q", "c", "L4", None, "purchase", 0.9),
+            ("q", "a", "L1", None, "skip_above", 5 / 10),  # CTR 0/5, skipped 4 times; confidence 5/(5+5)
+            ("q", "b", "L3", None, "click", 2.5 / 7.5),  # debiased CTR 1/2.5 = 0.4: in [0.25, 0.5)
+            ("q", "c", "L4", None, "purchase", 0.9),
         ],
         WEAK_COLUMNS,
     )
     assertDataFrameEqual(weak, expected_weak, checkRowOrder=False, rtol=1e-9)
+
+
+def test_hard_negatives_are_competitor_items_of_the_query_category(spark):
+    kg_edges = spark.createDataFrame(
+        [("brand:stridex", "brand:velora", "competitor", 0.5, 3),
+         ("brand:velora", "brand:velora kids", "sub_brand", 1.0, 2),
+         ("term:shoes", "category:shoes", "term_category", 0.9, 10)],
+        "src string, dst string, edge_type string, confidence double, support long")
+    catalog = spark.createDataFrame(
+        [("v1", "Shoes", "Velora"), ("v2", "Shoes", "Velora Kids"),  # a competitor and its sub-brand
+         ("s1", "Shoes", "Stridex"),  # the brand asked for
+         ("v3", "Socks", "Velora")],  # a competitor, another category
+        "item_id string, category string, brand string")
+    queries = spark.createDataFrame([("stridex shoes",), ("shoes",)], "query_norm string")  # "shoes" names no brand
+    expected = spark.createDataFrame(
+        [("stridex shoes", item, "L2", "brand", "hard_negative", 0.6) for item in ("v1", "v2")], WEAK_COLUMNS)
+    assertDataFrameEqual(transform_hard_negatives(queries, catalog, kg_edges, cfg()), expected, checkRowOrder=False)
 
 
 def test_gold_wins_splits_by_query_and_balances(spark):
@@ -73,19 +91,21 @@ def test_gold_wins_splits_by_query_and_balances(spark):
          ("Red Shoes", "i1", "L3", None, "test", "2026-01-01")],  # older label for the same pair
         "query string, item_id string, label string, dimension string, split string, ds string")
     weak = spark.createDataFrame(
-        [("red shoes", "red shoes", "i1", "L4", None, "purchase", 0.9),  # loses to gold
-         ("red  shoes!", "red shoes", "i2", "L3", None, "click", 0.5),  # same query: takes the gold split (test)
-         ("angle bracket", "angle bracket", "i3", "L2", None, "skip_above", 0.4),
-         ("angle bracket", "angle bracket", "i4", "L2", None, "hard_negative", 0.6),
-         ("angle bracket", "angle bracket", "i5", "L2", None, "hard_negative", 0.6)],
+        [("red shoes", "i1", "L4", None, "purchase", 0.9),  # loses to gold
+         ("red shoes", "i2", "L3", None, "click", 0.5),  # same query: takes the gold split (test)
+         ("angle bracket", "i3", "L2", None, "skip_above", 0.4),
+         ("angle bracket", "i4", "L2", None, "hard_negative", 0.6),
+         ("angle bracket", "i5", "L2", None, "hard_negative", 0.6)],
         WEAK_COLUMNS)
+    spellings = spark.createDataFrame([("red shoes", "red  shoes!"), ("angle bracket", "Angle Bracket")],
+                                      "query_norm string, query string")
     tiers = spark.createDataFrame([("red shoes", "head"), ("angle bracket", "mid")], "query_norm string, tier string")
-    pairs = transform_training_pairs(gold, weak, tiers, cfg(max_per_tier_label=2))
+    pairs = transform_training_pairs(gold, weak, spellings, tiers, cfg(max_per_tier_label=2))
     rows = {(r["query_norm"], r["item_id"]): r for r in pairs.collect()}
     assert (rows["red shoes", "i1"]["label"], rows["red shoes", "i1"]["source"], rows["red shoes", "i1"]["query"]) == (
         "L2", "gold", "Red Shoes")
     assert {r["split"] for k, r in rows.items() if k[0] == "red shoes"} == {"test"}
-    assert rows["red shoes", "i2"]["tier"] == "head"
+    assert (rows["red shoes", "i2"]["tier"], rows["red shoes", "i2"]["query"]) == ("head", "red  shoes!")
     assert {r["split"] for k, r in rows.items() if k[0] == "angle bracket"} == {"train"}
     assert sum(k[0] == "angle bracket" for k in rows) == 2  # (mid, L2) capped at 2 weak rows
     per_query = pairs.groupBy("query_norm").agg(F.countDistinct("split").alias("n")).collect()

@@ -2,7 +2,13 @@
 
 from pyspark.testing import assertDataFrameEqual
 
-from jobs.rollup_logs import RollupLogsConfig, run, transform_daily_impressions, transform_daily_searches
+from jobs.rollup_logs import (
+    RollupLogsConfig,
+    run,
+    transform_daily_impressions,
+    transform_daily_position_ratios,
+    transform_daily_searches,
+)
 
 LOG_COLUMNS = ("request_id string, query string, item_id string, position int, clicked boolean, carted boolean, "
                "purchased boolean")
@@ -44,7 +50,17 @@ def test_impressions_per_query_item_position_count_skips_above_a_click(spark):
     assertDataFrameEqual(actual.select(*expected.columns), expected, checkRowOrder=False)
 
 
-def test_run_writes_both_tables_and_is_idempotent(lakehouse, sail_spark):
+def test_position_ratios_have_a_row_for_every_position_shown(spark):
+    logs = spark.createDataFrame(LOGS, LOG_COLUMNS)
+    actual = transform_daily_position_ratios(transform_daily_impressions(logs, transform_daily_searches(logs)))
+    # No (raw query, item) was shown at two positions: only position 1 pairs with itself, m = n1:
+    # (Red Shoes, a) 2·0/2 and (red  shoes!, a) 1·1/1 on both sides; positions 2 and 3 hold zeros.
+    expected = spark.createDataFrame([(1, 1.0, 1.0, 2), (2, 0.0, 0.0, 0), (3, 0.0, 0.0, 0)],
+                                     "position int, numerator double, denominator double, pairs long")
+    assertDataFrameEqual(actual, expected, checkRowOrder=False)
+
+
+def test_run_writes_every_table_and_is_idempotent(lakehouse, sail_spark):
     import datetime as dt
 
     from lore_ml.lakehouse import SCHEMAS, content_hash
@@ -53,7 +69,8 @@ def test_run_writes_both_tables_and_is_idempotent(lakehouse, sail_spark):
     rows = [(r, dt.datetime(2026, 1, 31), "u", q, i, p, c, ca, pu) for r, q, i, p, c, ca, pu in LOGS]
     lakehouse.write_partition(sail_spark.createDataFrame(rows, columns), "bronze.search_log", "2026-01-31")
     cfg = RollupLogsConfig.load(overrides={"ds": "2026-01-31", "lakehouse": {"root": lakehouse.config.root}})
-    assert run(cfg) == {"silver.daily_searches": 2, "silver.daily_impressions": 5}
+    counts = {"silver.daily_searches": 2, "silver.daily_impressions": 5, "silver.daily_position_ratios": 3}
+    assert run(cfg) == counts
     before = content_hash(lakehouse.read_partition("silver.daily_impressions", "2026-01-31"))
-    assert run(cfg) == {"silver.daily_searches": 2, "silver.daily_impressions": 5}
+    assert run(cfg) == counts
     assert content_hash(lakehouse.read_partition("silver.daily_impressions", "2026-01-31")) == before
