@@ -126,9 +126,9 @@ def _terms(df: DataFrame) -> DataFrame:
     return df.select("*", F.explode(F.array_distinct(F.split("query_norm", " "))).alias("term"))
 
 
-def transform_query_votes(clicks: DataFrame, catalog: DataFrame, min_share: float = 0.5) -> DataFrame:
-    """Per query and fact dimension (``category`` and each attribute): the value most of its
-    clicks land on (≥ ``min_share``), as (query_norm, dimension, value).
+def transform_query_votes(clicks: DataFrame, catalog: DataFrame) -> DataFrame:
+    """Per query and fact dimension (``category`` and each attribute): the value that more than half
+    of its clicks land on, as (query_norm, dimension, value); a query split evenly casts no vote.
 
     The term→category and value-synonym edges both count these votes: counting queries rather
     than clicks keeps one heavy head query from deciding what a term means. The job stages them
@@ -136,13 +136,10 @@ def transform_query_votes(clicks: DataFrame, catalog: DataFrame, min_share: floa
     """
     facts = _categories(catalog).unionByName(_attribute_values(catalog))
     per = clicks.join(facts, "item_id").groupBy("query_norm", "dimension", "value").agg(F.sum("clicks").alias("c"))
-    query_dimension = Window.partitionBy("query_norm", "dimension")  # a self-join would compute `per` twice
-    return (
-        per.withColumns({"total": F.sum("c").over(query_dimension), "top": F.max("c").over(query_dimension)})
-        .where((F.col("c") == F.col("top")) & (F.col("c") >= F.lit(min_share) * F.col("total")))
-        .groupBy("query_norm", "dimension")
-        .agg(F.min("value").alias("value"))  # a tie at the top: the smallest value, deterministically
-    )
+    # A strict majority is unique, so max_by needs no tie-break (and is a hash aggregate, not a window).
+    top = per.groupBy("query_norm", "dimension").agg(
+        F.sum("c").alias("total"), F.max("c").alias("top"), F.max_by("value", "c").alias("value"))
+    return top.where(2 * F.col("top") > F.col("total")).select("query_norm", "dimension", "value")
 
 
 def _term_edges(votes: DataFrame, min_support: int, min_confidence: float) -> DataFrame:
@@ -248,16 +245,20 @@ def transform_value_synonym_edges(votes: DataFrame, cfg: BuildKgConfig) -> DataF
 
 def transform_kg_edges(catalog: DataFrame, clicks: DataFrame, votes: DataFrame, cfg: BuildKgConfig) -> DataFrame:
     """Every edge type from the catalog, :func:`transform_clicks` and :func:`transform_query_votes`,
-    deduplicated on (src, dst, edge_type)."""
-    edges = (
-        transform_item_edges(catalog)
-        .unionByName(transform_brand_edges(catalog, cfg))
+    one row per (src, dst, edge_type).
+
+    Item facts are unique as built (ingest keeps one catalog row per item id; attributes are a
+    map), so only the small mined edge sets are deduplicated, not the million item edges.
+    """
+    mined = (
+        transform_brand_edges(catalog, cfg)
         .unionByName(transform_term_category_edges(votes, cfg))
         .unionByName(transform_synonym_edges(clicks, catalog, cfg))
         .unionByName(transform_value_synonym_edges(votes, cfg))
+        .groupBy("src", "dst", "edge_type")
+        .agg(F.max("confidence").alias("confidence"), F.max("support").alias("support"))
     )
-    return edges.groupBy("src", "dst", "edge_type").agg(
-        F.max("confidence").alias("confidence"), F.max("support").alias("support"))
+    return transform_item_edges(catalog).unionByName(mined)
 
 
 def transform_kg_nodes(edges: DataFrame, catalog: DataFrame) -> DataFrame:

@@ -30,6 +30,9 @@ from lore_ml.text import normalize_query
 PRICE_LIMIT = re.compile(r"\b(?:under|below|less than|max|up to)\s+\$?(\d+(?:\.\d+)?)")
 EXCLUDED = re.compile(r"\b(?:without|no)\s+([a-z][a-z-]*(?:\s[a-z][a-z-]*)?)")
 REQUIRED = re.compile(r"\bwith\s+([a-z][a-z-]*(?:\s[a-z][a-z-]*)?)")
+# Demands on these come from their own rules (the KG, "with"/"without", "N-pack", "official store"),
+# never from an attribute value or a KG value synonym that merely appears in the query.
+DIMENSIONS_WITH_OWN_RULES = ("category", "brand", "store", "component", "bundle")
 
 
 @dataclass
@@ -70,12 +73,13 @@ def extract_demands(query: str, item: Mapping[str, Any], kg: KnowledgeGraph) -> 
         demands["category"] = best[0][0]
     text = f" {norm} "
     for dimension, value in _attributes(item).items():
-        if dimension not in ("category", "brand", "store", "component", "bundle") and f" {value} " in text:
+        if dimension not in DIMENSIONS_WITH_OWN_RULES and f" {value} " in text:
             demands[dimension] = value
     for word in words:
         for target, _ in kg.value_synonyms.get(word, [])[:1]:
             dimension, _, value = target.partition("=")
-            demands.setdefault(dimension, value)
+            if dimension not in DIMENSIONS_WITH_OWN_RULES:
+                demands.setdefault(dimension, value)
     if (match := PRICE_LIMIT.search(norm)) is not None:
         demands["price"] = match.group(1)
     if (match := EXCLUDED.search(norm)) is not None:

@@ -61,6 +61,19 @@ def test_sub_brands_and_competitors(spark):
     assertDataFrameEqual(transform_brand_edges(cat, cfg()), expected, checkRowOrder=False)
 
 
+def test_a_query_votes_for_the_value_most_of_its_clicks_land_on(spark):
+    cat = catalog(spark, [("r1", "B", "shoes", {"color": "Red"}), ("r2", "B", "shoes", {"color": "red"}),
+                          ("b1", "B", "boots", {"color": "blue"})])
+    log = clicks_log(spark, {
+        "red shoes": {"r1": 1, "r2": 1, "b1": 1},  # 2 of 3 clicks red (values are lower-cased), 2 of 3 shoes
+        "shoes or boots": {"r1": 2, "b1": 2},  # an even split casts no vote
+    })
+    expected = spark.createDataFrame(
+        [("red shoes", "category", "shoes"), ("red shoes", "color", "red")],
+        "query_norm string, dimension string, value string")
+    assertDataFrameEqual(transform_query_votes(transform_clicks(log), cat), expected, checkRowOrder=False)
+
+
 def test_term_category_counts_queries_not_clicks(spark):
     cat = catalog(spark, [("shoe", "B", "running shoes", {}), ("case", "B", "phone case", {})])
     log = clicks_log(spark, {

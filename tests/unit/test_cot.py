@@ -12,6 +12,7 @@ KG = KnowledgeGraph.from_edges(
         ("brand:aeroline", "brand:stridex", "competitor", 0.5),
         ("term:sneakers", "category:running shoes", "term_category", 0.9),
         ("term:mens", "value:audience=men", "value_synonym", 0.9),
+        ("term:shade", "value:component=shade", "value_synonym", 0.8),  # components have their own rule
     ],
     brands=["stridex", "aeroline", "stridex pro"],
 )
@@ -23,6 +24,12 @@ def test_demands_from_text_kg_and_item_vocabulary():
     demands = extract_demands("Stridex red sneakers mens under 100 without laces", SHOE, KG)
     assert demands == {"brand": "stridex", "category": "running shoes", "color": "red", "audience": "men",
                        "price": "100", "component": "without laces"}
+
+
+def test_a_value_synonym_never_makes_a_component_demand():
+    # "with"/"without" decide component demands; a mined synonym of a component value does not
+    assert "component" not in extract_demands("lamp shade", SHOE, KG)
+    assert extract_demands("lamp with shade", SHOE, KG)["component"] == "with shade"
 
 
 @pytest.mark.parametrize(
