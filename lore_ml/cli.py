@@ -20,7 +20,7 @@ COMMANDS = {
     "generate": ("jobs.generate_marketplace", "Generate the synthetic marketplace raw drops."),
     "ingest": ("jobs.ingest", "Raw drops of one day -> bronze Delta tables + quarantine."),
     "load-home-depot": ("jobs.load_home_depot", "Load the human-rated Home Depot pairs into bronze."),
-    "rollup-logs": ("jobs.rollup_logs", "One day of search logs -> silver.daily_searches / silver.daily_impressions."),
+    "rollup-logs": ("jobs.rollup_logs", "One day of search logs -> the silver.daily_* rollups the window jobs read."),
     "stratify": ("jobs.stratify", "Daily searches over a trailing window -> silver.query_tiers."),
     "build-kg": ("jobs.build_kg", "Catalog + daily clicks -> silver.kg_nodes / silver.kg_edges."),
     "mine-pairs": ("jobs.mine_pairs", "Human labels + behaviour + KG -> silver.training_pairs."),
