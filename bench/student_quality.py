@@ -1,7 +1,7 @@
 """The students against what a user would reach for, on the Home Depot **test** split.
 
     .venv/bin/lore distill --ds 2026-01-31 --dataset home_depot --set out_dir=artifacts/students-hd
-    .venv/bin/lore distill --ds 2026-01-31 --dataset home_depot --student cross --epochs 0.5 \
+    .venv/bin/lore distill --ds 2026-01-31 --dataset home_depot --student cross --epochs 1 \
         --set out_dir=artifacts/students-hd --set cross.level_weight=2.0
     .venv/bin/python bench/student_quality.py
 
