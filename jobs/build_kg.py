@@ -23,7 +23,7 @@ import logging
 import sys
 
 from pydantic import Field
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from lore_ml.config import WindowJobConfig
@@ -61,21 +61,31 @@ def _lower(col: str) -> Column:
     return F.lower(F.trim(F.col(col)))
 
 
-def transform_item_edges(catalog: DataFrame) -> DataFrame:
-    """Item → brand / category / attribute value, one edge per fact (confidence 1)."""
-    item = _node_id("item", F.col("item_id"))
-    brand = catalog.where(F.col("brand").isNotNull()).select(
-        item.alias("src"), _node_id("brand", _lower("brand")).alias("dst"))
-    category = catalog.where(F.col("category").isNotNull()).select(
-        item.alias("src"), _node_id("category", _lower("category")).alias("dst"))
-    values = _attribute_values(catalog).select(
-        item.alias("src"), _node_id("value", F.concat_ws("=", "dimension", "value")).alias("dst"))
-    one = {"confidence": F.lit(1.0), "support": F.lit(1)}
-    return (
-        _edges(brand.withColumns(one), "has_brand")
-        .unionByName(_edges(category.withColumns(one), "in_category"))
-        .unionByName(_edges(values.withColumns(one), "has_value"))
+def transform_item_facts(catalog: DataFrame) -> DataFrame:
+    """(item_id, dimension, value): every item's brand, category and attribute values, lower-cased.
+
+    The item edges, the query votes and the synonym filter all read these; the job stages them
+    once rather than exploding the catalog's attribute maps for each.
+    """
+    brand = catalog.select("item_id", F.lit("brand").alias("dimension"), _lower("brand").alias("value"))
+    category = catalog.select("item_id", F.lit("category").alias("dimension"), _lower("category").alias("value"))
+    return brand.unionByName(category).where(F.col("value").isNotNull()).unionByName(_attribute_values(catalog))
+
+
+def transform_item_edges(facts: DataFrame) -> DataFrame:
+    """Item → brand / category / attribute value (:func:`transform_item_facts`), one edge per
+    fact (confidence 1)."""
+    dimension, value = F.col("dimension"), F.col("value")
+    dst = (
+        F.when(dimension == "brand", _node_id("brand", value))
+        .when(dimension == "category", _node_id("category", value))
+        .otherwise(_node_id("value", F.concat_ws("=", dimension, value)))
     )
+    edge_type = F.when(dimension == "brand", F.lit("has_brand")).when(
+        dimension == "category", F.lit("in_category")).otherwise(F.lit("has_value"))
+    return facts.select(
+        _node_id("item", F.col("item_id")).alias("src"), dst.alias("dst"), edge_type.alias("edge_type"),
+        F.lit(1.0).alias("confidence"), F.lit(1).cast("long").alias("support"))
 
 
 def transform_brand_edges(catalog: DataFrame, cfg: BuildKgConfig) -> DataFrame:
@@ -126,16 +136,15 @@ def _terms(df: DataFrame) -> DataFrame:
     return df.select("*", F.explode(F.array_distinct(F.split("query_norm", " "))).alias("term"))
 
 
-def transform_query_votes(clicks: DataFrame, catalog: DataFrame) -> DataFrame:
+def transform_query_votes(clicks: DataFrame, facts: DataFrame) -> DataFrame:
     """Per query and fact dimension (``category`` and each attribute): the value that more than half
     of its clicks land on, as (query_norm, dimension, value); a query split evenly casts no vote.
 
-    The term→category and value-synonym edges both count these votes: counting queries rather
+    ``facts`` are :func:`transform_item_facts`; brands cast no vote. The term→category and value-synonym edges both count these votes: counting queries rather
     than clicks keeps one heavy head query from deciding what a term means. The job stages them
     once, since both edge types read them several times.
     """
-    facts = _categories(catalog).unionByName(_attribute_values(catalog))
-    per = clicks.join(facts, "item_id").groupBy("query_norm", "dimension", "value").agg(F.sum("clicks").alias("c"))
+    per = clicks.join(facts.where(F.col("dimension") != "brand"), "item_id").groupBy("query_norm", "dimension", "value").agg(F.sum("clicks").alias("c"))
     # A strict majority is unique, so max_by needs no tie-break (and is a hash aggregate, not a window).
     top = per.groupBy("query_norm", "dimension").agg(
         F.sum("c").alias("total"), F.max("c").alias("top"), F.max_by("value", "c").alias("value"))
@@ -151,11 +160,6 @@ def _term_edges(votes: DataFrame, min_support: int, min_confidence: float) -> Da
         .withColumn("confidence", F.col("support") / F.col("queries"))
         .where((F.col("support") >= min_support) & (F.col("confidence") >= min_confidence))
     )
-
-
-def _categories(catalog: DataFrame) -> DataFrame:
-    return catalog.where(F.col("category").isNotNull()).select(
-        "item_id", F.lit("category").alias("dimension"), _lower("category").alias("value"))
 
 
 def _attribute_values(catalog: DataFrame) -> DataFrame:
@@ -174,24 +178,33 @@ def transform_term_category_edges(votes: DataFrame, cfg: BuildKgConfig) -> DataF
     return _edges(edges, "term_category")
 
 
-def transform_synonym_edges(clicks: DataFrame, catalog: DataFrame, cfg: BuildKgConfig) -> DataFrame:
-    """Phrases that replace each other in two queries whose clicks land on the same items.
+def transform_synonym_candidates(clicks: DataFrame, cfg: BuildKgConfig) -> DataFrame:
+    """Phrase pairs (p1 < p2) that replace each other in two queries whose clicks land on the same
+    items, with support and confidence; :func:`transform_synonym_edges` drops the alternatives.
 
     Queries q1 < q2 sharing clicked items with overlap = Σ min(clicks) / (clicks1 + clicks2 - Σ min)
     ≥ ``synonym_min_overlap``, sharing at least one word and differing by one or two words on
-    each side yield the pair of differing phrases; support = number of such query pairs. Brand names and numbers never
-    count as synonyms (they are competitors or quantities).
+    each side yield the pair of differing phrases; support = number of such query pairs,
+    confidence = their mean overlap. Numbers never count (they are quantities). Only each item's
+    ``synonym_max_queries_per_item`` most-clicked queries are paired.
+
+    The query pairs come from each item's list of queries, exploded against itself: on Sail a
+    self-join recomputes both sides, the list is built once.
     """
-    top = Window.partitionBy("item_id").orderBy(F.desc("clicks"), "query_norm")
-    kept = clicks.withColumn("n", F.row_number().over(top)).where(F.col("n") <= cfg.synonym_max_queries_per_item)
-    totals = clicks.groupBy("query_norm").agg(F.sum("clicks").alias("total"))
-    a, b = kept.alias("a"), kept.alias("b")
+    by_query = clicks.groupBy("query_norm").agg(
+        F.sum("clicks").alias("total"), F.collect_list(F.struct("item_id", "clicks")).alias("items"))
+    entry = F.struct((-F.col("clicks")).alias("order"), "query_norm", "clicks", "total")
+    per_item = by_query.select("query_norm", "total", F.inline("items")).groupBy("item_id").agg(
+        F.slice(F.array_sort(F.collect_list(entry)), 1, cfg.synonym_max_queries_per_item).alias("queries"))
     pairs = (
-        a.join(b, (F.col("a.item_id") == F.col("b.item_id")) & (F.col("a.query_norm") < F.col("b.query_norm")))
-        .groupBy(F.col("a.query_norm").alias("q1"), F.col("b.query_norm").alias("q2"))
-        .agg(F.sum(F.least("a.clicks", "b.clicks")).alias("shared"))
-        .join(totals.select(F.col("query_norm").alias("q1"), F.col("total").alias("t1")), "q1")
-        .join(totals.select(F.col("query_norm").alias("q2"), F.col("total").alias("t2")), "q2")
+        per_item.select(F.explode("queries").alias("a"), "queries")
+        .select("a", F.explode("queries").alias("b"))
+        .where(F.col("a.query_norm") < F.col("b.query_norm"))
+        .select(F.col("a.query_norm").alias("q1"), F.col("b.query_norm").alias("q2"),
+                F.least("a.clicks", "b.clicks").alias("shared"), F.col("a.total").alias("t1"),
+                F.col("b.total").alias("t2"))
+        .groupBy("q1", "q2", "t1", "t2")
+        .agg(F.sum("shared").alias("shared"))
         .withColumn("overlap", F.col("shared") / (F.col("t1") + F.col("t2") - F.col("shared")))
         .where(F.col("overlap") >= cfg.synonym_min_overlap)
     )
@@ -203,22 +216,31 @@ def transform_synonym_edges(clicks: DataFrame, catalog: DataFrame, cfg: BuildKgC
     phrases = diffs.select(
         F.array_join("d1", " ").alias("p1"), F.array_join("d2", " ").alias("p2"), "overlap"
     ).select(F.least("p1", "p2").alias("p1"), F.greatest("p1", "p2").alias("p2"), "overlap")
-    # Alternatives, not synonyms: two brands (competitors) or two values of one attribute (red/blue).
-    brands = catalog.select(_lower("brand").alias("p1")).where(F.col("p1").isNotNull()).distinct()
-    values = _attribute_values(catalog).select("dimension", "value").distinct()
-    alternatives = brands.crossJoin(brands.withColumnRenamed("p1", "p2")).unionByName(
-        values.alias("x").join(values.alias("y"), "dimension").select(
-            F.col("x.value").alias("p1"), F.col("y.value").alias("p2")))
     has_digit = F.col("p1").rlike("[0-9]") | F.col("p2").rlike("[0-9]")
-    edges = (
+    return (
         phrases.where(~has_digit)
-        .join(alternatives, ["p1", "p2"], "left_anti")
         .groupBy("p1", "p2")
         .agg(F.count("*").alias("support"), F.avg("overlap").alias("confidence"))
         .where(F.col("support") >= cfg.synonym_min_support)
-        .select(_node_id("term", F.col("p1")).alias("src"), _node_id("term", F.col("p2")).alias("dst"),
-                "confidence", "support")
     )
+
+
+def transform_synonym_edges(candidates: DataFrame, facts: DataFrame) -> DataFrame:
+    """``synonym`` edges: the :func:`transform_synonym_candidates` that are not alternatives, i.e.
+    two brands (competitors) or two values of one attribute (red/blue) per ``facts``
+    (:func:`transform_item_facts`). Only the candidates' phrases are looked up, never every pair
+    of brands or values."""
+    kinds = facts.where(F.col("dimension") != "category").select(
+        F.col("dimension").alias("kind"), F.col("value").alias("phrase")).distinct()
+    alternatives = (
+        candidates.select("p1", "p2", F.explode(F.array("p1", "p2")).alias("phrase"))
+        .join(kinds, "phrase")
+        .groupBy("p1", "p2", "kind").agg(F.count("*").alias("sides"))
+        .where(F.col("sides") == 2)  # both phrases are of this kind (p1 != p2)
+        .select("p1", "p2")
+    )
+    edges = candidates.join(alternatives, ["p1", "p2"], "left_anti").select(
+        _node_id("term", F.col("p1")).alias("src"), _node_id("term", F.col("p2")).alias("dst"), "confidence", "support")
     return _edges(edges, "synonym")
 
 
@@ -243,9 +265,11 @@ def transform_value_synonym_edges(votes: DataFrame, cfg: BuildKgConfig) -> DataF
     return _edges(edges, "value_synonym")
 
 
-def transform_kg_edges(catalog: DataFrame, clicks: DataFrame, votes: DataFrame, cfg: BuildKgConfig) -> DataFrame:
-    """Every edge type from the catalog, :func:`transform_clicks` and :func:`transform_query_votes`,
-    one row per (src, dst, edge_type).
+def transform_kg_edges(
+    catalog: DataFrame, facts: DataFrame, votes: DataFrame, synonym_candidates: DataFrame, cfg: BuildKgConfig
+) -> DataFrame:
+    """Every edge type from the catalog, its :func:`transform_item_facts`, :func:`transform_query_votes`
+    and :func:`transform_synonym_candidates`: one row per (src, dst, edge_type).
 
     Item facts are unique as built (ingest keeps one catalog row per item id; attributes are a
     map), so only the small mined edge sets are deduplicated, not the million item edges.
@@ -253,12 +277,12 @@ def transform_kg_edges(catalog: DataFrame, clicks: DataFrame, votes: DataFrame, 
     mined = (
         transform_brand_edges(catalog, cfg)
         .unionByName(transform_term_category_edges(votes, cfg))
-        .unionByName(transform_synonym_edges(clicks, catalog, cfg))
+        .unionByName(transform_synonym_edges(synonym_candidates, facts))
         .unionByName(transform_value_synonym_edges(votes, cfg))
         .groupBy("src", "dst", "edge_type")
         .agg(F.max("confidence").alias("confidence"), F.max("support").alias("support"))
     )
-    return transform_item_edges(catalog).unionByName(mined)
+    return transform_item_edges(facts).unionByName(mined)
 
 
 def transform_kg_nodes(edges: DataFrame, catalog: DataFrame) -> DataFrame:
@@ -295,8 +319,10 @@ def run(cfg: BuildKgConfig) -> dict[str, int]:
     daily_impressions = read_window(lakehouse, "silver.daily_impressions", cfg)
     # Sail keeps no cache(): results read by several transforms are staged once.
     clicks = stage(transform_clicks(daily_impressions), cfg.lakehouse, "kg_clicks", cfg.ds_str)
-    votes = stage(transform_query_votes(clicks, catalog), cfg.lakehouse, "kg_votes", cfg.ds_str)
-    lakehouse.write_partition(transform_kg_edges(catalog, clicks, votes, cfg), "silver.kg_edges", cfg.ds_str)
+    facts = stage(transform_item_facts(catalog), cfg.lakehouse, "kg_item_facts", cfg.ds_str)
+    votes = stage(transform_query_votes(clicks, facts), cfg.lakehouse, "kg_votes", cfg.ds_str)
+    synonyms = stage(transform_synonym_candidates(clicks, cfg), cfg.lakehouse, "kg_synonyms", cfg.ds_str)
+    lakehouse.write_partition(transform_kg_edges(catalog, facts, votes, synonyms, cfg), "silver.kg_edges", cfg.ds_str)
     edges = lakehouse.read_partition("silver.kg_edges", cfg.ds_str)
     lakehouse.write_partition(transform_kg_nodes(edges, catalog), "silver.kg_nodes", cfg.ds_str)
     return {r["edge_type"]: r["count"] for r in edges.groupBy("edge_type").count().collect()}

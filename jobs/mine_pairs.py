@@ -211,7 +211,7 @@ def transform_training_pairs(
     ``tiers`` (query_norm, tier). Only the gold queries are normalised here: the weak rows carry
     the ``query_norm`` of the daily rollups.
     """
-    from lore_ml.spark_udfs import with_query_norm, with_split
+    from lore_ml.spark_udfs import split_column, with_query_norm
 
     latest_gold = Window.partitionBy("query", "item_id").orderBy(F.desc("ds"), F.desc("label"), "dimension")
     gold_rows = with_query_norm(
@@ -229,7 +229,7 @@ def transform_training_pairs(
     # One split per normalised query: the most held-out of its gold spellings' splits, else its own.
     gold_rank = gold_rows.groupBy("query_norm").agg(F.max(_lookup(F.col("split"), SPLIT_RANK, None)).alias("rank"))
     keys = gold_rows.select("query_norm").unionByName(weak_rows.select("query_norm")).distinct()
-    splits = with_split(keys, "query_norm", "own_split", unique_keys=True).join(gold_rank, "query_norm", "left")
+    splits = keys.withColumn("own_split", split_column(F.col("query_norm"))).join(gold_rank, "query_norm", "left")
     rank_to_split = {rank: split for split, rank in SPLIT_RANK.items()}
     splits = splits.select("query_norm", F.coalesce(_lookup(F.col("rank"), rank_to_split, None), "own_split").alias("split"))
     rows = rows.drop("split", "n").join(splits, "query_norm", "left")
@@ -259,7 +259,9 @@ def run(cfg: MinePairsConfig) -> list[tuple]:
     log.info("position propensities: %s", {k: round(v, 3) for k, v in theta.items()})
     weak = transform_weak_labels(transform_behaviour(read_window(lakehouse, "silver.daily_impressions", cfg), theta),
                                  cfg)
-    spellings = transform_query_spellings(read_window(lakehouse, "silver.daily_searches", cfg))
+    # Sail keeps no cache(): the hard negatives and the merge both read the spellings.
+    spellings = stage(transform_query_spellings(read_window(lakehouse, "silver.daily_searches", cfg)),
+                      cfg.lakehouse, "query_spellings", cfg.ds_str)
     catalog = lakehouse.read_snapshot("bronze.catalog", cfg.ds_str)
     if lakehouse.has_partition("silver.kg_edges", cfg.ds_str) and catalog is not None:
         kg_edges = lakehouse.read_partition("silver.kg_edges", cfg.ds_str)

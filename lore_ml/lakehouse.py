@@ -300,7 +300,8 @@ def stage(df: DataFrame, lakehouse: LakehouseConfig, name: str, ds: str) -> Data
     """
     path = staging_path(lakehouse, name, ds)
     df.write.mode("overwrite").parquet(path)
-    return df.sparkSession.read.parquet(path)
+    # With the schema given, an empty result (no Parquet file written) reads back as empty, not schemaless.
+    return df.sparkSession.read.schema(df.schema).parquet(path)
 
 
 def open_lakehouse(cfg) -> Lakehouse:

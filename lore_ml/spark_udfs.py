@@ -50,6 +50,14 @@ def with_split(df: DataFrame, query_col: str, out_col: str = "split", unique_key
     return with_python_column(df, query_col, split_for_query, out_col, unique_keys)
 
 
+def split_column(normalized: Column) -> Column:
+    """Spark column version of :func:`lore_ml.labels.split_for_query` for *normalised* queries
+    (already stripped and case-folded, so the rule is the last hex digit of their SHA-1): no
+    Python worker needed."""
+    last = F.substring(F.sha1(normalized.cast("binary")), -1, 1)
+    return F.when(last.isin("0", "1"), F.lit("test")).when(last == "2", F.lit("dev")).otherwise(F.lit("train"))
+
+
 def query_hash_column(normalized: Column) -> Column:
     """Spark column version of :func:`lore_ml.text.query_hash`: SHA-1 of the UTF-8 bytes, 16 hex digits."""
     return F.substring(F.sha1(normalized.cast("binary")), 1, 16)

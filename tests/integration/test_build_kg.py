@@ -7,9 +7,11 @@ from jobs.build_kg import (
     BuildKgConfig,
     transform_brand_edges,
     transform_clicks,
+    transform_item_facts,
     transform_kg_edges,
     transform_kg_nodes,
     transform_query_votes,
+    transform_synonym_candidates,
     transform_synonym_edges,
     transform_term_category_edges,
     transform_value_synonym_edges,
@@ -71,7 +73,7 @@ def test_a_query_votes_for_the_value_most_of_its_clicks_land_on(spark):
     expected = spark.createDataFrame(
         [("red shoes", "category", "shoes"), ("red shoes", "color", "red")],
         "query_norm string, dimension string, value string")
-    assertDataFrameEqual(transform_query_votes(transform_clicks(log), cat), expected, checkRowOrder=False)
+    assertDataFrameEqual(transform_query_votes(transform_clicks(log), transform_item_facts(cat)), expected, checkRowOrder=False)
 
 
 def test_term_category_counts_queries_not_clicks(spark):
@@ -82,7 +84,7 @@ def test_term_category_counts_queries_not_clicks(spark):
         "blue sneakers": {"shoe": 2, "case": 1},
         "sneakers case": {"case": 3},
     })
-    actual = transform_term_category_edges(transform_query_votes(transform_clicks(log), cat), cfg())
+    actual = transform_term_category_edges(transform_query_votes(transform_clicks(log), transform_item_facts(cat)), cfg())
     expected = edges(spark, [
         ("term:sneakers", "category:running shoes", "term_category", 0.75, 3),  # 3 of 4 queries
     ])
@@ -97,9 +99,27 @@ def test_a_synonym_pair_from_co_clicked_items(spark):
         "stridex shoes": {"B": 1},  # stridex vs aeroline: brands are never synonyms
         "aeroline shoes": {"B": 1},
     })
-    actual = transform_synonym_edges(transform_clicks(log), cat, cfg())
+    actual = transform_synonym_edges(transform_synonym_candidates(transform_clicks(log), cfg()), transform_item_facts(cat))
     expected = edges(spark, [("term:running shoes", "term:sneakers", "synonym", 1.0, 2)])
     assertDataFrameEqual(actual, expected, checkRowOrder=False)
+
+
+def test_synonym_candidates_pair_only_each_items_top_queries(spark):
+    log = clicks_log(spark, {"red shoes": {"A": 5}, "crimson shoes": {"A": 4}, "scarlet shoes": {"A": 1}})
+    candidates = transform_synonym_candidates(
+        transform_clicks(log), cfg(synonym_min_support=1, synonym_max_queries_per_item=2))
+    # "scarlet shoes" is A's third query: unpaired. Overlap of the other two: min(5, 4) / (5 + 4 - 4).
+    expected = spark.createDataFrame([("crimson", "red", 1, 0.8)], "p1 string, p2 string, support long, confidence double")
+    assertDataFrameEqual(candidates, expected, checkRowOrder=False)
+
+
+def test_two_values_of_one_attribute_are_alternatives_not_synonyms(spark):
+    candidates = spark.createDataFrame([("crimson", "red", 2, 0.8)], "p1 string, p2 string, support long, confidence double")
+    both_colors = catalog(spark, [("A", None, "shoes", {"color": "Red"}), ("B", None, "shoes", {"color": "crimson"})])
+    red_only = catalog(spark, [("A", None, "shoes", {"color": "Red"}), ("B", None, "shoes", {"material": "crimson"})])
+    assert transform_synonym_edges(candidates, transform_item_facts(both_colors)).count() == 0
+    assertDataFrameEqual(transform_synonym_edges(candidates, transform_item_facts(red_only)),
+                         edges(spark, [("term:crimson", "term:red", "synonym", 0.8, 2)]))
 
 
 def test_value_synonyms(spark):
@@ -111,7 +131,7 @@ def test_value_synonyms(spark):
         "mens shoes": {"m1": 2}, "mens shirt": {"m2": 1}, "mens": {"m1": 1, "m2": 1},
         "womens shoes": {"w1": 1}, "womens shirt": {"w2": 3}, "womens": {"w1": 1},
     })
-    votes = transform_query_votes(transform_clicks(log), cat)
+    votes = transform_query_votes(transform_clicks(log), transform_item_facts(cat))
     actual = transform_value_synonym_edges(votes, cfg(value_synonym_min_lift=1.5))
     expected = edges(spark, [
         ("term:mens", "value:audience=men", "value_synonym", 1.0, 3),
@@ -123,8 +143,9 @@ def test_value_synonyms(spark):
 def test_item_facts_and_nodes(spark):
     cat = catalog(spark, [("i1", "Stridex", "Running Shoes", {"color": "Red", "brand": "Stridex"})])
     log = clicks_log(spark, {"red shoes": {"i1": 1}})
-    clicks = transform_clicks(log)
-    all_edges = transform_kg_edges(cat, clicks, transform_query_votes(clicks, cat), cfg())
+    clicks, facts = transform_clicks(log), transform_item_facts(cat)
+    votes, synonyms = transform_query_votes(clicks, facts), transform_synonym_candidates(clicks, cfg())
+    all_edges = transform_kg_edges(cat, facts, votes, synonyms, cfg())
     assertDataFrameEqual(all_edges, edges(spark, [
         ("item:i1", "brand:stridex", "has_brand", 1.0, 1),
         ("item:i1", "category:running shoes", "in_category", 1.0, 1),

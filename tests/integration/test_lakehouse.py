@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 from pyspark.sql import functions as F
 
-from lore_ml.lakehouse import SCHEMAS, SchemaMismatch, content_hash
+from lore_ml.lakehouse import SCHEMAS, SchemaMismatch, content_hash, stage
 
 LABEL_COLUMNS = "query string, item_id string, label string, dimension string, rating double, split string, source string"
 
@@ -32,6 +32,14 @@ def test_write_rejects_missing_extra_and_mistyped_columns(lakehouse, sail_spark)
         lakehouse.write_partition(good, "bronze.labels", "2026-01-01")
     with pytest.raises(ValueError):
         lakehouse.write_partition(good, "bronze.human_labels", "2026-01-01' OR '1'='1")
+
+
+def test_a_staged_empty_result_keeps_its_columns(lakehouse, sail_spark):
+    empty = labels(sail_spark, [("q", "i", "L4", None, 3.0, "train", "x")]).where(F.col("label") == "L1")
+    staged = stage(empty, lakehouse.config, "empty", "2026-01-01")
+    assert staged.schema == empty.schema and staged.count() == 0
+    staged = stage(labels(sail_spark, [("q", "i", "L4", None, 3.0, "train", "x")]), lakehouse.config, "empty", "2026-01-01")
+    assert staged.collect()[0]["query"] == "q"  # the next run overwrites the stage
 
 
 def test_rewriting_a_day_replaces_only_that_day(lakehouse, sail_spark):

@@ -5,7 +5,8 @@ import random
 from pyspark.sql import functions as F
 
 from lore_ml.marketplace import Marketplace, MarketplaceSpec
-from lore_ml.spark_udfs import query_hash_column, with_query_norm
+from lore_ml.labels import split_for_query
+from lore_ml.spark_udfs import query_hash_column, split_column, with_query_norm
 from lore_ml.text import normalize_query, query_hash
 
 ODD_CHARACTERS = (
@@ -46,3 +47,11 @@ def test_spark_and_python_give_identical_keys(spark):
     mismatches = [(r["query"], r["norm"], r["hash"]) for r in rows
                   if (r["norm"], r["hash"]) != (normalize_query(r["query"]), query_hash(normalize_query(r["query"])))]
     assert mismatches == []
+
+
+def test_the_spark_split_of_a_normalised_query_is_the_python_split(spark):
+    norms = sorted({normalize_query(q) for q in varied_queries(10_000)})
+    df = spark.createDataFrame([(q,) for q in norms], "query_norm string")
+    rows = df.select("query_norm", split_column(F.col("query_norm")).alias("split")).collect()
+    assert len(rows) == len(norms) and {r["split"] for r in rows} == {"train", "dev", "test"}
+    assert [r["query_norm"] for r in rows if r["split"] != split_for_query(r["query_norm"])] == []
