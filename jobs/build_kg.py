@@ -140,11 +140,13 @@ def transform_query_votes(clicks: DataFrame, facts: DataFrame) -> DataFrame:
     """Per query and fact dimension (``category`` and each attribute): the value that more than half
     of its clicks land on, as (query_norm, dimension, value); a query split evenly casts no vote.
 
-    ``facts`` are :func:`transform_item_facts`; brands cast no vote. The term→category and value-synonym edges both count these votes: counting queries rather
-    than clicks keeps one heavy head query from deciding what a term means. The job stages them
-    once, since both edge types read them several times.
+    ``facts`` are :func:`transform_item_facts`; brands cast no vote. The term→category and
+    value-synonym edges both count these votes: counting queries rather than clicks keeps one
+    heavy head query from deciding what a term means. The job stages them once, since both edge
+    types read them several times.
     """
-    per = clicks.join(facts.where(F.col("dimension") != "brand"), "item_id").groupBy("query_norm", "dimension", "value").agg(F.sum("clicks").alias("c"))
+    voting = facts.where(F.col("dimension") != "brand")
+    per = clicks.join(voting, "item_id").groupBy("query_norm", "dimension", "value").agg(F.sum("clicks").alias("c"))
     # A strict majority is unique, so max_by needs no tie-break (and is a hash aggregate, not a window).
     top = per.groupBy("query_norm", "dimension").agg(
         F.sum("c").alias("total"), F.max("c").alias("top"), F.max_by("value", "c").alias("value"))
