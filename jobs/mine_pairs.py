@@ -36,6 +36,7 @@ from pyspark.sql import functions as F
 
 from jobs.rollup_logs import COUNTS
 from lore_ml.config import WindowJobConfig
+from lore_ml.spark_udfs import lookup_column, split_column, with_query_norm
 
 log = logging.getLogger("lore.mine_pairs")
 
@@ -56,15 +57,6 @@ class MinePairsConfig(WindowJobConfig):
     skip_l1_ctr: float = Field(0.04, ge=0, le=1, description="Debiased CTR below which a skip negative is L1.")
     hard_negatives_per_query: int = Field(5, ge=0, description="KG hard negatives per query naming a brand.")
     max_per_tier_label: int = Field(200_000, ge=1, description="Cap of weak rows per (tier, label).")
-
-
-def _lookup(column: Column, mapping: dict, default) -> Column:
-    """``mapping[column]`` (``default`` for other values) as a CASE: Sail builds a literal map
-    (``create_map``) for every row it looks one up in."""
-    result = F.lit(default)
-    for key, value in mapping.items():
-        result = F.when(column == F.lit(key), F.lit(value)).otherwise(result)
-    return result
 
 
 # -- position bias -------------------------------------------------------------------------------
@@ -104,7 +96,7 @@ def transform_behaviour(daily_impressions: DataFrame, theta: dict[int, float]) -
     """Per (normalised query, item) over the window's ``silver.daily_impressions`` rows, every
     spelling of the query summed: impressions, examinations (Σ impressions·θ_position), clicks,
     carts, purchases, skips."""
-    theta_of = _lookup(F.col("position"), theta, theta[max(theta)])
+    theta_of = lookup_column(F.col("position"), theta, theta[max(theta)])
     return daily_impressions.where(F.col("query_norm") != "").groupBy("query_norm", "item_id").agg(
         F.sum("impressions").alias("impressions"),
         F.round(F.sum(F.col("impressions") * theta_of), 6).alias("examinations"),
@@ -211,8 +203,6 @@ def transform_training_pairs(
     ``tiers`` (query_norm, tier). Only the gold queries are normalised here: the weak rows carry
     the ``query_norm`` of the daily rollups.
     """
-    from lore_ml.spark_udfs import split_column, with_query_norm
-
     latest_gold = Window.partitionBy("query", "item_id").orderBy(F.desc("ds"), F.desc("label"), "dimension")
     gold_rows = with_query_norm(
         gold.withColumn("n", F.row_number().over(latest_gold)).where(F.col("n") == 1)
@@ -221,17 +211,17 @@ def transform_training_pairs(
     ).where(F.col("query_norm") != "")
     weak_rows = weak.where(F.col("query_norm") != "").withColumns(
         {"query": F.lit(None).cast("string"), "split": F.lit(None).cast("string")})
-    priority = _lookup(F.col("source"), {source: i for i, source in enumerate(SOURCE_PRIORITY)}, len(SOURCE_PRIORITY))
+    priority = lookup_column(F.col("source"), {source: i for i, source in enumerate(SOURCE_PRIORITY)}, len(SOURCE_PRIORITY))
     best = Window.partitionBy("query_norm", "item_id").orderBy(
         priority, "query", F.desc("label"), F.desc("confidence"), "dimension")
     rows = gold_rows.unionByName(weak_rows).withColumn("n", F.row_number().over(best)).where(F.col("n") == 1)
 
     # One split per normalised query: the most held-out of its gold spellings' splits, else its own.
-    gold_rank = gold_rows.groupBy("query_norm").agg(F.max(_lookup(F.col("split"), SPLIT_RANK, None)).alias("rank"))
+    gold_rank = gold_rows.groupBy("query_norm").agg(F.max(lookup_column(F.col("split"), SPLIT_RANK, None)).alias("rank"))
     keys = gold_rows.select("query_norm").unionByName(weak_rows.select("query_norm")).distinct()
     splits = keys.withColumn("own_split", split_column(F.col("query_norm"))).join(gold_rank, "query_norm", "left")
     rank_to_split = {rank: split for split, rank in SPLIT_RANK.items()}
-    splits = splits.select("query_norm", F.coalesce(_lookup(F.col("rank"), rank_to_split, None), "own_split").alias("split"))
+    splits = splits.select("query_norm", F.coalesce(lookup_column(F.col("rank"), rank_to_split, None), "own_split").alias("split"))
     rows = rows.drop("split", "n").join(splits, "query_norm", "left")
     spelling = spellings.select("query_norm", F.col("query").alias("spelling"))
     rows = rows.join(spelling, "query_norm", "left").withColumn("query", F.coalesce("query", "spelling", "query_norm"))

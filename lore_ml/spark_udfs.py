@@ -15,7 +15,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from lore_ml.labels import split_for_query
+from lore_ml.labels import SPLIT_OF_LAST_HEX_DIGIT, split_for_query
 from lore_ml.text import normalize_query
 
 
@@ -50,14 +50,27 @@ def with_split(df: DataFrame, query_col: str, out_col: str = "split", unique_key
     return with_python_column(df, query_col, split_for_query, out_col, unique_keys)
 
 
+def lookup_column(column: Column, mapping: dict, default) -> Column:
+    """``mapping[column]`` (``default`` for other values) as a CASE: Sail builds a literal map
+    (``create_map``) for every row it looks one up in."""
+    result = F.lit(default)
+    for key, value in mapping.items():
+        result = F.when(column == F.lit(key), F.lit(value)).otherwise(result)
+    return result
+
+
 def split_column(normalized: Column) -> Column:
     """Spark column version of :func:`lore_ml.labels.split_for_query` for *normalised* queries
     (already stripped and case-folded, so the rule is the last hex digit of their SHA-1): no
     Python worker needed."""
-    last = F.substring(F.sha1(normalized.cast("binary")), -1, 1)
-    return F.when(last.isin("0", "1"), F.lit("test")).when(last == "2", F.lit("dev")).otherwise(F.lit("train"))
+    return lookup_column(F.substring(_sha1_hex(normalized), -1, 1), SPLIT_OF_LAST_HEX_DIGIT, "train")
 
 
 def query_hash_column(normalized: Column) -> Column:
     """Spark column version of :func:`lore_ml.text.query_hash`: SHA-1 of the UTF-8 bytes, 16 hex digits."""
-    return F.substring(F.sha1(normalized.cast("binary")), 1, 16)
+    return F.substring(_sha1_hex(normalized), 1, 16)
+
+
+def _sha1_hex(text: Column) -> Column:
+    """Hex SHA-1 of the UTF-8 bytes of ``text``, as :mod:`hashlib` computes it."""
+    return F.sha1(text.cast("binary"))
