@@ -15,7 +15,9 @@ with the fixed L1-L4 mapping and split, and evaluates on the test split:
   length as our cross-encoder's manifest; shown with argmax labels and with a decision rule fitted
   on dev exactly as our students fit theirs (:func:`lore_ml.decision.fit_decision`). Cached under
   ``--work-dir`` by its settings;
-* our students, loaded from their artefacts, scored and labelled exactly as the shim would.
+* our students, loaded from their artefacts, scored and labelled exactly as the shim would, and
+  a blend of their p(L1..L4) whose weight and decision rule are fitted on dev (does the
+  representation student add anything the cross-encoder lacks?).
 
 Spearman is between each model's score (expected gain, or the raw score) and the raw rating.
 Prints one table and writes it as JSON next to the cache.
@@ -98,6 +100,19 @@ def plain_cross_encoder(splits, settings: dict, work_dir: Path):
     return model
 
 
+def blend_of_students(dev_p: dict, dev_levels: np.ndarray) -> tuple[float, dict]:
+    """The mix weight of the cross-encoder's p with the representation student's, and its decision rule,
+    whichever pair gives the best dev macro-F1 (weights 0.1..0.9)."""
+    from lore_ml.decision import fit_decision
+
+    fits = {}
+    for weight in np.round(np.arange(0.1, 0.95, 0.1), 1):
+        p = weight * dev_p["cross-encoder"] + (1 - weight) * dev_p["representation"]
+        fits[weight] = fit_decision(p, dev_levels)
+    best = max(fits, key=lambda weight: fits[weight]["dev_macro_f1"])
+    return float(best), fits[best]
+
+
 def student_probabilities(student, frame) -> np.ndarray:
     """p(L1..L4) per row, one ``score`` call per query as the shim makes them."""
     p = np.zeros((len(frame), 4))
@@ -151,11 +166,17 @@ def main() -> None:
     rows[f"plain CrossEncoder + dev-fitted {decision['rule']}"] = metrics_row(test, decide(p_test, decision),
                                                                               scores_from(p_test))
 
-    for name, student in (("ours: cross-encoder", CrossEncoderStudent(args.cross)),
-                          ("ours: representation", RepresentationStudent(args.representation))):
-        p = student_probabilities(student, test)
-        rows[f"{name} ({student.model_version}, {student.decision['rule']})"] = metrics_row(
-            test, student.decide(p), scores_from(p))
+    students = {"cross-encoder": CrossEncoderStudent(args.cross),
+                "representation": RepresentationStudent(args.representation)}
+    dev_p, test_p = {}, {}
+    for name, student in students.items():
+        dev_p[name], test_p[name] = (student_probabilities(student, frame) for frame in (dev, test))
+        rows[f"ours: {name} ({student.model_version}, {student.decision['rule']})"] = metrics_row(
+            test, student.decide(test_p[name]), scores_from(test_p[name]))
+    weight, decision = blend_of_students(dev_p, dev["level"].to_numpy())
+    p = weight * test_p["cross-encoder"] + (1 - weight) * test_p["representation"]
+    rows[f"ours: {weight:.1f} cross + {1 - weight:.1f} representation ({decision['rule']})"] = metrics_row(
+        test, decide(p, decision), scores_from(p))
 
     print(f"\nHome Depot test split (n={len(test):,}); {settings}")
     width = max(map(len, rows)) + 2
