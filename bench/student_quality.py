@@ -100,15 +100,18 @@ def plain_cross_encoder(splits, settings: dict, work_dir: Path):
     return model
 
 
+def blend(p_of_student: dict, weight: float) -> np.ndarray:
+    """``weight`` · the cross-encoder's p(L1..L4) + (1 − ``weight``) · the representation student's."""
+    return weight * p_of_student["cross-encoder"] + (1 - weight) * p_of_student["representation"]
+
+
 def blend_of_students(dev_p: dict, dev_levels: np.ndarray) -> tuple[float, dict]:
-    """The mix weight of the cross-encoder's p with the representation student's, and its decision rule,
-    whichever pair gives the best dev macro-F1 (weights 0.1..0.9)."""
+    """The mix weight of :func:`blend` and its decision rule, whichever pair gives the best dev
+    macro-F1 (weights 0.1..0.9)."""
     from lore_ml.decision import fit_decision
 
-    fits = {}
-    for weight in np.round(np.arange(0.1, 0.95, 0.1), 1):
-        p = weight * dev_p["cross-encoder"] + (1 - weight) * dev_p["representation"]
-        fits[weight] = fit_decision(p, dev_levels)
+    weights = np.round(np.arange(0.1, 0.95, 0.1), 1)
+    fits = {weight: fit_decision(blend(dev_p, weight), dev_levels) for weight in weights}
     best = max(fits, key=lambda weight: fits[weight]["dev_macro_f1"])
     return float(best), fits[best]
 
@@ -174,7 +177,7 @@ def main() -> None:
         rows[f"ours: {name} ({student.model_version}, {student.decision['rule']})"] = metrics_row(
             test, student.decide(test_p[name]), scores_from(test_p[name]))
     weight, decision = blend_of_students(dev_p, dev["level"].to_numpy())
-    p = weight * test_p["cross-encoder"] + (1 - weight) * test_p["representation"]
+    p = blend(test_p, weight)
     rows[f"ours: {weight:.1f} cross + {1 - weight:.1f} representation ({decision['rule']})"] = metrics_row(
         test, decide(p, decision), scores_from(p))
 
