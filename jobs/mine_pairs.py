@@ -211,17 +211,20 @@ def transform_training_pairs(
     ).where(F.col("query_norm") != "")
     weak_rows = weak.where(F.col("query_norm") != "").withColumns(
         {"query": F.lit(None).cast("string"), "split": F.lit(None).cast("string")})
-    priority = lookup_column(F.col("source"), {source: i for i, source in enumerate(SOURCE_PRIORITY)}, len(SOURCE_PRIORITY))
+    priority = lookup_column(F.col("source"), {source: i for i, source in enumerate(SOURCE_PRIORITY)},
+                             len(SOURCE_PRIORITY))
     best = Window.partitionBy("query_norm", "item_id").orderBy(
         priority, "query", F.desc("label"), F.desc("confidence"), "dimension")
     rows = gold_rows.unionByName(weak_rows).withColumn("n", F.row_number().over(best)).where(F.col("n") == 1)
 
     # One split per normalised query: the most held-out of its gold spellings' splits, else its own.
-    gold_rank = gold_rows.groupBy("query_norm").agg(F.max(lookup_column(F.col("split"), SPLIT_RANK, None)).alias("rank"))
+    gold_rank = gold_rows.groupBy("query_norm").agg(
+        F.max(lookup_column(F.col("split"), SPLIT_RANK, None)).alias("rank"))
     keys = gold_rows.select("query_norm").unionByName(weak_rows.select("query_norm")).distinct()
     splits = keys.withColumn("own_split", split_column(F.col("query_norm"))).join(gold_rank, "query_norm", "left")
     rank_to_split = {rank: split for split, rank in SPLIT_RANK.items()}
-    splits = splits.select("query_norm", F.coalesce(lookup_column(F.col("rank"), rank_to_split, None), "own_split").alias("split"))
+    splits = splits.select(
+        "query_norm", F.coalesce(lookup_column(F.col("rank"), rank_to_split, None), "own_split").alias("split"))
     rows = rows.drop("split", "n").join(splits, "query_norm", "left")
     spelling = spellings.select("query_norm", F.col("query").alias("spelling"))
     rows = rows.join(spelling, "query_norm", "left").withColumn("query", F.coalesce("query", "spelling", "query_norm"))
