@@ -72,26 +72,37 @@ def transform_item_facts(catalog: DataFrame) -> DataFrame:
     return brand.unionByName(category).where(F.col("value").isNotNull()).unionByName(_attribute_values(catalog))
 
 
-def transform_item_edges(facts: DataFrame) -> DataFrame:
-    """Item → brand / category / attribute value (:func:`transform_item_facts`), one edge per
-    fact (confidence 1)."""
-    dimension, value = F.col("dimension"), F.col("value")
-    dst = (
+def _fact_node(dimension: Column, value: Column) -> Column:
+    """The node an item fact points at: ``brand:<v>``, ``category:<v>`` or ``value:<dimension>=<v>``."""
+    return (
         F.when(dimension == "brand", _node_id("brand", value))
         .when(dimension == "category", _node_id("category", value))
         .otherwise(_node_id("value", F.concat_ws("=", dimension, value)))
     )
+
+
+def transform_item_edges(facts: DataFrame) -> DataFrame:
+    """Item → brand / category / attribute value (:func:`transform_item_facts`), one edge per
+    fact (confidence 1)."""
+    dimension = F.col("dimension")
     edge_type = F.when(dimension == "brand", F.lit("has_brand")).when(
         dimension == "category", F.lit("in_category")).otherwise(F.lit("has_value"))
     return facts.select(
-        _node_id("item", F.col("item_id")).alias("src"), dst.alias("dst"), edge_type.alias("edge_type"),
-        F.lit(1.0).alias("confidence"), F.lit(1).cast("long").alias("support"))
+        _node_id("item", F.col("item_id")).alias("src"), _fact_node(dimension, F.col("value")).alias("dst"),
+        edge_type.alias("edge_type"), F.lit(1.0).alias("confidence"), F.lit(1).cast("long").alias("support"))
 
 
-def transform_brand_edges(catalog: DataFrame, cfg: BuildKgConfig) -> DataFrame:
-    """``sub_brand`` (a brand named '<parent> <line>') and ``competitor`` (same categories)."""
-    brands = catalog.where(F.col("brand").isNotNull()).groupBy(_lower("brand").alias("brand")).agg(
-        F.count("*").alias("items"))
+def transform_brands(catalog: DataFrame) -> DataFrame:
+    """(brand, items, categories): each lower-cased brand with its item count and the set of its
+    items' categories. A catalog has few brands: the job stages this small table, which the
+    sub-brand and competitor joins then read several times instead of rescanning the catalog."""
+    return catalog.where(F.col("brand").isNotNull()).groupBy(_lower("brand").alias("brand")).agg(
+        F.count("*").alias("items"), F.collect_set(_lower("category")).alias("categories"))
+
+
+def transform_brand_edges(brands: DataFrame, cfg: BuildKgConfig) -> DataFrame:
+    """``sub_brand`` (a brand named '<parent> <line>') and ``competitor`` (same categories), from
+    :func:`transform_brands`."""
     parents = brands.select(F.col("brand").alias("parent"))
     sub = brands.join(parents, F.col("brand").startswith(F.concat(F.col("parent"), F.lit(" "))))
     sub_edges = sub.select(
@@ -100,8 +111,7 @@ def transform_brand_edges(catalog: DataFrame, cfg: BuildKgConfig) -> DataFrame:
     # Competition is between parent brands: map every sub-brand to its parent first.
     parent_of = sub.select(F.col("brand").alias("child"), "parent")
     by_parent = (
-        catalog.where(F.col("brand").isNotNull() & F.col("category").isNotNull())
-        .select(_lower("brand").alias("child"), _lower("category").alias("category"))
+        brands.select(F.col("brand").alias("child"), F.explode("categories").alias("category"))
         .join(parent_of, "child", "left")
         .select(F.coalesce("parent", "child").alias("brand"), "category")
         .distinct()
@@ -154,11 +164,15 @@ def transform_query_votes(clicks: DataFrame, facts: DataFrame) -> DataFrame:
 
 
 def _term_edges(votes: DataFrame, min_support: int, min_confidence: float) -> DataFrame:
-    """term → value edges: confidence = share of the term's voting queries that vote for the value."""
+    """term → value edges: confidence = share of the term's voting queries that vote for the value.
+
+    Each term's values are collected next to its total, so the per-value counts are computed once
+    (a join of them with their own totals would make Sail compute them twice)."""
     per = _terms(votes).groupBy("term", "dimension", "value").agg(F.count("*").alias("support"))
-    totals = per.groupBy("term", "dimension").agg(F.sum("support").alias("queries"))
+    by_term = per.groupBy("term", "dimension").agg(
+        F.sum("support").alias("queries"), F.collect_list(F.struct("value", "support")).alias("values"))
     return (
-        per.join(totals, ["term", "dimension"])
+        by_term.select("term", "dimension", "queries", F.inline("values"))
         .withColumn("confidence", F.col("support") / F.col("queries"))
         .where((F.col("support") >= min_support) & (F.col("confidence") >= min_confidence))
     )
@@ -267,46 +281,57 @@ def transform_value_synonym_edges(votes: DataFrame, cfg: BuildKgConfig) -> DataF
     return _edges(edges, "value_synonym")
 
 
-def transform_kg_edges(
-    catalog: DataFrame, facts: DataFrame, votes: DataFrame, synonym_candidates: DataFrame, cfg: BuildKgConfig
+def transform_mined_edges(
+    brands: DataFrame, facts: DataFrame, votes: DataFrame, synonym_candidates: DataFrame, cfg: BuildKgConfig
 ) -> DataFrame:
-    """Every edge type from the catalog, its :func:`transform_item_facts`, :func:`transform_query_votes`
-    and :func:`transform_synonym_candidates`: one row per (src, dst, edge_type).
-
-    Item facts are unique as built (ingest keeps one catalog row per item id; attributes are a
-    map), so only the small mined edge sets are deduplicated, not the million item edges.
-    """
-    mined = (
-        transform_brand_edges(catalog, cfg)
+    """Every edge type except the item facts, from :func:`transform_brands`,
+    :func:`transform_item_facts`, :func:`transform_query_votes` and
+    :func:`transform_synonym_candidates`: one row per (src, dst, edge_type)."""
+    return (
+        transform_brand_edges(brands, cfg)
         .unionByName(transform_term_category_edges(votes, cfg))
         .unionByName(transform_synonym_edges(synonym_candidates, facts))
         .unionByName(transform_value_synonym_edges(votes, cfg))
         .groupBy("src", "dst", "edge_type")
         .agg(F.max("confidence").alias("confidence"), F.max("support").alias("support"))
     )
-    return transform_item_edges(facts).unionByName(mined)
 
 
-def transform_kg_nodes(edges: DataFrame, catalog: DataFrame) -> DataFrame:
-    """One node per id seen in an edge; support = edges touching it (items: 1); categories keep their path."""
-    ends = edges.select(F.col("src").alias("node_id")).unionByName(edges.select(F.col("dst").alias("node_id")))
-    counts = ends.groupBy("node_id").agg(F.count("*").alias("support"))
-    kind = F.split("node_id", ":", 2)
+def transform_kg_edges(facts: DataFrame, mined_edges: DataFrame) -> DataFrame:
+    """The item edges of ``facts`` plus the :func:`transform_mined_edges`.
+
+    Item facts are unique as built (ingest keeps one catalog row per item id; attributes are a
+    map), so only the small mined edge sets are deduplicated, not the million item edges.
+    """
+    return transform_item_edges(facts).unionByName(mined_edges)
+
+
+def transform_kg_nodes(facts: DataFrame, mined_edges: DataFrame, catalog: DataFrame) -> DataFrame:
+    """One node per id seen in an edge of :func:`transform_kg_edges`; support = edges touching it;
+    items keep their title, categories their path.
+
+    Counted from the item facts (per item, and per brand / category / value) and the few mined
+    edges rather than from the million written edges: no read-back and no aggregate over both ends
+    of every edge.
+    """
+    items = facts.groupBy("item_id").agg(F.count("*").alias("support")).join(
+        catalog.select("item_id", "title"), "item_id").select(
+        _node_id("item", F.col("item_id")).alias("node_id"), F.create_map(F.lit("title"), "title").alias("properties"),
+        "support")
+    fact_ends = facts.groupBy("dimension", "value").agg(F.count("*").alias("support")).select(
+        _fact_node(F.col("dimension"), F.col("value")).alias("node_id"), "support")
+    mined_ends = mined_edges.select(F.col("src").alias("node_id")).unionByName(
+        mined_edges.select(F.col("dst").alias("node_id"))).withColumn("support", F.lit(1).cast("long"))
     paths = catalog.where(F.col("category").isNotNull()).groupBy(
         _node_id("category", _lower("category")).alias("node_id")).agg(F.first("category_path").alias("path"))
-    titles = catalog.select(_node_id("item", F.col("item_id")).alias("node_id"), F.col("title").alias("path"))
-    props = paths.select("node_id", F.create_map(F.lit("path"), "path").alias("properties")).unionByName(
-        titles.select("node_id", F.create_map(F.lit("title"), "path").alias("properties")))
-    return (
-        counts.join(props, "node_id", "left")
-        .select(
-            "node_id",
-            kind.getItem(0).alias("node_type"),
-            kind.getItem(1).alias("name"),
-            "properties",
-            F.col("support").cast("long").alias("support"),
-        )
+    others = (
+        fact_ends.unionByName(mined_ends).groupBy("node_id").agg(F.sum("support").alias("support"))
+        .join(paths.select("node_id", F.create_map(F.lit("path"), "path").alias("properties")), "node_id", "left")
     )
+    kind = F.split("node_id", ":", 2)
+    return items.unionByName(others).select(
+        "node_id", kind.getItem(0).alias("node_type"), kind.getItem(1).alias("name"), "properties",
+        F.col("support").cast("long").alias("support"))
 
 
 def run(cfg: BuildKgConfig) -> dict[str, int]:
@@ -324,9 +349,11 @@ def run(cfg: BuildKgConfig) -> dict[str, int]:
     facts = stage(transform_item_facts(catalog), cfg.lakehouse, "kg_item_facts", cfg.ds_str)
     votes = stage(transform_query_votes(clicks, facts), cfg.lakehouse, "kg_votes", cfg.ds_str)
     synonyms = stage(transform_synonym_candidates(clicks, cfg), cfg.lakehouse, "kg_synonyms", cfg.ds_str)
-    lakehouse.write_partition(transform_kg_edges(catalog, facts, votes, synonyms, cfg), "silver.kg_edges", cfg.ds_str)
+    brands = stage(transform_brands(catalog), cfg.lakehouse, "kg_brands", cfg.ds_str)
+    mined = stage(transform_mined_edges(brands, facts, votes, synonyms, cfg), cfg.lakehouse, "kg_mined", cfg.ds_str)
+    lakehouse.write_partition(transform_kg_edges(facts, mined), "silver.kg_edges", cfg.ds_str)
+    lakehouse.write_partition(transform_kg_nodes(facts, mined, catalog), "silver.kg_nodes", cfg.ds_str)
     edges = lakehouse.read_partition("silver.kg_edges", cfg.ds_str)
-    lakehouse.write_partition(transform_kg_nodes(edges, catalog), "silver.kg_nodes", cfg.ds_str)
     return {r["edge_type"]: r["count"] for r in edges.groupBy("edge_type").count().collect()}
 
 

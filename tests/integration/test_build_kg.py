@@ -6,10 +6,12 @@ from pyspark.testing import assertDataFrameEqual
 from jobs.build_kg import (
     BuildKgConfig,
     transform_brand_edges,
+    transform_brands,
     transform_clicks,
     transform_item_facts,
     transform_kg_edges,
     transform_kg_nodes,
+    transform_mined_edges,
     transform_query_votes,
     transform_synonym_candidates,
     transform_synonym_edges,
@@ -60,7 +62,7 @@ def test_sub_brands_and_competitors(spark):
         # by parent brand: stridex {shoes, shirts}, aeroline {shoes}: Jaccard 1/2, one shared category
         ("brand:aeroline", "brand:stridex", "competitor", 0.5, 1),
     ])
-    assertDataFrameEqual(transform_brand_edges(cat, cfg()), expected, checkRowOrder=False)
+    assertDataFrameEqual(transform_brand_edges(transform_brands(cat), cfg()), expected, checkRowOrder=False)
 
 
 def test_a_query_votes_for_the_value_most_of_its_clicks_land_on(spark):
@@ -145,19 +147,24 @@ def test_item_facts_and_nodes(spark):
     log = clicks_log(spark, {"red shoes": {"i1": 1}})
     clicks, facts = transform_clicks(log), transform_item_facts(cat)
     votes, synonyms = transform_query_votes(clicks, facts), transform_synonym_candidates(clicks, cfg())
-    all_edges = transform_kg_edges(cat, facts, votes, synonyms, cfg())
-    assertDataFrameEqual(all_edges, edges(spark, [
+    mined = transform_mined_edges(transform_brands(cat), facts, votes, synonyms, cfg())
+    assertDataFrameEqual(transform_kg_edges(facts, mined), edges(spark, [
         ("item:i1", "brand:stridex", "has_brand", 1.0, 1),
         ("item:i1", "category:running shoes", "in_category", 1.0, 1),
         ("item:i1", "value:color=red", "has_value", 1.0, 1),
     ]), checkRowOrder=False)
+    # Two mined edges touching a fact's node and a term: their ends add to the item edges' counts.
+    mined = edges(spark, [("brand:stridex", "brand:aeroline", "competitor", 0.5, 1),
+                          ("term:scarlet", "value:color=red", "value_synonym", 0.9, 5)])
     nodes = {r["node_id"]: (r["node_type"], r["name"], r["properties"], r["support"])
-             for r in transform_kg_nodes(all_edges, cat).collect()}
+             for r in transform_kg_nodes(facts, mined, cat).collect()}
     assert nodes == {
         "item:i1": ("item", "i1", {"title": "title i1"}, 3),
-        "brand:stridex": ("brand", "stridex", None, 1),
+        "brand:stridex": ("brand", "stridex", None, 2),
+        "brand:aeroline": ("brand", "aeroline", None, 1),
         "category:running shoes": ("category", "running shoes", {"path": "x > Running Shoes"}, 1),
-        "value:color=red": ("value", "color=red", None, 1),
+        "value:color=red": ("value", "color=red", None, 2),
+        "term:scarlet": ("term", "scarlet", None, 1),
     }
 
 
