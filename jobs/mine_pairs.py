@@ -193,29 +193,41 @@ def transform_hard_negatives(
     )
 
 
-def transform_training_pairs(
-    gold: DataFrame, weak: DataFrame, spellings: DataFrame, tiers: DataFrame, cfg: MinePairsConfig
-) -> DataFrame:
-    """Merge gold and weak rows: one row per (query_norm, item), split by query, balanced weak rows.
+def transform_gold_rows(gold: DataFrame) -> DataFrame:
+    """Human labels (query, item_id, label, dimension, split, ds) as training rows with their
+    ``query_norm``: the latest label per (query, item), then one row per (query_norm, item) — the
+    first spelling's, so that two spellings of one query never both label an item.
 
-    ``gold`` has (query, item_id, label, dimension, split, ds); ``weak`` the columns of
-    :func:`transform_weak_labels`, shown with the spelling of :func:`transform_query_spellings`;
-    ``tiers`` (query_norm, tier). Only the gold queries are normalised here: the weak rows carry
-    the ``query_norm`` of the daily rollups.
-    """
+    The Python normaliser runs here once; the job stages the result, which the merge reads three
+    times (rows, split per query, split keys)."""
     latest_gold = Window.partitionBy("query", "item_id").orderBy(F.desc("ds"), F.desc("label"), "dimension")
-    gold_rows = with_query_norm(
+    return with_query_norm(
         gold.withColumn("n", F.row_number().over(latest_gold)).where(F.col("n") == 1)
         .select("query", "item_id", "label", "dimension", F.lit("gold").alias("source"),
                 F.lit(1.0).alias("confidence"), "split")
     ).where(F.col("query_norm") != "")
+
+
+def transform_training_pairs(
+    gold_rows: DataFrame, weak: DataFrame, spellings: DataFrame, tiers: DataFrame, cfg: MinePairsConfig
+) -> DataFrame:
+    """Merge gold and weak rows: one row per (query_norm, item), split by query, balanced weak rows.
+
+    ``gold_rows`` are :func:`transform_gold_rows`; ``weak`` the columns of
+    :func:`transform_weak_labels` (and :func:`transform_hard_negatives`), at most one row per
+    (query_norm, item, source), shown with the spelling of :func:`transform_query_spellings`;
+    ``tiers`` (query_norm, tier). The most trusted source (``SOURCE_PRIORITY``) wins a pair: a
+    hash aggregate of the best priority joined back, ~4× faster on Sail than a window over every
+    pair (0.07 s against 0.3 s for 170k rows; ``min_by`` of a struct took 1.2 s).
+    """
     weak_rows = weak.where(F.col("query_norm") != "").withColumns(
         {"query": F.lit(None).cast("string"), "split": F.lit(None).cast("string")})
-    priority = lookup_column(F.col("source"), {source: i for i, source in enumerate(SOURCE_PRIORITY)},
-                             len(SOURCE_PRIORITY))
-    best = Window.partitionBy("query_norm", "item_id").orderBy(
-        priority, "query", F.desc("label"), F.desc("confidence"), "dimension")
-    rows = gold_rows.unionByName(weak_rows).withColumn("n", F.row_number().over(best)).where(F.col("n") == 1)
+    first_spelling = Window.partitionBy("query_norm", "item_id").orderBy("query", F.desc("label"), "dimension")
+    gold_pairs = gold_rows.withColumn("n", F.row_number().over(first_spelling)).where(F.col("n") == 1).drop("n")
+    candidates = gold_pairs.unionByName(weak_rows).withColumn("priority", lookup_column(
+        F.col("source"), {source: i for i, source in enumerate(SOURCE_PRIORITY)}, len(SOURCE_PRIORITY)))
+    best = candidates.groupBy("query_norm", "item_id").agg(F.min("priority").alias("priority"))
+    rows = candidates.join(best, ["query_norm", "item_id", "priority"]).drop("priority")
 
     # One split per normalised query: the most held-out of its gold spellings' splits, else its own.
     gold_rank = gold_rows.groupBy("query_norm").agg(
@@ -225,7 +237,7 @@ def transform_training_pairs(
     rank_to_split = {rank: split for split, rank in SPLIT_RANK.items()}
     splits = splits.select(
         "query_norm", F.coalesce(lookup_column(F.col("rank"), rank_to_split, None), "own_split").alias("split"))
-    rows = rows.drop("split", "n").join(splits, "query_norm", "left")
+    rows = rows.drop("split").join(splits, "query_norm", "left")
     spelling = spellings.select("query_norm", F.col("query").alias("spelling"))
     rows = rows.join(spelling, "query_norm", "left").withColumn("query", F.coalesce("query", "spelling", "query_norm"))
 
@@ -267,8 +279,10 @@ def run(cfg: MinePairsConfig) -> list[tuple]:
         log.warning("no bronze.human_labels: training pairs are weak labels only")
         gold = lakehouse.spark.createDataFrame([], ", ".join(f"{c} string" for c in GOLD_COLUMNS))
     tiers = lakehouse.read_partition("silver.query_tiers", cfg.ds_str)
-    weak = stage(weak, cfg.lakehouse, "weak_labels", cfg.ds_str)  # the merge reads it twice (rows, split keys)
-    pairs = transform_training_pairs(gold, weak, spellings, tiers, cfg)
+    # The merge reads both twice or more (rows, split keys).
+    gold_rows = stage(transform_gold_rows(gold), cfg.lakehouse, "gold_rows", cfg.ds_str)
+    weak = stage(weak, cfg.lakehouse, "weak_labels", cfg.ds_str)
+    pairs = transform_training_pairs(gold_rows, weak, spellings, tiers, cfg)
     lakehouse.write_partition(pairs, "silver.training_pairs", cfg.ds_str)
     written = lakehouse.read_partition("silver.training_pairs", cfg.ds_str)
     return sorted(tuple(r) for r in written.groupBy("source", "label").count().collect())

@@ -7,6 +7,7 @@ from jobs.mine_pairs import (
     MinePairsConfig,
     propensities,
     transform_behaviour,
+    transform_gold_rows,
     transform_hard_negatives,
     transform_position_ctr_ratios,
     transform_training_pairs,
@@ -100,7 +101,7 @@ def test_gold_wins_splits_by_query_and_balances(spark):
     spellings = spark.createDataFrame([("red shoes", "red  shoes!"), ("angle bracket", "Angle Bracket")],
                                       "query_norm string, query string")
     tiers = spark.createDataFrame([("red shoes", "head"), ("angle bracket", "mid")], "query_norm string, tier string")
-    pairs = transform_training_pairs(gold, weak, spellings, tiers, cfg(max_per_tier_label=2))
+    pairs = transform_training_pairs(transform_gold_rows(gold), weak, spellings, tiers, cfg(max_per_tier_label=2))
     rows = {(r["query_norm"], r["item_id"]): r for r in pairs.collect()}
     assert (rows["red shoes", "i1"]["label"], rows["red shoes", "i1"]["source"], rows["red shoes", "i1"]["query"]) == (
         "L2", "gold", "Red Shoes")
@@ -110,3 +111,17 @@ def test_gold_wins_splits_by_query_and_balances(spark):
     assert sum(k[0] == "angle bracket" for k in rows) == 2  # (mid, L2) capped at 2 weak rows
     per_query = pairs.groupBy("query_norm").agg(F.countDistinct("split").alias("n")).collect()
     assert all(r["n"] == 1 for r in per_query)
+
+
+def test_two_spellings_of_a_gold_query_label_an_item_once(spark):
+    gold = spark.createDataFrame(
+        [("red shoes", "i9", "L3", None, "train", "2026-01-30"),
+         ("Red Shoes!", "i9", "L1", None, "test", "2026-01-01")],
+        "query string, item_id string, label string, dimension string, split string, ds string")
+    weak = spark.createDataFrame([("red shoes", "i9", "L4", None, "purchase", 0.9)], WEAK_COLUMNS)
+    spellings = spark.createDataFrame([("red shoes", "red shoes")], "query_norm string, query string")
+    tiers = spark.createDataFrame([("red shoes", "head")], "query_norm string, tier string")
+    pairs = transform_training_pairs(transform_gold_rows(gold), weak, spellings, tiers, cfg())
+    # "Red Shoes!" sorts before "red shoes": its label wins; the split is the most held-out spelling's.
+    assert [(r["query"], r["label"], r["source"], r["split"]) for r in pairs.collect()] == [
+        ("Red Shoes!", "L1", "gold", "test")]
