@@ -162,35 +162,39 @@ def transform_hard_negatives(
         .join(parent.withColumnRenamed("brand", "asked"), "asked", "left")
         .select("query_norm", F.coalesce("parent", "asked").alias("asked_parent"))
     )
-    best_category = Window.partitionBy("query_norm").orderBy(F.desc("confidence"), "category")
-    category = (
-        terms.join(edges_of("term_category").select(name("src").alias("term"), name("dst").alias("category"),
-                                                    "confidence"), "term")
-        .withColumn("n", F.row_number().over(best_category)).where(F.col("n") == 1)
-        .select("query_norm", "category")
-    )
+    term_category = edges_of("term_category").select(
+        name("src").alias("term"), name("dst").alias("category"), "confidence")
+    category = _first_rows(  # the query's most confident category (ties: the first name)
+        terms.join(term_category, "term").select("query_norm", "category", "confidence"),
+        "query_norm", -F.col("confidence"), 1).select("query_norm", "category")
     # At most hard_negatives_per_query candidate items per (category, brand) before the join, so
     # a popular category never multiplies every brand query by all of its items.
-    per_brand = Window.partitionBy("category", "b").orderBy(F.xxhash64("item_id"))
-    items = (
+    items = _first_rows(
         catalog.select("item_id", F.lower("category").alias("category"), brand.alias("brand"))
         .join(parent, "brand", "left")
-        .select("item_id", "category", F.coalesce("parent", "brand").alias("b"))
-        .withColumn("n", F.row_number().over(per_brand))
-        .where(F.col("n") <= cfg.hard_negatives_per_query)
-        .drop("n")
-    )
-    pick = Window.partitionBy("query_norm").orderBy(F.xxhash64("query_norm", "item_id"))
-    return (
+        .select("item_id", "category", F.coalesce("parent", "brand").alias("b")),
+        ["category", "b"], F.xxhash64("item_id"), cfg.hard_negatives_per_query)
+    candidates = (
         asked.join(category, "query_norm")
         .join(competitors.withColumnRenamed("a", "asked_parent"), "asked_parent")
         .join(items, ["category", "b"])
         .select("query_norm", "item_id")
-        .withColumn("n", F.row_number().over(pick))
-        .where(F.col("n") <= cfg.hard_negatives_per_query)
-        .select("query_norm", "item_id", F.lit("L2").alias("label"), F.lit("brand").alias("dimension"),
-                F.lit("hard_negative").alias("source"), F.lit(0.6).alias("confidence"))
     )
+    picked = _first_rows(candidates, "query_norm", F.xxhash64("query_norm", "item_id"), cfg.hard_negatives_per_query)
+    return picked.select(
+        "query_norm", "item_id", F.lit("L2").alias("label"), F.lit("brand").alias("dimension"),
+        F.lit("hard_negative").alias("source"), F.lit(0.6).alias("confidence"))
+
+
+def _first_rows(df: DataFrame, by: str | list[str], order: Column, n: int) -> DataFrame:
+    """The first ``n`` rows of ``df`` per ``by`` in ``order`` (ties: by the other columns, in
+    their order), as a sorted collect_list per group: on Sail several times faster than a
+    ``row_number`` window."""
+    by = [by] if isinstance(by, str) else by
+    rest = [c for c in df.columns if c not in by]
+    entry = F.struct(order.alias("_order"), *rest)
+    firsts = df.groupBy(*by).agg(F.slice(F.array_sort(F.collect_list(entry)), 1, n).alias("_rows"))
+    return firsts.select(*by, F.inline("_rows")).drop("_order")
 
 
 def transform_gold_rows(gold: DataFrame) -> DataFrame:
