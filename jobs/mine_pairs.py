@@ -199,8 +199,8 @@ def _first_rows(df: DataFrame, by: str | list[str], order: Column, n: int) -> Da
 
 def transform_gold_rows(gold: DataFrame) -> DataFrame:
     """Human labels (query, item_id, label, dimension, split, ds) as training rows with their
-    ``query_norm``: the latest label per (query, item), then one row per (query_norm, item) — the
-    first spelling's, so that two spellings of one query never both label an item.
+    ``query_norm``: the latest label per (query, item). Spellings of one normalised query may
+    still both label an item; :func:`transform_training_pairs` keeps the first spelling's.
 
     The Python normaliser runs here once; the job stages the result, which the merge reads three
     times (rows, split per query, split keys)."""
