@@ -308,7 +308,8 @@ def transform_kg_edges(facts: DataFrame, mined_edges: DataFrame) -> DataFrame:
 
 def transform_kg_nodes(facts: DataFrame, mined_edges: DataFrame, catalog: DataFrame) -> DataFrame:
     """One node per id seen in an edge of :func:`transform_kg_edges`; support = edges touching it;
-    items keep their title, categories their path.
+    items keep their title, categories their path (the greatest where items disagree, so that a
+    re-run writes the same table).
 
     Counted from the item facts (per item, and per brand / category / value) and the few mined
     edges rather than from the million written edges: no read-back and no aggregate over both ends
@@ -323,7 +324,7 @@ def transform_kg_nodes(facts: DataFrame, mined_edges: DataFrame, catalog: DataFr
     mined_ends = mined_edges.select(F.col("src").alias("node_id")).unionByName(
         mined_edges.select(F.col("dst").alias("node_id"))).withColumn("support", F.lit(1).cast("long"))
     paths = catalog.where(F.col("category").isNotNull()).groupBy(
-        _node_id("category", _lower("category")).alias("node_id")).agg(F.first("category_path").alias("path"))
+        _node_id("category", _lower("category")).alias("node_id")).agg(F.max("category_path").alias("path"))
     others = (
         fact_ends.unionByName(mined_ends).groupBy("node_id").agg(F.sum("support").alias("support"))
         .join(paths.select("node_id", F.create_map(F.lit("path"), "path").alias("properties")), "node_id", "left")

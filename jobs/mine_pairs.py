@@ -158,7 +158,10 @@ def transform_hard_negatives(
                    "i -> concat_ws(' ', slice(split(query_norm, ' '), i, 2)))")).alias("term")))
     asked = (
         terms.join(brands, "term")
-        .groupBy("query_norm").agg(F.max_by("term", F.length("term")).alias("asked"))
+        # The longest brand the query names; between two of one length the greater name, so that
+        # a re-run (or the other engine) picks the same one.
+        .groupBy("query_norm").agg(F.max(F.struct(F.length("term"), F.col("term").alias("name"))).alias("asked"))
+        .select("query_norm", F.col("asked.name").alias("asked"))
         .join(parent.withColumnRenamed("brand", "asked"), "asked", "left")
         .select("query_norm", F.coalesce("parent", "asked").alias("asked_parent"))
     )

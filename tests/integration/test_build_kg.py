@@ -168,6 +168,16 @@ def test_item_facts_and_nodes(spark):
     }
 
 
+def test_a_category_node_keeps_one_path_whatever_the_row_order(spark):
+    # Two spellings of one category whose items disagree on the path: the node must not take
+    # whichever row an engine reads first, or a re-run could write another table.
+    cat = catalog(spark, [("i1", None, "Running Shoes", {}), ("i2", None, "running shoes", {})])
+    cat = cat.withColumn("category_path", cat["category"])
+    nodes = transform_kg_nodes(transform_item_facts(cat), edges(spark, []), cat)
+    paths = {r["name"]: r["properties"] for r in nodes.where(nodes["node_type"] == "category").collect()}
+    assert paths == {"running shoes": {"path": "running shoes"}}  # the greater of the two spellings
+
+
 @pytest.mark.parametrize("field", ["min_support", "synonym_min_support"])
 def test_supports_must_be_positive(field):
     with pytest.raises(ValueError):

@@ -86,6 +86,21 @@ def test_hard_negatives_are_competitor_items_of_the_query_category(spark):
     assertDataFrameEqual(transform_hard_negatives(queries, catalog, kg_edges, cfg()), expected, checkRowOrder=False)
 
 
+def test_a_query_naming_two_brands_of_one_length_asks_for_the_greater_name(spark):
+    kg_edges = spark.createDataFrame(
+        [("brand:acme", "brand:kopa", "competitor", 0.5, 3), ("brand:volt", "brand:zeta", "competitor", 0.5, 3),
+         ("term:shoes", "category:shoes", "term_category", 0.9, 10)],
+        "src string, dst string, edge_type string, confidence double, support long")
+    catalog = spark.createDataFrame(
+        [("a1", "Shoes", "Acme"), ("z1", "Shoes", "Zeta"), ("k1", "Shoes", "Kopa"), ("v1", "Shoes", "Volt")],
+        "item_id string, category string, brand string")
+    queries = spark.createDataFrame([("acme zeta shoes",)], "query_norm string")
+    # "acme" and "zeta" are both 4 letters: "zeta" is asked for, so Volt's item is the negative, never Kopa's.
+    expected = spark.createDataFrame([("acme zeta shoes", "v1", "L2", "brand", "hard_negative", 0.6)], WEAK_COLUMNS)
+    for _ in range(3):
+        assertDataFrameEqual(transform_hard_negatives(queries, catalog, kg_edges, cfg()), expected)
+
+
 def test_gold_wins_splits_by_query_and_balances(spark):
     gold = spark.createDataFrame(
         [("Red Shoes", "i1", "L2", "brand", "test", "2026-01-30"),
