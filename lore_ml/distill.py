@@ -198,7 +198,7 @@ def teacher_targets(cfg: DistillConfig, pairs) -> np.ndarray:
 def run(cfg: DistillConfig) -> tuple[dict, Path, bool]:
     """Train, fit the decision rule on dev, report on test, save; returns (test metrics, dir, became current)."""
     from lore_ml.decision import decide, fit_decision
-    from lore_ml.evaluation import evaluate
+    from lore_ml.evaluation import evaluate, record_decision
     from lore_ml.labels import LABELS
 
     pairs, items = labelled_pairs(cfg)
@@ -216,8 +216,12 @@ def run(cfg: DistillConfig) -> tuple[dict, Path, bool]:
     reports = {}
     for name, rows in (("dev", dev), ("test", test)):
         p = trained.p[rows]
-        reports[name] = evaluate([LABELS[v] for v in levels[rows]], [LABELS[v] for v in decide(p, decision)], p,
-                                 ratings=list(ratings[rows])) if rows.any() else {"macro_f1": float("nan"), "n": 0}
+        if not rows.any():
+            reports[name] = {"macro_f1": float("nan"), "n": 0}
+            continue
+        gold = [LABELS[v] for v in levels[rows]]
+        reports[name] = record_decision(evaluate(gold, [LABELS[v] for v in decide(p, decision)], p,
+                                                 ratings=list(ratings[rows])), gold, p, decision)
     print(f"[distill] decision rule {decision}: dev macro-F1 {reports['dev']['macro_f1']:.3f}", file=sys.stderr)
     return _save(cfg, trained, decision, reports)
 

@@ -169,6 +169,16 @@ def write_report(metrics: dict, out_dir: str | Path, title: str) -> Path:
     return out
 
 
+def record_decision(metrics: dict, gold: Sequence[str], probabilities: np.ndarray, decision: dict | None) -> dict:
+    """Note in ``metrics`` the rule that made the labels (the report names it) and, under a fitted
+    rule, what argmax labels of the same p(L1..L4) would have scored."""
+    metrics["decision"] = decision
+    if decision is not None:
+        argmax = evaluate(list(gold), [LABELS[k] for k in np.nan_to_num(probabilities).argmax(axis=1)])
+        metrics["argmax"] = {name: argmax[name] for name in ("acc2", "acc4", "macro_f1")}
+    return metrics
+
+
 def _describe_decision(decision: dict | None) -> str:
     """How p(L1..L4) became labels, for the report.
 
@@ -250,10 +260,7 @@ def run_eval(cfg: EvalConfig) -> tuple[dict, Path]:
         list(examples["label"]), [p.label for p in predictions], np.array([p.p for p in predictions]),
         ratings=[ratings.get((q, i)) for q, i in zip(examples["query"], examples["item_id"])] if cfg.dataset != "marketplace" else None,
     )
-    metrics["decision"] = judge.decision
-    if judge.decision is not None:  # what the same distributions give without the rule
-        argmax = evaluate(list(examples["label"]), [LABELS[k] for k in np.nan_to_num(probabilities).argmax(axis=1)])
-        metrics["argmax"] = {name: argmax[name] for name in ("acc2", "acc4", "macro_f1")}
+    record_decision(metrics, list(examples["label"]), probabilities, judge.decision)
     mode = "-think-first" if cfg.think_first else ""
     out = write_report(metrics, cfg.out_dir / f"{Path(cfg.model_path).name}-{cfg.dataset}-{cfg.split}{mode}",
                        f"{model_version} on {cfg.dataset} {cfg.split} (n={metrics['n']})")

@@ -247,6 +247,7 @@ def test_distill_trains_a_student_the_shim_can_load_and_refuses_a_worse_one(chai
     trained = torch.load(out / "head.pt", weights_only=True)
     assert any(not torch.equal(initial[name], trained[name]) for name in initial)
     assert (out / "report" / "report.md").is_file() and 0 <= metrics["macro_f1"] <= 1
+    assert metrics["decision"] == manifest["decision"] and "fitted on dev" in (out / "report" / "report.md").read_text()
     student = RepresentationStudent(tmp_path / "students" / "current")
     known = json.loads((out / "item_ids.json").read_text())[:2]
     p = student.score("stridex running shoes", [{"item_id": known[0]}, {"item_id": known[1]},

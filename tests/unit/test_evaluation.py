@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from lore_ml.evaluation import evaluate, write_report
+from lore_ml.evaluation import evaluate, record_decision, write_report
 
 GOLD = ["L4", "L4", "L3", "L2:brand", "L2:color", "L1"]
 PRED = ["L4", "L3", "L2:brand", "L2:brand", "L2:brand", "L1"]
@@ -44,3 +44,15 @@ def test_report_files(tmp_path):
     assert "| acc2 |" in text and "| brand | 1 | 1 | 1 |" in text
     for png in ("confusion.png", "reliability.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_fitted_rule_is_named_in_the_report_next_to_what_argmax_would_score(tmp_path):
+    gold = ["L4", "L3", "L1", "L1"]
+    p = np.array([[0, 0, 0.4, 0.6], [0, 0, 0.6, 0.4], [0.4, 0.6, 0, 0], [0.45, 0.55, 0, 0]])
+    rule = {"rule": "bias", "bias": [0.3, 0.0, 0.0, 0.0]}  # lifts L1 over L2 on the last two rows
+    m = record_decision(evaluate(gold, ["L4", "L3", "L1", "L1"], p), gold, p, rule)
+    assert m["decision"] == rule and m["macro_f1"] == pytest.approx(3 / 4)  # no L2 at all
+    assert m["argmax"] == {"acc2": 1.0, "acc4": 0.5, "macro_f1": pytest.approx((0 + 0 + 1 + 1) / 4)}
+    assert "argmax after class biases [0.3, 0.0, 0.0, 0.0] (fitted on dev)" in (
+        write_report(m, tmp_path / "report", "unit test") / "report.md").read_text()
+    assert "argmax" not in record_decision(evaluate(gold, gold, p), gold, p, None)
