@@ -10,11 +10,14 @@ with the fixed L1-L4 mapping and split, and evaluates on the test split:
 
 * BM25 threshold baseline (``rank_bm25`` over normalised titles) and MiniLM zero-shot cosine:
   three cut points on the score, fitted on dev for macro-F1;
-* a plain sentence-transformers ``CrossEncoder`` (MiniLM, 4 labels, ``CrossEntropyLoss`` on the
-  hard labels) fine-tuned on the train split with the same epochs, batch size, learning rate and
-  length as our cross-encoder's manifest; shown with argmax labels and with a decision rule fitted
-  on dev exactly as our students fit theirs (:func:`lore_ml.decision.fit_decision`). Cached under
-  ``--work-dir`` by its settings;
+* the plain sentence-transformers ``CrossEncoder`` two ways a user would fine-tune it on the train
+  split, each with the same epochs, batch size, learning rate and length as our cross-encoder's
+  manifest: as a classifier (4 labels, ``CrossEntropyLoss`` on the hard labels; shown with argmax
+  labels and with a decision rule fitted on dev exactly as our students fit theirs,
+  :func:`lore_ml.decision.fit_decision`) and as a regressor of the rating (1 label,
+  ``BinaryCrossEntropyLoss`` on (rating − 1) / 2, the library's default for one label; shown with
+  the fixed rating → label mapping and with cut points fitted on dev). Cached under ``--work-dir``
+  by their settings;
 * our students, loaded from their artefacts, scored and labelled exactly as the shim would, and
   a blend of their p(L1..L4) whose weight and decision rule are fitted on dev (does the
   representation student add anything the cross-encoder lacks?).
@@ -76,28 +79,58 @@ def bm25_scores(frame, index) -> np.ndarray:
     return scores
 
 
-def plain_cross_encoder(splits, settings: dict, work_dir: Path):
-    """The sentence-transformers CrossEncoder a user would fine-tune: hard labels, CrossEntropyLoss."""
+def plain_targets(frame, head: str) -> list:
+    """What the plain model learns per pair: the level index (``classes``) or the rating scaled to [0, 1]."""
+    return frame["level"].tolist() if head == "classes" else ((frame["relevance"] - 1) / 2).tolist()
+
+
+def plain_cross_encoder(splits, settings: dict, work_dir: Path, head: str):
+    """The sentence-transformers CrossEncoder a user would fine-tune on the train split: a 4-way
+    classifier on the hard labels (``classes``) or a one-score regressor of the rating (``rating``)."""
     from sentence_transformers import CrossEncoder
-    from sentence_transformers.cross_encoder.losses import CrossEntropyLoss
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss, CrossEntropyLoss
 
     from lore_ml import cross_encoder
 
     key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
-    path = work_dir / f"plain-cross-encoder-{key}"
+    path = work_dir / f"plain-cross-encoder-{head}-{key}"
     if (path / "config.json").is_file():
-        print(f"plain CrossEncoder: reusing {path}", file=sys.stderr)
+        print(f"plain CrossEncoder ({head}): reusing {path}", file=sys.stderr)
         return CrossEncoder(str(path), device="cpu", max_length=settings["max_length"])
-    model = cross_encoder.new_cross_encoder(settings["max_length"], seed=0)
+    model = cross_encoder.new_cross_encoder(settings["max_length"], seed=0, num_labels=4 if head == "classes" else 1)
+    loss = CrossEntropyLoss(model) if head == "classes" else BinaryCrossEntropyLoss(model)
     train = splits["train"]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lore-plain-cross-") as trainer_dir:
-        cross_encoder.fit(model, train["query_norm"], train["product_title"], train["level"].tolist(),
-                          CrossEntropyLoss(model), epochs=settings["epochs"], batch_size=settings["batch_size"],
+        cross_encoder.fit(model, train["query_norm"], train["product_title"], plain_targets(train, head), loss,
+                          epochs=settings["epochs"], batch_size=settings["batch_size"],
                           learning_rate=settings["learning_rate"], seed=0, work_dir=Path(trainer_dir))
-    print(f"plain CrossEncoder trained in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    print(f"plain CrossEncoder ({head}) trained in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     model.save(str(path))
     return model
+
+
+def plain_rows(splits, settings: dict, work_dir: Path) -> dict:
+    """Test metrics of both plain CrossEncoders, as a user would label with them and under dev-fitted rules."""
+    from lore_ml import cross_encoder
+    from lore_ml.decision import decide, fit_decision
+    from lore_ml.evaluation import scores_from
+    from lore_ml.labels import LABELS, rating_to_label
+
+    dev, test = splits["dev"], splits["test"]
+    classifier = plain_cross_encoder(splits, settings, work_dir, "classes")
+    p_dev, p_test = (cross_encoder.predict_probabilities(classifier, f["query_norm"], f["product_title"])
+                     for f in (dev, test))
+    decision = fit_decision(p_dev, dev["level"].to_numpy())
+    regressor = plain_cross_encoder(splits, settings, work_dir, "rating")
+    dev_score, test_score = (regressor.predict(list(zip(f["query_norm"], f["product_title"])), batch_size=64)
+                             for f in (dev, test))
+    mapped = np.array([LABELS.index(rating_to_label(1 + 2 * score)) for score in test_score])
+    return {"plain CrossEncoder, 4 classes (argmax)": metrics_row(test, p_test.argmax(axis=1), scores_from(p_test)),
+            f"plain CrossEncoder, 4 classes + dev-fitted {decision['rule']}": metrics_row(
+                test, decide(p_test, decision), scores_from(p_test)),
+            "plain CrossEncoder, rating regression (fixed mapping)": metrics_row(test, mapped, test_score),
+            "plain CrossEncoder, rating regression + dev thresholds": thresholded(dev, test, dev_score, test_score)}
 
 
 def blend(p_of_student: dict, weight: float) -> np.ndarray:
@@ -137,9 +170,8 @@ def main() -> None:
 
     from rank_bm25 import BM25Okapi
 
-    from lore_ml import cross_encoder
     from lore_ml.cross_encoder import CrossEncoderStudent
-    from lore_ml.decision import decide, fit_decision
+    from lore_ml.decision import decide
     from lore_ml.evaluation import scores_from
     from lore_ml.students import RepresentationStudent, encode
     from lore_ml.text import normalize_query
@@ -162,12 +194,7 @@ def main() -> None:
 
     ours = json.loads((args.cross / "manifest.json").read_text())
     settings = {k: ours["settings"][k] for k in ("epochs", "batch_size", "learning_rate", "max_length")}
-    plain = plain_cross_encoder(splits, settings, args.work_dir)
-    p_dev, p_test = (cross_encoder.predict_probabilities(plain, f["query_norm"], f["product_title"]) for f in (dev, test))
-    rows["plain CrossEncoder (argmax)"] = metrics_row(test, p_test.argmax(axis=1), scores_from(p_test))
-    decision = fit_decision(p_dev, dev["level"].to_numpy())
-    rows[f"plain CrossEncoder + dev-fitted {decision['rule']}"] = metrics_row(test, decide(p_test, decision),
-                                                                              scores_from(p_test))
+    rows.update(plain_rows(splits, settings, args.work_dir))
 
     students = {"cross-encoder": CrossEncoderStudent(args.cross),
                 "representation": RepresentationStudent(args.representation)}

@@ -46,15 +46,15 @@ def distillation_loss(model, level_weight: float):
     return OrdinalDistillationLoss()
 
 
-def new_cross_encoder(max_length: int, seed: int = 0):
-    """MiniLM with a fresh 4-way classification head (seeded), on the CPU."""
+def new_cross_encoder(max_length: int, seed: int = 0, num_labels: int = LEVELS):
+    """MiniLM with a fresh ``num_labels``-way head (seeded; 4: p(L1..L4), 1: one score), on the CPU."""
     import torch
     from sentence_transformers import CrossEncoder
 
     from lore_ml.students import minilm_path
 
     torch.manual_seed(seed)
-    return CrossEncoder(minilm_path(), num_labels=LEVELS, max_length=max_length, device="cpu")
+    return CrossEncoder(minilm_path(), num_labels=num_labels, max_length=max_length, device="cpu")
 
 
 def fit(model, queries: Sequence[str], texts: Sequence[str], targets, loss, *, epochs: float, batch_size: int,
