@@ -4,14 +4,15 @@
     .venv/bin/python bench/spark_jobs.py --rows 1000000
 
 For each scale: generate the marketplace, ingest every day (not timed here: see
-bench/ingest_throughput.py), then time rollup_logs for every day, stratify, build_kg and
-mine_pairs, and in the same run a bare scan + ``groupBy(query).count()`` of the same log table
-(the whole window). Every timing, the baseline's too, is the best of ``--repeat`` runs (default
-3): the jobs are idempotent, so a re-run redoes the same work, and the ratio compares like with
-like on this VM, whose speed drifts. Prints wall time, log rows/s and the ratio to the baseline,
-and the growth from the first scale to the last. ``rollup_logs`` is shown for the last day alone
-(what the nightly run does: one day's logs) and summed over every day of the window (a
-backfill); log rows/s count the rows each timing read.
+bench/ingest_throughput.py), then time rollup_logs, stratify, build_kg and mine_pairs against a
+bare scan + ``groupBy(query).count()`` of the same log table (the whole window). Each job runs
+``--repeat`` times (default 5), each run right after its own baseline run: the jobs are
+idempotent, so a re-run redoes the same work, and this VM's speed drifts within minutes, so a
+ratio is only meaningful between runs made side by side. Prints the median wall time, log rows/s,
+the median of the paired ratios to the baseline with their range, and the growth of the median
+time from the first scale to the last. ``rollup_logs`` is shown for the last day alone (what the
+nightly run does: one day's logs) and for every day of the window in turn (a backfill); log
+rows/s count the rows each timing read.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import argparse
 import os
 import platform
 import shutil
+import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from machine import speed_line
@@ -29,17 +32,35 @@ from machine import speed_line
 DS = "2026-01-31"
 
 
-def timed(fn, repeat: int) -> float:
-    """The best of ``repeat`` runs of ``fn`` (every job is idempotent, so a re-run redoes the same work)."""
-    best = float("inf")
+@dataclass
+class Timing:
+    """Paired runs of one job: its seconds and, per run, the baseline's seconds just before it."""
+
+    seconds: list[float]
+    baseline: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def ratios(self) -> list[float]:
+        return [job / base for job, base in zip(self.seconds, self.baseline)]
+
+
+def paired(job, baseline, repeat: int) -> Timing:
+    """``repeat`` runs of ``job``, each right after a run of ``baseline`` (every job is idempotent,
+    so a re-run redoes the same work)."""
+    timing = Timing([], [])
     for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return best
+        for fn, times in ((baseline, timing.baseline), (job, timing.seconds)):
+            started = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - started)
+    return timing
 
 
-def run_scale(rows: int, workdir: Path, repeat: int) -> dict[str, float]:
+def run_scale(rows: int, workdir: Path, repeat: int) -> dict:
     from jobs import build_kg, mine_pairs, rollup_logs, stratify
     from jobs.generate_marketplace import GenerateConfig, generate
     from jobs.ingest import IngestConfig
@@ -61,41 +82,48 @@ def run_scale(rows: int, workdir: Path, repeat: int) -> dict[str, float]:
     def baseline():
         lakehouse.read("bronze.search_log").groupBy("query").count().collect()
 
+    def rollup(days):
+        for ds in days:
+            rollup_logs.run(rollup_logs.RollupLogsConfig.load(overrides={**paths, "ds": ds}))
+
     job = {"ds": DS, **paths}
-    times = {"baseline": timed(baseline, repeat)}
-    per_day = {ds: timed(lambda: rollup_logs.run(rollup_logs.RollupLogsConfig.load(overrides={**paths, "ds": ds})),
-                         repeat)
-               for ds in manifest["days"]}
-    times["rollup_logs (1 day)"], times["rollup_logs (all days)"] = per_day[DS], sum(per_day.values())
-    times["stratify"] = timed(lambda: stratify.run(stratify.StratifyConfig.load(overrides=job)), repeat)
-    times["build_kg"] = timed(lambda: build_kg.run(build_kg.BuildKgConfig.load(overrides=job)), repeat)
-    times["mine_pairs"] = timed(lambda: mine_pairs.run(mine_pairs.MinePairsConfig.load(overrides=job)), repeat)
+    jobs = {
+        "rollup_logs (1 day)": lambda: rollup([DS]),
+        "rollup_logs (all days)": lambda: rollup(manifest["days"]),
+        "stratify": lambda: stratify.run(stratify.StratifyConfig.load(overrides=job)),
+        "build_kg": lambda: build_kg.run(build_kg.BuildKgConfig.load(overrides=job)),
+        "mine_pairs": lambda: mine_pairs.run(mine_pairs.MinePairsConfig.load(overrides=job)),
+    }
+    timings = {"baseline": paired(baseline, baseline, repeat)}
+    timings.update({name: paired(fn, baseline, repeat) for name, fn in jobs.items()})
     shutil.rmtree(lake, ignore_errors=True)
-    return {"times": times, "rows": {job: day_rows if job == "rollup_logs (1 day)" else log_rows for job in times}}
+    return {"timings": timings, "rows": {name: day_rows if name == "rollup_logs (1 day)" else log_rows
+                                         for name in timings}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each timing; the best is reported")
+    parser.add_argument("--repeat", type=int, default=5, help="paired runs of each job and the baseline")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "lore-bench")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     results = {rows: run_scale(rows, args.workdir, args.repeat) for rows in args.rows}
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; engine: sail; "
           + speed_line())
-    print(f"{'log rows':>12} {'job':<24}{'seconds':>9}{'rows/s':>12}{'x baseline':>12}")
+    print(f"{'log rows':>12} {'job':<24}{'seconds':>9}{'rows/s':>12}{'x baseline':>12}{'range':>13}")
     for rows, result in results.items():
-        times = result["times"]
-        for job, seconds in times.items():
-            print(f"{rows:>12,} {job:<24}{seconds:>9.2f}{result['rows'][job] / seconds:>12,.0f}"
-                  f"{seconds / times['baseline']:>12.1f}")
+        for name, timing in result["timings"].items():
+            ratios = timing.ratios
+            print(f"{rows:>12,} {name:<24}{timing.median:>9.2f}{result['rows'][name] / timing.median:>12,.0f}"
+                  f"{statistics.median(ratios):>12.1f}{f'{min(ratios):.1f}-{max(ratios):.1f}':>13}")
+    print("seconds: median of the runs; x baseline: median of the ratios of each run to the baseline run just "
+          "before it (range: lowest-highest)")
     if len(results) > 1:
         first, last = min(results), max(results)
-        print(f"\ntime growth from {first:,} to {last:,} rows ({last / first:.0f}x data):")
-        for job, seconds in results[last]["times"].items():
-            print(f"  {job:<24}{seconds / results[first]['times'][job]:>6.1f}x")
-
+        print(f"\ntime growth from {first:,} to {last:,} rows ({last / first:.0f}x data), medians:")
+        for name, timing in results[last]["timings"].items():
+            print(f"  {name:<24}{timing.median / results[first]['timings'][name].median:>6.1f}x")
 
 if __name__ == "__main__":
     main()
