@@ -125,5 +125,6 @@ def main() -> None:
         for name, timing in results[last]["timings"].items():
             print(f"  {name:<24}{timing.median / results[first]['timings'][name].median:>6.1f}x")
 
+
 if __name__ == "__main__":
     main()

@@ -97,7 +97,8 @@ def plain_cross_encoder(splits, settings: dict, work_dir: Path, head: str):
     if (path / "config.json").is_file():
         print(f"plain CrossEncoder ({head}): reusing {path}", file=sys.stderr)
         return CrossEncoder(str(path), device="cpu", max_length=settings["max_length"])
-    model = cross_encoder.new_cross_encoder(settings["max_length"], seed=0, num_labels=4 if head == "classes" else 1)
+    num_labels = cross_encoder.LEVELS if head == "classes" else 1
+    model = cross_encoder.new_cross_encoder(settings["max_length"], seed=0, num_labels=num_labels)
     loss = CrossEntropyLoss(model) if head == "classes" else BinaryCrossEntropyLoss(model)
     train = splits["train"]
     started = time.perf_counter()
