@@ -11,7 +11,9 @@ Depot), else ordinally smoothed — mixed with the teacher's distributions from
 ``gold.relevance_judgments`` where a pair has one (``soft_weight``).
 
 ``--student cross``: the cross-encoder student (:mod:`lore_ml.cross_encoder`), offline quality
-reference and bulk scorer.
+reference and bulk scorer. With ``cross.transfer_teacher`` (a trained cross student) it also learns
+a transfer set: each train query's best BM25 matches among train items it has no label for,
+with the teacher's p(L1..L4) as their targets (:func:`transfer_pairs`).
 
 Both then fit their decision rule on dev (:mod:`lore_ml.decision`), write a report in the
 teacher's format for the test split and save a versioned artefact the shim loads by path:
@@ -26,6 +28,8 @@ if its dev macro-F1 is at least the current one's (a worse student is refused, e
 
     lore distill --ds 2026-01-31 --dataset home_depot
     lore distill --ds 2026-01-31 --dataset home_depot --student cross --epochs 1
+    lore distill --ds 2026-01-31 --dataset home_depot --student cross --epochs 1 \
+        --set cross.transfer_teacher=artifacts/students/current-cross
 """
 
 from __future__ import annotations
@@ -62,6 +66,11 @@ class CrossSettings(_Section):
     learning_rate: float = Field(5e-5, gt=0)
     max_length: int = Field(64, ge=8, description="Tokens of query + item text.")
     level_weight: float = Field(0.5, ge=0, description="Weight of the squared expected-level error.")
+    transfer_teacher: Path | None = Field(
+        None, description="A cross-encoder student directory (e.g. `artifacts/students/current-cross`) whose "
+        "p(L1..L4) labels a transfer set of unlabelled train pairs learnt beside the labelled ones; none: no transfer set.")
+    transfer_per_query: int = Field(5, ge=1, description="Transfer pairs per train query: its best BM25 matches among "
+                                    "the items of train pairs (same source) that it has no label for.")
 
 
 class DistillConfig(JobConfig):
@@ -318,13 +327,20 @@ def train_cross_encoder(cfg: DistillConfig, pairs, items, targets: np.ndarray) -
     from lore_ml.students import item_text
 
     settings = cfg.cross
-    model = cross_encoder.new_cross_encoder(settings.max_length, cfg.seed)
     texts = np.array([item_text(items[i]) for i in pairs["item_id"]], dtype=object)
     queries = pairs["query_norm"].to_numpy()
     train = pairs["split"].to_numpy() == "train"
+    train_queries, train_texts, train_targets = queries[train], texts[train], targets[train]
+    transfer = None
+    if settings.transfer_teacher:
+        transfer_queries, transfer_texts, transfer_targets, transfer = transfer_set(cfg, pairs, items)
+        train_queries = np.concatenate([train_queries, transfer_queries])
+        train_texts = np.concatenate([train_texts, transfer_texts])
+        train_targets = np.concatenate([train_targets, transfer_targets])
+    model = cross_encoder.new_cross_encoder(settings.max_length, cfg.seed)
     with tempfile.TemporaryDirectory(prefix="lore-cross-") as work_dir:
         history = cross_encoder.fit(
-            model, queries[train], texts[train], targets[train].tolist(),
+            model, train_queries, train_texts, train_targets.tolist(),
             cross_encoder.distillation_loss(model, settings.level_weight), epochs=settings.epochs,
             batch_size=settings.batch_size, learning_rate=settings.learning_rate, seed=cfg.seed, work_dir=Path(work_dir))
     scored = ~train  # dev and test: what the decision rule and the reports need
@@ -332,7 +348,66 @@ def train_cross_encoder(cfg: DistillConfig, pairs, items, targets: np.ndarray) -
     print(f"[distill] scoring {scored.sum():,} dev/test pairs", file=sys.stderr)
     p[scored] = cross_encoder.predict_probabilities(model, queries[scored], texts[scored])
     return Trained(p, {"max_length": settings.max_length, "train_loss": [e["loss"] for e in history],
-                       "settings": settings.model_dump()}, lambda out: model.save(str(out)))
+                       "settings": settings.model_dump(mode="json"), "transfer": transfer},
+                   lambda out: model.save(str(out)))
+
+
+def transfer_set(cfg: DistillConfig, pairs, items) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """(queries, item texts, targets, summary) of the transfer set, labelled by ``cross.transfer_teacher``.
+
+    The teacher's p(L1..L4) on pairs nobody labelled carries what it learnt about the items a
+    query did not see rated (born-again distillation on the labelled pairs alone gained nothing).
+    """
+    from lore_ml.cross_encoder import CrossEncoderStudent, predict_probabilities
+    from lore_ml.students import item_text
+
+    teacher_dir = cfg.cross.transfer_teacher
+    if not (teacher_dir / "manifest.json").is_file():
+        raise SystemExit(f"cross.transfer_teacher={teacher_dir} is not a cross-encoder student directory (no "
+                         f"manifest.json): train one with `lore distill --student cross` first")
+    teacher = CrossEncoderStudent(teacher_dir)
+    chosen = transfer_pairs(pairs, items, cfg.cross.transfer_per_query)
+    queries = np.array([query for query, _ in chosen], dtype=object)
+    texts = np.array([item_text(items[item_id]) for _, item_id in chosen], dtype=object)
+    print(f"[distill] transfer set: {len(chosen):,} unlabelled train pairs, labelled by {teacher.model_version}",
+          file=sys.stderr)
+    targets = predict_probabilities(teacher.model, queries, texts) if chosen else np.zeros((0, 4))
+    return queries, texts, targets, {"teacher": teacher.model_version, "pairs": len(chosen)}
+
+
+def transfer_pairs(pairs, items, per_query: int) -> list[tuple[str, str]]:
+    """Unlabelled (query, item_id) pairs: each train query's ``per_query`` best BM25 matches (Okapi,
+    over the normalised item text) among the items of train pairs from the same source that share a
+    word with it and that it has no label for. Dev and test queries and items stay unseen.
+    """
+    from itertools import islice
+
+    from rank_bm25 import BM25Okapi
+    from tqdm import tqdm
+
+    from lore_ml.labels import of_dataset
+    from lore_ml.students import item_text
+    from lore_ml.text import normalize_query
+
+    train = pairs[pairs["split"] == "train"]
+    chosen = []
+    for dataset in ("home_depot", "marketplace"):
+        rows = of_dataset(train, dataset)
+        if rows.empty:
+            continue
+        item_ids = sorted(set(rows["item_id"]))
+        words = [normalize_query(item_text(items[item_id])).split() for item_id in item_ids]
+        index = BM25Okapi(words)
+        word_sets = [set(w) for w in words]
+        labelled = rows.groupby("query_norm")["item_id"].agg(set)
+        for query, known in tqdm(labelled.items(), total=len(labelled), desc=f"transfer set ({dataset})",
+                                 mininterval=10, disable=len(labelled) < 1000):
+            terms = query.split()
+            ranked = np.argsort(-index.get_scores(terms), kind="stable")
+            matches = (item_ids[k] for k in ranked
+                       if item_ids[k] not in known and not word_sets[k].isdisjoint(terms))
+            chosen += [(query, item_id) for item_id in islice(matches, per_query)]
+    return chosen
 
 
 def _save(cfg: DistillConfig, trained: Trained, decision: dict | None, reports: dict) -> tuple[dict, Path, bool]:

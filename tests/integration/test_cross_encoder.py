@@ -38,3 +38,29 @@ def test_a_few_steps_log_a_loss_change_the_weights_and_the_saved_student_scores(
     assert np.allclose(p, raw, atol=1e-5)
     assert student.decide(p).tolist() == decide(raw, decision).tolist()
     assert student.model_version == "cross-student@test"
+
+
+def test_the_transfer_set_is_labelled_by_the_teacher_students_p(tmp_path):
+    import pandas as pd
+
+    from lore_ml import cross_encoder
+    from lore_ml.distill import DistillConfig, transfer_set
+
+    teacher = cross_encoder.new_cross_encoder(max_length=32, seed=0)
+    teacher.save(str(tmp_path / "teacher"))
+    (tmp_path / "teacher" / "manifest.json").write_text(json.dumps(
+        {"version": "cross-student@teacher", "max_length": 32, "decision": None}))
+    pairs = pd.DataFrame({"query_norm": ["cordless drill", "drill battery"], "item_id": ["m-a", "m-c"],
+                          "split": ["train", "train"]})
+    items = {"m-a": {"title": "20v cordless drill", "brand": "Dewalt"}, "m-c": {"title": "cordless drill battery"}}
+    cfg = DistillConfig.load(overrides={"ds": "2026-01-31", "student": "cross",
+                                        "cross": {"transfer_teacher": str(tmp_path / "teacher")}})
+    queries, texts, targets, summary = transfer_set(cfg, pairs, items)
+    assert queries.tolist() == ["cordless drill", "drill battery"]
+    assert texts.tolist() == ["cordless drill battery", "20v cordless drill | Dewalt"]
+    assert np.allclose(targets, cross_encoder.predict_probabilities(teacher, queries, texts), atol=1e-5)
+    assert summary == {"teacher": "cross-student@teacher", "pairs": 2}
+
+    cfg = DistillConfig.load(overrides={"ds": "2026-01-31", "cross": {"transfer_teacher": str(tmp_path)}})
+    with pytest.raises(SystemExit, match="not a cross-encoder student directory"):
+        transfer_set(cfg, pairs, items)

@@ -37,3 +37,27 @@ def test_epochs_go_to_the_chosen_student():
     cfg = config(student="cross", epochs=0.5)
     assert cfg.cross.epochs == 0.5 and cfg.representation.epochs == 8
     assert cfg.current_dir.name == "current-cross" and config().current_dir.name == "current"
+
+
+def transfer_example():
+    """Train, dev and test pairs of two sources; the catalog of their items."""
+    rows = [  # query, item, split
+        ("cordless drill", "m-a", "train"), ("brass lamp", "m-b", "train"), ("drill battery", "m-c", "train"),
+        ("hose", "m-d", "train"), ("drill kit", "hd-9", "train"), ("cordless lamp", "m-e", "test"),
+        ("garden hose reel", "m-f", "dev"),
+    ]
+    titles = {"m-a": "20v cordless drill", "m-b": "brass table lamp", "m-c": "cordless drill battery",
+              "m-d": "garden hose", "hd-9": "cordless drill kit", "m-e": "cordless lamp", "m-f": "hose reel"}
+    pairs = pd.DataFrame(rows, columns=["query_norm", "item_id", "split"])
+    return pairs, {item_id: {"item_id": item_id, "title": title} for item_id, title in titles.items()}
+
+
+def test_transfer_pairs_are_unlabelled_train_pairs_of_one_source_that_share_a_word():
+    from lore_ml.distill import transfer_pairs
+
+    pairs, items = transfer_example()
+    # "cordless drill": m-c matches both words (m-a is labelled; hd-9 is another source; m-e is a test item).
+    # "drill battery": only m-a shares a word. "brass lamp", "hose" and "drill kit" have no unlabelled match.
+    assert transfer_pairs(pairs, items, per_query=1) == [("cordless drill", "m-c"), ("drill battery", "m-a")]
+    assert sorted(transfer_pairs(pairs, items, per_query=5)) == [("cordless drill", "m-c"), ("drill battery", "m-a")]
+    assert transfer_pairs(pairs[pairs["split"] != "train"], items, per_query=5) == []
