@@ -43,11 +43,12 @@ def transfer_example():
     """Train, dev and test pairs of two sources; the catalog of their items."""
     rows = [  # query, item, split
         ("cordless drill", "m-a", "train"), ("brass lamp", "m-b", "train"), ("drill battery", "m-c", "train"),
-        ("hose", "m-d", "train"), ("drill kit", "hd-9", "train"), ("cordless lamp", "m-e", "test"),
-        ("garden hose reel", "m-f", "dev"),
+        ("hose", "m-d", "train"), ("press", "m-g", "train"), ("drill kit", "hd-9", "train"),
+        ("cordless lamp", "m-e", "test"), ("garden hose reel", "m-f", "dev"),
     ]
     titles = {"m-a": "20v cordless drill", "m-b": "brass table lamp", "m-c": "cordless drill battery",
-              "m-d": "garden hose", "hd-9": "cordless drill kit", "m-e": "cordless lamp", "m-f": "hose reel"}
+              "m-d": "garden hose", "m-g": "drill press", "hd-9": "cordless drill kit", "m-e": "cordless lamp",
+              "m-f": "hose reel"}
     pairs = pd.DataFrame(rows, columns=["query_norm", "item_id", "split"])
     return pairs, {item_id: {"item_id": item_id, "title": title} for item_id, title in titles.items()}
 
@@ -56,8 +57,10 @@ def test_transfer_pairs_are_unlabelled_train_pairs_of_one_source_that_share_a_wo
     from lore_ml.distill import transfer_pairs
 
     pairs, items = transfer_example()
-    # "cordless drill": m-c matches both words (m-a is labelled; hd-9 is another source; m-e is a test item).
-    # "drill battery": only m-a shares a word. "brass lamp", "hose" and "drill kit" have no unlabelled match.
-    assert transfer_pairs(pairs, items, per_query=1) == [("cordless drill", "m-c"), ("drill battery", "m-a")]
-    assert sorted(transfer_pairs(pairs, items, per_query=5)) == [("cordless drill", "m-c"), ("drill battery", "m-a")]
+    # "cordless drill": m-c matches both words, m-g one (m-a is labelled; hd-9 is another source; m-e a test item).
+    # "drill battery": m-a and m-g match "drill" once each; BM25 prefers the shorter title, m-g.
+    # "brass lamp", "hose" (m-f is a dev item), "press" and "drill kit" have no unlabelled match.
+    assert transfer_pairs(pairs, items, per_query=1) == [("cordless drill", "m-c"), ("drill battery", "m-g")]
+    assert transfer_pairs(pairs, items, per_query=5) == [
+        ("cordless drill", "m-c"), ("cordless drill", "m-g"), ("drill battery", "m-g"), ("drill battery", "m-a")]
     assert transfer_pairs(pairs[pairs["split"] != "train"], items, per_query=5) == []
