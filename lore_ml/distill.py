@@ -371,7 +371,7 @@ def transfer_set(cfg: DistillConfig, pairs, items) -> tuple[np.ndarray, np.ndarr
     texts = np.array([item_text(items[item_id]) for _, item_id in chosen], dtype=object)
     print(f"[distill] transfer set: {len(chosen):,} unlabelled train pairs, labelled by {teacher.model_version}",
           file=sys.stderr)
-    targets = predict_probabilities(teacher.model, queries, texts) if chosen else np.zeros((0, 4))
+    targets = predict_probabilities(teacher.model, queries, texts)
     return queries, texts, targets, {"teacher": teacher.model_version, "pairs": len(chosen)}
 
 
