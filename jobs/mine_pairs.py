@@ -18,9 +18,11 @@ Writes ``silver.training_pairs`` for ``ds``. Every row carries its ``source`` an
 
 Behaviour comes from the window's ``silver.daily_impressions`` and ``silver.daily_position_ratios``
 (:mod:`jobs.rollup_logs`), never from raw log rows, and is summed per normalised query. Rows
-are split by normalised query: a query's gold split is kept and a query never appears in two
-splits (the most held-out split wins). Weak rows are capped per (tier, label) for balance; gold
-rows are never dropped.
+are split by normalised query and a query never appears in two splits: it takes the most
+held-out of its spellings' fixed splits, and a gold row whose spelling's fixed split is less held
+out is left out (counted in the log), so every dev and test row keeps its fixed split (Home Depot:
+"10 inch duct" is train, "10 in duct" test, 13 train rows left out). Weak rows are capped per
+(tier, label) for balance; balancing never drops gold rows.
 
     python -m jobs.mine_pairs --ds 2026-01-31
 """
@@ -202,17 +204,24 @@ def _first_rows(df: DataFrame, by: str | list[str], order: Column, n: int) -> Da
 
 def transform_gold_rows(gold: DataFrame) -> DataFrame:
     """Human labels (query, item_id, label, dimension, split, ds) as training rows with their
-    ``query_norm``: the latest label per (query, item). Spellings of one normalised query may
-    still both label an item; :func:`transform_training_pairs` keeps the first spelling's.
+    ``query_norm``: the latest label per (query, item), and ``left_out`` where the spelling's
+    fixed split is less held out than another spelling's of the same normalised query (keeping
+    it would put that query in two splits; moving it would change a fixed split). Spellings of
+    one normalised query may still both label an item; :func:`transform_training_pairs` keeps
+    the first spelling's.
 
     The Python normaliser runs here once; the job stages the result, which the merge reads three
     times (rows, split per query, split keys)."""
     latest_gold = Window.partitionBy("query", "item_id").orderBy(F.desc("ds"), F.desc("label"), "dimension")
-    return with_query_norm(
+    rows = with_query_norm(
         gold.withColumn("n", F.row_number().over(latest_gold)).where(F.col("n") == 1)
         .select("query", "item_id", "label", "dimension", F.lit("gold").alias("source"),
                 F.lit(1.0).alias("confidence"), "split")
     ).where(F.col("query_norm") != "")
+    split_rank = lookup_column(F.col("split"), SPLIT_RANK, None)
+    query_rank = rows.groupBy("query_norm").agg(F.max(split_rank).alias("query_rank"))
+    return rows.join(query_rank, "query_norm").withColumn("left_out", split_rank < F.col("query_rank")).drop(
+        "query_rank")
 
 
 def transform_training_pairs(
@@ -229,6 +238,7 @@ def transform_training_pairs(
     """
     weak_rows = weak.where(F.col("query_norm") != "").withColumns(
         {"query": F.lit(None).cast("string"), "split": F.lit(None).cast("string")})
+    gold_rows = gold_rows.where(~F.col("left_out")).drop("left_out")
     first_spelling = Window.partitionBy("query_norm", "item_id").orderBy("query", F.desc("label"), "dimension")
     gold_pairs = gold_rows.withColumn("n", F.row_number().over(first_spelling)).where(F.col("n") == 1).drop("n")
     candidates = gold_pairs.unionByName(weak_rows).withColumn("priority", lookup_column(
@@ -236,14 +246,11 @@ def transform_training_pairs(
     best = candidates.groupBy("query_norm", "item_id").agg(F.min("priority").alias("priority"))
     rows = candidates.join(best, ["query_norm", "item_id", "priority"]).drop("priority")
 
-    # One split per normalised query: the most held-out of its gold spellings' splits, else its own.
-    gold_rank = gold_rows.groupBy("query_norm").agg(
-        F.max(lookup_column(F.col("split"), SPLIT_RANK, None)).alias("rank"))
+    # One split per normalised query: its gold rows' (all one split, see transform_gold_rows), else its own.
+    gold_split = gold_rows.select("query_norm", F.col("split").alias("gold_split")).distinct()
     keys = gold_rows.select("query_norm").unionByName(weak_rows.select("query_norm")).distinct()
-    splits = keys.withColumn("own_split", split_column(F.col("query_norm"))).join(gold_rank, "query_norm", "left")
-    rank_to_split = {rank: split for split, rank in SPLIT_RANK.items()}
-    splits = splits.select(
-        "query_norm", F.coalesce(lookup_column(F.col("rank"), rank_to_split, None), "own_split").alias("split"))
+    splits = keys.join(gold_split, "query_norm", "left").select(
+        "query_norm", F.coalesce("gold_split", split_column(F.col("query_norm"))).alias("split"))
     rows = rows.drop("split").join(splits, "query_norm", "left")
     spelling = spellings.select("query_norm", F.col("query").alias("spelling"))
     rows = rows.join(spelling, "query_norm", "left").withColumn("query", F.coalesce("query", "spelling", "query_norm"))
@@ -288,6 +295,10 @@ def run(cfg: MinePairsConfig) -> list[tuple]:
     tiers = lakehouse.read_partition("silver.query_tiers", cfg.ds_str)
     # The merge reads both twice or more (rows, split keys).
     gold_rows = stage(transform_gold_rows(gold), cfg.lakehouse, "gold_rows", cfg.ds_str)
+    left_out = gold_rows.where(F.col("left_out")).count()
+    if left_out:
+        log.warning("%d gold rows left out: another spelling of their normalised query has a more held-out "
+                    "fixed split", left_out)
     weak = stage(weak, cfg.lakehouse, "weak_labels", cfg.ds_str)
     pairs = transform_training_pairs(gold_rows, weak, spellings, tiers, cfg)
     lakehouse.write_partition(pairs, "silver.training_pairs", cfg.ds_str)

@@ -137,6 +137,37 @@ def test_two_spellings_of_a_gold_query_label_an_item_once(spark):
     spellings = spark.createDataFrame([("red shoes", "red shoes")], "query_norm string, query string")
     tiers = spark.createDataFrame([("red shoes", "head")], "query_norm string, tier string")
     pairs = transform_training_pairs(transform_gold_rows(gold), weak, spellings, tiers, cfg())
-    # "Red Shoes!" sorts before "red shoes": its label wins; the split is the most held-out spelling's.
+    # "red shoes" (train) is left out for the more held-out "Red Shoes!" (test): its label is kept.
     assert [(r["query"], r["label"], r["source"], r["split"]) for r in pairs.collect()] == [
         ("Red Shoes!", "L1", "gold", "test")]
+
+
+def test_a_spelling_less_held_out_than_another_of_its_query_is_left_out(spark):
+    gold = spark.createDataFrame(
+        [("10 inch duct", "i1", "L3", None, "train", "2026-01-30"),
+         ("10 inch duct", "i2", "L4", None, "train", "2026-01-30"),
+         ("10 in duct", "i2", "L2", None, "test", "2026-01-30"),
+         ("10 In Duct", "i3", "L1", None, "test", "2026-01-30"),
+         ("angle bracket", "i4", "L4", None, "dev", "2026-01-30")],
+        "query string, item_id string, label string, dimension string, split string, ds string")
+    gold_rows = transform_gold_rows(gold)
+    expected = spark.createDataFrame(
+        [("10 in duct", "10 inch duct", "i1", "L3", None, "gold", 1.0, "train", True),
+         ("10 in duct", "10 inch duct", "i2", "L4", None, "gold", 1.0, "train", True),
+         ("10 in duct", "10 in duct", "i2", "L2", None, "gold", 1.0, "test", False),
+         ("10 in duct", "10 In Duct", "i3", "L1", None, "gold", 1.0, "test", False),
+         ("angle bracket", "angle bracket", "i4", "L4", None, "gold", 1.0, "dev", False)],
+        "query_norm string, query string, item_id string, label string, dimension string, source string, "
+        "confidence double, split string, left_out boolean")
+    assertDataFrameEqual(gold_rows.select(*expected.columns), expected)
+
+    weak = spark.createDataFrame([("10 in duct", "i1", "L4", None, "purchase", 0.9)], WEAK_COLUMNS)
+    spellings = spark.createDataFrame([("10 in duct", "10 inch duct")], "query_norm string, query string")
+    tiers = spark.createDataFrame([], "query_norm string, tier string")
+    pairs = transform_training_pairs(gold_rows, weak, spellings, tiers, cfg())
+    # i1 keeps no gold label (its only one was left out): the purchase labels it, in the query's split.
+    assert sorted((r["query_norm"], r["item_id"], r["label"], r["source"], r["split"]) for r in pairs.collect()) == [
+        ("10 in duct", "i1", "L4", "purchase", "test"),
+        ("10 in duct", "i2", "L2", "gold", "test"),
+        ("10 in duct", "i3", "L1", "gold", "test"),
+        ("angle bracket", "i4", "L4", "gold", "dev")]
