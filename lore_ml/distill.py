@@ -8,7 +8,9 @@ predicts p(L1..L4); the epoch with the best dev macro-F1 (under its fitted decis
 Both students learn target distributions (:func:`target_distributions`): the human labels of
 ``silver.training_pairs`` (``source=gold``) — from the raw rating where the source has one (Home
 Depot), else ordinally smoothed — mixed with the teacher's distributions from
-``gold.relevance_judgments`` where a pair has one (``soft_weight``).
+``gold.relevance_judgments`` where a pair has one (``soft_weight``); with ``teacher_pairs`` (the
+default) the teacher's judgments of train queries' unlabelled pairs are learnt too, its
+distribution as their target (:func:`unlabelled_judgments`).
 
 ``--student cross``: the cross-encoder student (:mod:`lore_ml.cross_encoder`), offline quality
 reference and bulk scorer. With ``cross.transfer_teacher`` (a trained cross student) it also learns
@@ -81,6 +83,8 @@ class DistillConfig(JobConfig):
     dataset: DatasetName = Field("all", description="Whose human labels.")
     out_dir: Path = Field(Path("artifacts/students"), description="Versioned artefacts, `current` and `current-cross`.")
     soft_weight: float = Field(0.5, ge=0, le=1, description="Weight of the teacher's distributions where present.")
+    teacher_pairs: bool = Field(True, description="Also learn the teacher's judgments (gold.relevance_judgments of ds) "
+                                "of pairs nobody labelled, for train queries: its p(L1..L4) is their whole target.")
     rating_sigma: float = Field(0.3, ge=0, description="Human labels with a raw rating (Home Depot) become the "
                                 "distribution of Normal(rating, sigma) over the label bands; 0: the hard label.")
     label_smoothing: float = Field(0.1, ge=0, lt=1, description="Labels without a rating: mass moved to the neighbours.")
@@ -191,10 +195,10 @@ def tower_vectors(cfg: DistillConfig, table: str, key: str) -> tuple[list[str], 
     return rows[key].to_pylist(), flat.reshape(rows.num_rows, -1)
 
 
-def teacher_targets(cfg: DistillConfig, pairs) -> np.ndarray:
-    """p(L1..L4) of the teacher per pair where ``gold.relevance_judgments`` has one (NaN rows elsewhere)."""
+def teacher_targets(judged, pairs) -> np.ndarray:
+    """p(L1..L4) of the teacher per pair where ``judged`` (``gold.relevance_judgments``; None: no
+    table) has an ok judgment of it (NaN rows elsewhere)."""
     targets = np.full((len(pairs), 4), np.nan)
-    judged = _read(cfg, "gold.relevance_judgments", ds=cfg.ds_str)
     if judged is None or judged.empty:
         return targets
     judged = judged[judged["status"] == "ok"].set_index(["query_norm", "item_id"])["p"]
@@ -204,8 +208,50 @@ def teacher_targets(cfg: DistillConfig, pairs) -> np.ndarray:
     return targets
 
 
+def unlabelled_judgments(judged, pairs, items, dataset: str):
+    """The teacher's judgments of pairs nobody labelled, as train pairs: (query_norm, item_id,
+    split, level, rating, p) with level the teacher's argmax and no rating.
+
+    ``judged`` is ``gold.relevance_judgments`` (None: no table). Only ``ok`` judgments of
+    catalog ``items`` from ``dataset`` whose query is a train query count: a query of ``pairs``
+    keeps its split there, any other takes its fixed split (as ``jobs/mine_pairs.py`` gives it),
+    so no dev or test query is learnt. In production these are the head traffic the teacher
+    judged every night, far more pairs than people rate.
+
+    >>> import pandas as pd
+    >>> pairs = pd.DataFrame({"query_norm": ["drill", "wood screws"], "item_id": ["m-1", "m-2"],
+    ...                       "split": ["train", "test"]})
+    >>> judged = pd.DataFrame({"query_norm": ["drill", "drill", "wood screws", "hammer", "drill"],
+    ...                        "item_id": ["m-1", "m-3", "m-3", "m-4", "m-9"], "status": ["ok"] * 5,
+    ...                        "p": [[0.1, 0.1, 0.1, 0.7], [0.6, 0.2, 0.1, 0.1], [0.0, 0.0, 0.5, 0.5],
+    ...                              [0.0, 0.1, 0.8, 0.1], [0.2, 0.2, 0.3, 0.3]]})
+    >>> items = {"m-1": {}, "m-2": {}, "m-3": {}, "m-4": {}}
+    >>> unlabelled_judgments(judged, pairs, items, "all")[["query_norm", "item_id", "split", "level"]].values.tolist()
+    [['drill', 'm-3', 'train', 0], ['hammer', 'm-4', 'train', 2]]
+    """
+    import pandas as pd
+
+    from lore_ml.labels import of_dataset, split_for_query
+
+    columns = ["query_norm", "item_id", "split", "level", "rating", "p"]
+    if judged is None or judged.empty:
+        return pd.DataFrame(columns=columns)
+    judged = of_dataset(judged[(judged["status"] == "ok") & judged["item_id"].isin(items)], dataset)
+    query_split = dict(zip(pairs["query_norm"], pairs["split"]))
+    split = judged["query_norm"].map(lambda query: query_split.get(query) or split_for_query(query))
+    labelled = pd.MultiIndex.from_frame(pairs[["query_norm", "item_id"]])
+    unlabelled = ~pd.MultiIndex.from_frame(judged[["query_norm", "item_id"]]).isin(labelled)
+    judged = judged[(split == "train").to_numpy() & unlabelled].drop_duplicates(["query_norm", "item_id"])
+    p = [np.asarray(v, dtype=float) for v in judged["p"]]
+    return pd.DataFrame({"query_norm": judged["query_norm"].to_numpy(), "item_id": judged["item_id"].to_numpy(),
+                         "split": "train", "level": [int(np.argmax(v)) for v in p], "rating": np.nan, "p": p},
+                        columns=columns)
+
+
 def run(cfg: DistillConfig) -> tuple[dict, Path, bool]:
     """Train, fit the decision rule on dev, report on test, save; returns (test metrics, dir, became current)."""
+    import pandas as pd
+
     from lore_ml.decision import decide, fit_decision
     from lore_ml.evaluation import evaluate, record_decision
     from lore_ml.labels import LABELS
@@ -215,10 +261,19 @@ def run(cfg: DistillConfig) -> tuple[dict, Path, bool]:
     print(f"[distill] {cfg.student} student: {len(pairs):,} labelled pairs "
           f"({', '.join(f'{name} {np.sum(split == name):,}' for name in ('train', 'dev', 'test'))})", file=sys.stderr)
     trainer = train_representation if cfg.student == "representation" else train_cross_encoder
-    targets = target_distributions(cfg, pairs, teacher_targets(cfg, pairs))
+    judgments = _read(cfg, "gold.relevance_judgments", ds=cfg.ds_str)
+    targets = target_distributions(cfg, pairs, teacher_targets(judgments, pairs))
     print(f"[distill] targets: {pairs['rating'].notna().sum():,} pairs from raw ratings (sigma {cfg.rating_sigma}), "
           f"the rest from their label", file=sys.stderr)
+    judged = unlabelled_judgments(judgments if cfg.teacher_pairs else None, pairs, items, cfg.dataset)
+    if len(judged):
+        print(f"[distill] + {len(judged):,} unlabelled train pairs with the teacher's p as their target",
+              file=sys.stderr)
+        pairs = pd.concat([pairs, judged.drop(columns="p")], ignore_index=True)
+        targets = np.concatenate([targets, np.stack(judged["p"].to_numpy())])
+        split = pairs["split"].to_numpy()
     trained = trainer(cfg, pairs, items, targets)
+    trained.manifest["teacher_pairs"] = len(judged)
     levels, ratings = pairs["level"].to_numpy(), pairs["rating"].to_numpy(dtype=float)
     dev, test = split == "dev", split == "test"
     decision = fit_decision(trained.p[dev], levels[dev]) if dev.any() else None

@@ -277,6 +277,44 @@ def test_distill_trains_a_student_the_shim_can_load_and_refuses_a_worse_one(chai
     assert run(cfg)[2] is False and json.loads(current.read_text())["dev"]["macro_f1"] == 1.0
 
 
+def test_distill_learns_the_teachers_judgments_of_unlabelled_train_pairs(chain, tower_vectors, tmp_path, monkeypatch):
+    import pandas as pd
+
+    from lore_ml import distill
+
+    _, job, _ = chain
+    cfg = distill.DistillConfig.load(overrides={**job, "dataset": "marketplace", "epochs": 1, "max_pairs": 400,
+                                                "out_dir": str(tmp_path / "students")})
+    pairs, items = distill.labelled_pairs(cfg)
+    train_query = pairs.loc[pairs["split"] == "train", "query_norm"].iloc[0]
+    dev_query = pairs.loc[pairs["split"] == "dev", "query_norm"].iloc[0]
+    labelled = set(zip(pairs["query_norm"], pairs["item_id"]))
+    unlabelled = [item for item in sorted(items) if (train_query, item) not in labelled][:3]
+    judged = pd.DataFrame({  # three unlabelled pairs of a train query, one of a dev query, one failed judgment
+        "query_norm": [train_query] * 3 + [dev_query, train_query], "item_id": unlabelled + unlabelled[:2],
+        "status": ["ok"] * 4 + ["failed"], "p": [[0.0, 0.1, 0.2, 0.7]] * 5})
+    read = distill._read
+    monkeypatch.setattr(distill, "_read", lambda cfg, table, **filters: (
+        judged if table == "gold.relevance_judgments" else read(cfg, table, **filters)))
+    learnt = {}
+    train = distill.train_representation
+
+    def recording_trainer(cfg, pairs, items, targets):
+        learnt.update(pairs=pairs, targets=targets)
+        return train(cfg, pairs, items, targets)
+
+    monkeypatch.setattr(distill, "train_representation", recording_trainer)
+    _, out, _ = distill.run(cfg)
+    extra = learnt["pairs"].iloc[len(pairs):]
+    assert list(zip(extra["query_norm"], extra["item_id"], extra["split"])) == [
+        (train_query, item, "train") for item in unlabelled]
+    assert np.allclose(learnt["targets"][len(pairs):], [0.0, 0.1, 0.2, 0.7])
+    assert json.loads((out / "manifest.json").read_text())["teacher_pairs"] == 3
+
+    distill.run(cfg.model_copy(update={"teacher_pairs": False}))
+    assert len(learnt["pairs"]) == len(pairs)
+
+
 def test_distill_cross_encoder_student_on_the_chain(chain, tmp_path):
     from lore_ml.cross_encoder import CrossEncoderStudent
     from lore_ml.distill import DistillConfig, run
