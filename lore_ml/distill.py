@@ -126,12 +126,14 @@ def _read(cfg: DistillConfig, table: str, **filters) -> "pd.DataFrame":  # noqa:
 
 
 def labelled_pairs(cfg: DistillConfig):
-    """Human-labelled (query_norm, item_id, level, split) pairs of ``ds`` with the items' fields."""
+    """Human-labelled (query_norm, item_id, level, split) pairs of ``ds``, the items' fields, and the
+    split of every human-labelled query (of any dataset, before ``max_pairs``)."""
     from lore_ml.labels import LABELS, label_level, of_dataset
 
     pairs = _read(cfg, "silver.training_pairs", ds=cfg.ds_str, source="gold")
     if pairs is None or pairs.empty:
         raise SystemExit(f"no human-labelled pairs in silver.training_pairs for ds={cfg.ds_str}: run mine-pairs")
+    query_split = dict(zip(pairs["query_norm"], pairs["split"]))
     pairs = of_dataset(pairs, cfg.dataset)
     pairs = pairs.sort_values(["query_norm", "item_id"]).reset_index(drop=True)
     if cfg.max_pairs:
@@ -141,7 +143,7 @@ def labelled_pairs(cfg: DistillConfig):
     catalog = catalog[catalog["ds"] <= cfg.ds_str].sort_values("ds").drop_duplicates("item_id", keep="last")
     items = {row.item_id: row._asdict() for row in catalog[["item_id", "title", "brand", "category"]].itertuples(index=False)}
     pairs = pairs[pairs["item_id"].isin(items)].reset_index(drop=True)
-    return pairs.merge(mean_ratings(cfg), on=["query_norm", "item_id"], how="left"), items
+    return pairs.merge(mean_ratings(cfg), on=["query_norm", "item_id"], how="left"), items, query_split
 
 
 def mean_ratings(cfg: DistillConfig):
@@ -208,14 +210,14 @@ def teacher_targets(judged, pairs) -> np.ndarray:
     return targets
 
 
-def unlabelled_judgments(judged, pairs, items, dataset: str):
+def unlabelled_judgments(judged, pairs, query_split: dict, items, dataset: str):
     """The teacher's judgments of pairs nobody labelled, as train pairs: (query_norm, item_id,
     split, level, rating, p) with level the teacher's argmax and no rating.
 
     ``judged`` is ``gold.relevance_judgments`` (None: no table). Only ``ok`` judgments of
-    catalog ``items`` from ``dataset`` whose query is a train query count: a query of ``pairs``
-    keeps its split there, any other takes its fixed split (as ``jobs/mine_pairs.py`` gives it),
-    so no dev or test query is learnt. In production these are the head traffic the teacher
+    catalog ``items`` from ``dataset`` that ``pairs`` does not hold, whose query is a train
+    query, count: a human-labelled query has its split in ``query_split``, any other takes its
+    fixed split (as ``jobs/mine_pairs.py`` gives them), so no dev or test query is learnt. In production these are the head traffic the teacher
     judged every night, far more pairs than people rate.
 
     >>> import pandas as pd
@@ -226,7 +228,8 @@ def unlabelled_judgments(judged, pairs, items, dataset: str):
     ...                        "p": [[0.1, 0.1, 0.1, 0.7], [0.6, 0.2, 0.1, 0.1], [0.0, 0.0, 0.5, 0.5],
     ...                              [0.0, 0.1, 0.8, 0.1], [0.2, 0.2, 0.3, 0.3]]})
     >>> items = {"m-1": {}, "m-2": {}, "m-3": {}, "m-4": {}}
-    >>> unlabelled_judgments(judged, pairs, items, "all")[["query_norm", "item_id", "split", "level"]].values.tolist()
+    >>> query_split = {"drill": "train", "wood screws": "test"}
+    >>> unlabelled_judgments(judged, pairs, query_split, items, "all")[["query_norm", "item_id", "split", "level"]].values.tolist()
     [['drill', 'm-3', 'train', 0], ['hammer', 'm-4', 'train', 2]]
     """
     import pandas as pd
@@ -237,7 +240,6 @@ def unlabelled_judgments(judged, pairs, items, dataset: str):
     if judged is None or judged.empty:
         return pd.DataFrame(columns=columns)
     judged = of_dataset(judged[(judged["status"] == "ok") & judged["item_id"].isin(items)], dataset)
-    query_split = dict(zip(pairs["query_norm"], pairs["split"]))
     split = judged["query_norm"].map(lambda query: query_split.get(query) or split_for_query(query))
     labelled = pd.MultiIndex.from_frame(pairs[["query_norm", "item_id"]])
     unlabelled = ~pd.MultiIndex.from_frame(judged[["query_norm", "item_id"]]).isin(labelled)
@@ -256,7 +258,7 @@ def run(cfg: DistillConfig) -> tuple[dict, Path, bool]:
     from lore_ml.evaluation import evaluate, record_decision
     from lore_ml.labels import LABELS
 
-    pairs, items = labelled_pairs(cfg)
+    pairs, items, query_split = labelled_pairs(cfg)
     split = pairs["split"].to_numpy()
     print(f"[distill] {cfg.student} student: {len(pairs):,} labelled pairs "
           f"({', '.join(f'{name} {np.sum(split == name):,}' for name in ('train', 'dev', 'test'))})", file=sys.stderr)
@@ -265,7 +267,7 @@ def run(cfg: DistillConfig) -> tuple[dict, Path, bool]:
     targets = target_distributions(cfg, pairs, teacher_targets(judgments, pairs))
     print(f"[distill] targets: {pairs['rating'].notna().sum():,} pairs from raw ratings (sigma {cfg.rating_sigma}), "
           f"the rest from their label", file=sys.stderr)
-    judged = unlabelled_judgments(judgments if cfg.teacher_pairs else None, pairs, items, cfg.dataset)
+    judged = unlabelled_judgments(judgments if cfg.teacher_pairs else None, pairs, query_split, items, cfg.dataset)
     if len(judged):
         print(f"[distill] + {len(judged):,} unlabelled train pairs with the teacher's p as their target",
               file=sys.stderr)

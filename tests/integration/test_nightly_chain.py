@@ -285,7 +285,7 @@ def test_distill_learns_the_teachers_judgments_of_unlabelled_train_pairs(chain, 
     _, job, _ = chain
     cfg = distill.DistillConfig.load(overrides={**job, "dataset": "marketplace", "epochs": 1, "max_pairs": 400,
                                                 "out_dir": str(tmp_path / "students")})
-    pairs, items = distill.labelled_pairs(cfg)
+    pairs, items, _ = distill.labelled_pairs(cfg)
     train_query = pairs.loc[pairs["split"] == "train", "query_norm"].iloc[0]
     dev_query = pairs.loc[pairs["split"] == "dev", "query_norm"].iloc[0]
     labelled = set(zip(pairs["query_norm"], pairs["item_id"]))
