@@ -2,9 +2,9 @@
 
 generate a marketplace → nightly pipeline (ingest and roll up every day, tiers, KG, Home Depot labels,
 training pairs, tower vectors, SFT examples) → teacher training at demo scale (tiny model, SFT, a few GRPO
-steps, evaluation, promotion) → the representation student (lore distill) → head judgments →
-Redis cache fill → the shim under gunicorn → sample requests that hit every tier (cache,
-student, teacher, fallback + write-back) → a summary.
+steps, evaluation, promotion) → head judgments → the representation student (lore distill: the
+labels and the teacher's head judgments) → Redis cache fill → the shim under gunicorn → sample
+requests that hit every tier (cache, student, teacher, fallback + write-back) → a summary.
 
 A second run reuses what exists (days already in the lakehouse, trained models, judgments,
 the active cache version) instead of redoing it; ``--force`` redoes everything.
@@ -134,9 +134,13 @@ def run(cfg: DemoConfig) -> dict:
             progress.took(t, describe(result) if describe else "")
 
     champion = train_teacher(cfg, day, progress)
+    t = progress.step("head judgments")
+    judged = judge_head.run(judge_head.JudgeHeadConfig.load(overrides={
+        **day, "max_items_per_query": cfg.items_per_head_query, "judge": {"model_path": str(champion)}}))
+    print("      " + judged.format().replace("\n", "\n      "))
     student = cfg.artifacts / "students" / "current"
     reused = not cfg.force and (student / "manifest.json").is_file()
-    t = progress.step("representation student (distill)", reused)
+    t = progress.step("representation student (distill, labels + head judgments)", reused)
     if not reused:
         from lore_ml.distill import DistillConfig
         from lore_ml.distill import run as run_distill
@@ -145,10 +149,6 @@ def run(cfg: DemoConfig) -> dict:
             **day, "dataset": "marketplace", "out_dir": str(cfg.artifacts / "students")}))
         progress.took(t, f"marketplace test: Acc@2 {metrics['acc2']:.3f}, macro-F1 {metrics['macro_f1']:.3f}")
 
-    t = progress.step("head judgments")
-    judged = judge_head.run(judge_head.JudgeHeadConfig.load(overrides={
-        **day, "max_items_per_query": cfg.items_per_head_query, "judge": {"model_path": str(champion)}}))
-    print("      " + judged.format().replace("\n", "\n      "))
     t = progress.step("Redis head cache")
     filled = fill_cache.run(fill_cache.FillCacheConfig.load(overrides=day))
     print(f"      version {filled.version} active: {filled.queries:,} queries, {filled.judgments:,} judgments, "
