@@ -85,6 +85,8 @@ class DistillConfig(JobConfig):
     soft_weight: float = Field(0.5, ge=0, le=1, description="Weight of the teacher's distributions where present.")
     teacher_pairs: bool = Field(True, description="Also learn the teacher's judgments (gold.relevance_judgments of ds) "
                                 "of pairs nobody labelled, for train queries: its p(L1..L4) is their whole target.")
+    max_teacher_pairs: int = Field(200_000, ge=1, description="At most this many of them (a fixed sample by "
+                                   "(query, item)): the representation student holds every pair's features in memory.")
     rating_sigma: float = Field(0.3, ge=0, description="Human labels with a raw rating (Home Depot) become the "
                                 "distribution of Normal(rating, sigma) over the label bands; 0: the hard label.")
     label_smoothing: float = Field(0.1, ge=0, lt=1, description="Labels without a rating: mass moved to the neighbours.")
@@ -210,9 +212,10 @@ def teacher_targets(judged, pairs) -> np.ndarray:
     return targets
 
 
-def unlabelled_judgments(judged, pairs, query_split: dict, items, dataset: str):
+def unlabelled_judgments(judged, pairs, query_split: dict, items, dataset: str, limit: int | None = None):
     """The teacher's judgments of pairs nobody labelled, as train pairs: (query_norm, item_id,
-    split, level, rating, p) with level the teacher's argmax and no rating.
+    split, level, rating, p) with level the teacher's argmax and no rating; at most ``limit`` of
+    them, the same sample on every run (the lowest hashes of query and item).
 
     ``judged`` is ``gold.relevance_judgments`` (None: no table). Only ``ok`` judgments of
     catalog ``items`` from ``dataset`` that ``pairs`` does not hold, whose query is a train
@@ -231,6 +234,8 @@ def unlabelled_judgments(judged, pairs, query_split: dict, items, dataset: str):
     >>> query_split = {"drill": "train", "wood screws": "test"}
     >>> unlabelled_judgments(judged, pairs, query_split, items, "all")[["query_norm", "item_id", "split", "level"]].values.tolist()
     [['drill', 'm-3', 'train', 0], ['hammer', 'm-4', 'train', 2]]
+    >>> len(unlabelled_judgments(judged, pairs, query_split, items, "all", limit=1))
+    1
     """
     import pandas as pd
 
@@ -244,6 +249,9 @@ def unlabelled_judgments(judged, pairs, query_split: dict, items, dataset: str):
     labelled = pd.MultiIndex.from_frame(pairs[["query_norm", "item_id"]])
     unlabelled = ~pd.MultiIndex.from_frame(judged[["query_norm", "item_id"]]).isin(labelled)
     judged = judged[(split == "train").to_numpy() & unlabelled].drop_duplicates(["query_norm", "item_id"])
+    if limit is not None and len(judged) > limit:
+        order = pd.util.hash_pandas_object(judged[["query_norm", "item_id"]], index=False).to_numpy()
+        judged = judged.iloc[np.sort(np.argsort(order, kind="stable")[:limit])]
     p = [np.asarray(v, dtype=float) for v in judged["p"]]
     return pd.DataFrame({"query_norm": judged["query_norm"].to_numpy(), "item_id": judged["item_id"].to_numpy(),
                          "split": "train", "level": [int(np.argmax(v)) for v in p], "rating": np.nan, "p": p},
@@ -267,10 +275,11 @@ def run(cfg: DistillConfig) -> tuple[dict, Path, bool]:
     targets = target_distributions(cfg, pairs, teacher_targets(judgments, pairs))
     print(f"[distill] targets: {pairs['rating'].notna().sum():,} pairs from raw ratings (sigma {cfg.rating_sigma}), "
           f"the rest from their label", file=sys.stderr)
-    judged = unlabelled_judgments(judgments if cfg.teacher_pairs else None, pairs, query_split, items, cfg.dataset)
+    judged = unlabelled_judgments(judgments if cfg.teacher_pairs else None, pairs, query_split, items, cfg.dataset,
+                                  cfg.max_teacher_pairs)
     if len(judged):
-        print(f"[distill] + {len(judged):,} unlabelled train pairs with the teacher's p as their target",
-              file=sys.stderr)
+        print(f"[distill] + {len(judged):,} unlabelled train pairs with the teacher's p as their target "
+              f"(at most max_teacher_pairs={cfg.max_teacher_pairs:,})", file=sys.stderr)
         pairs = pd.concat([pairs, judged.drop(columns="p")], ignore_index=True)
         targets = np.concatenate([targets, np.stack(judged["p"].to_numpy())])
         split = pairs["split"].to_numpy()
