@@ -2,7 +2,7 @@
 
     .venv/bin/lore distill --ds 2026-01-31 --dataset home_depot --set out_dir=artifacts/students-hd
     .venv/bin/lore distill --ds 2026-01-31 --dataset home_depot --student cross --epochs 1 \
-        --set out_dir=artifacts/students-hd --set cross.level_weight=2.0
+        --set out_dir=artifacts/students-hd
     .venv/bin/python bench/student_quality.py
 
 Reads ``train.csv.zip`` from ``--home-depot-dir`` (default: the config's ``data.home_depot_dir``)
