@@ -242,9 +242,8 @@ def unlabelled_judgments(judged, pairs, query_split: dict, items, dataset: str, 
 
     from lore_ml.labels import of_dataset, split_for_query
 
-    columns = ["query_norm", "item_id", "split", "level", "rating", "p"]
     if judged is None or judged.empty:
-        return pd.DataFrame(columns=columns)
+        return teacher_rows([], [], [])
     judged = of_dataset(judged[(judged["status"] == "ok") & judged["item_id"].isin(items)], dataset)
     split = judged["query_norm"].map(lambda query: query_split.get(query) or split_for_query(query))
     labelled = pd.MultiIndex.from_frame(pairs[["query_norm", "item_id"]])
@@ -253,16 +252,32 @@ def unlabelled_judgments(judged, pairs, query_split: dict, items, dataset: str, 
     if limit is not None and len(judged) > limit:
         order = pd.util.hash_pandas_object(judged[["query_norm", "item_id"]], index=False).to_numpy()
         judged = judged.iloc[np.sort(np.argsort(order, kind="stable")[:limit])]
-    p = [np.asarray(v, dtype=float) for v in judged["p"]]
-    return pd.DataFrame({"query_norm": judged["query_norm"].to_numpy(), "item_id": judged["item_id"].to_numpy(),
-                         "split": "train", "level": [int(np.argmax(v)) for v in p], "rating": np.nan, "p": p},
-                        columns=columns)
+    return teacher_rows(judged["query_norm"], judged["item_id"], judged["p"])
+
+
+def teacher_rows(queries, item_ids, p):
+    """Unlabelled train pairs whose whole target is the teacher's ``p``, in the columns of
+    :func:`labelled_pairs` plus ``p``: level the teacher's argmax, no rating."""
+    import pandas as pd
+
+    p = [np.asarray(v, dtype=float) for v in p]
+    return pd.DataFrame({"query_norm": list(queries), "item_id": list(item_ids), "split": "train",
+                         "level": [int(np.argmax(v)) for v in p], "rating": np.nan, "p": p},
+                        columns=["query_norm", "item_id", "split", "level", "rating", "p"])
+
+
+def with_teacher_rows(pairs, targets: np.ndarray, rows):
+    """``pairs`` and their ``targets`` followed by the :func:`teacher_rows` ``rows``, their ``p`` as targets."""
+    import pandas as pd
+
+    if rows.empty:
+        return pairs, targets
+    return (pd.concat([pairs, rows.drop(columns="p")], ignore_index=True),
+            np.concatenate([targets, np.stack(rows["p"].to_numpy())]))
 
 
 def run(cfg: DistillConfig) -> tuple[dict, Path, bool]:
     """Train, fit the decision rule on dev, report on test, save; returns (test metrics, dir, became current)."""
-    import pandas as pd
-
     from lore_ml.decision import decide, fit_decision
     from lore_ml.evaluation import evaluate, record_decision
     from lore_ml.labels import LABELS
@@ -281,11 +296,16 @@ def run(cfg: DistillConfig) -> tuple[dict, Path, bool]:
     if len(judged):
         print(f"[distill] + {len(judged):,} unlabelled train pairs with the teacher's p as their target "
               f"(at most max_teacher_pairs={cfg.max_teacher_pairs:,})", file=sys.stderr)
-        pairs = pd.concat([pairs, judged.drop(columns="p")], ignore_index=True)
-        targets = np.concatenate([targets, np.stack(judged["p"].to_numpy())])
-        split = pairs["split"].to_numpy()
+    pairs, targets = with_teacher_rows(pairs, targets, judged)
+    transfer = None
+    if cfg.student == "cross" and cfg.cross.transfer_teacher:
+        transferred, transfer = transfer_set(cfg, pairs, items)
+        pairs, targets = with_teacher_rows(pairs, targets, transferred)
+    split = pairs["split"].to_numpy()
     trained = trainer(cfg, pairs, items, targets)
     trained.manifest["teacher_pairs"] = len(judged)
+    if cfg.student == "cross":
+        trained.manifest["transfer"] = transfer
     levels, ratings = pairs["level"].to_numpy(), pairs["rating"].to_numpy(dtype=float)
     dev, test = split == "dev", split == "test"
     decision = fit_decision(trained.p[dev], levels[dev]) if dev.any() else None
@@ -397,17 +417,10 @@ def train_cross_encoder(cfg: DistillConfig, pairs, items, targets: np.ndarray) -
     texts = np.array([item_text(items[i]) for i in pairs["item_id"]], dtype=object)
     queries = pairs["query_norm"].to_numpy()
     train = pairs["split"].to_numpy() == "train"
-    train_queries, train_texts, train_targets = queries[train], texts[train], targets[train]
-    transfer = None
-    if settings.transfer_teacher:
-        transfer_queries, transfer_texts, transfer_targets, transfer = transfer_set(cfg, pairs, items)
-        train_queries = np.concatenate([train_queries, transfer_queries])
-        train_texts = np.concatenate([train_texts, transfer_texts])
-        train_targets = np.concatenate([train_targets, transfer_targets])
     model = cross_encoder.new_cross_encoder(settings.max_length, cfg.seed)
     with tempfile.TemporaryDirectory(prefix="lore-cross-") as work_dir:
         history = cross_encoder.fit(
-            model, train_queries, train_texts, train_targets.tolist(),
+            model, queries[train], texts[train], targets[train].tolist(),
             cross_encoder.distillation_loss(model, settings.level_weight), epochs=settings.epochs,
             batch_size=settings.batch_size, learning_rate=settings.learning_rate, seed=cfg.seed, work_dir=Path(work_dir))
     scored = ~train  # dev and test: what the decision rule and the reports need
@@ -415,12 +428,11 @@ def train_cross_encoder(cfg: DistillConfig, pairs, items, targets: np.ndarray) -
     print(f"[distill] scoring {scored.sum():,} dev/test pairs", file=sys.stderr)
     p[scored] = cross_encoder.predict_probabilities(model, queries[scored], texts[scored])
     return Trained(p, {"max_length": settings.max_length, "train_loss": [e["loss"] for e in history],
-                       "settings": settings.model_dump(mode="json"), "transfer": transfer},
-                   lambda out: model.save(str(out)))
+                       "settings": settings.model_dump(mode="json")}, lambda out: model.save(str(out)))
 
 
-def transfer_set(cfg: DistillConfig, pairs, items) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """(queries, item texts, targets, summary) of the transfer set, labelled by ``cross.transfer_teacher``.
+def transfer_set(cfg: DistillConfig, pairs, items) -> tuple["pd.DataFrame", dict]:  # noqa: F821
+    """The transfer set as :func:`teacher_rows` labelled by ``cross.transfer_teacher``, and its summary.
 
     The teacher's p(L1..L4) on pairs nobody labelled carries what it learnt about the items a
     query did not see rated. On Home Depot its gain stayed within the seed spread (README).
@@ -439,7 +451,8 @@ def transfer_set(cfg: DistillConfig, pairs, items) -> tuple[np.ndarray, np.ndarr
     print(f"[distill] transfer set: {len(chosen):,} unlabelled train pairs, labelled by {teacher.model_version}",
           file=sys.stderr)
     targets = predict_probabilities(teacher.model, queries, texts)
-    return queries, texts, targets, {"teacher": teacher.model_version, "pairs": len(chosen)}
+    rows = teacher_rows(queries, [item_id for _, item_id in chosen], targets)
+    return rows, {"teacher": teacher.model_version, "pairs": len(chosen)}
 
 
 def transfer_pairs(pairs, items, per_query: int) -> list[tuple[str, str]]:

@@ -55,10 +55,11 @@ def test_the_transfer_set_is_labelled_by_the_teacher_students_p(tmp_path):
     items = {"m-a": {"title": "20v cordless drill", "brand": "Dewalt"}, "m-c": {"title": "cordless drill battery"}}
     cfg = DistillConfig.load(overrides={"ds": "2026-01-31", "student": "cross",
                                         "cross": {"transfer_teacher": str(tmp_path / "teacher")}})
-    queries, texts, targets, summary = transfer_set(cfg, pairs, items)
-    assert queries.tolist() == ["cordless drill", "drill battery"]
-    assert texts.tolist() == ["cordless drill battery", "20v cordless drill | Dewalt"]
-    assert np.allclose(targets, cross_encoder.predict_probabilities(teacher, queries, texts), atol=1e-5)
+    rows, summary = transfer_set(cfg, pairs, items)
+    queries, texts = ["cordless drill", "drill battery"], ["cordless drill battery", "20v cordless drill | Dewalt"]
+    assert rows["query_norm"].tolist() == queries and rows["item_id"].tolist() == ["m-c", "m-a"]
+    assert (rows["split"] == "train").all() and rows["rating"].isna().all()
+    assert np.allclose(np.stack(rows["p"]), cross_encoder.predict_probabilities(teacher, queries, texts), atol=1e-5)
     assert summary == {"teacher": "cross-student@teacher", "pairs": 2}
 
     cfg = DistillConfig.load(overrides={"ds": "2026-01-31", "cross": {"transfer_teacher": str(tmp_path)}})
