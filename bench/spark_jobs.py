@@ -13,6 +13,13 @@ the median of the paired ratios to the baseline with their range, and the growth
 time from the first scale to the last. ``rollup_logs`` is shown for the last day alone (what the
 nightly run does: one day's logs) and for every day of the window in turn (a backfill); log
 rows/s count the rows each timing read.
+
+Two columns say what the ratios are made of. ``cpu s`` is the CPU time this process spent per
+run (the Sail engine runs in it), and ``busy`` that time over wall time × cores: a job near
+100% is bound by the work it does, not by waiting, so running its steps side by side cannot
+make it much faster. The ``floor`` row is a one-row Delta partition write and its read-back,
+the least any job that writes a table costs (its rows/s is left blank): at small scales it alone
+is a visible share of 3× the baseline.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import shutil
 import statistics
 import tempfile
@@ -34,29 +42,44 @@ DS = "2026-01-31"
 
 @dataclass
 class Timing:
-    """Paired runs of one job: its seconds and, per run, the baseline's seconds just before it."""
+    """Paired runs of one job: its seconds and CPU seconds and, per run, the baseline's seconds just
+    before it."""
 
     seconds: list[float]
     baseline: list[float]
+    cpu: list[float]
 
     @property
     def median(self) -> float:
         return statistics.median(self.seconds)
 
     @property
+    def cpu_median(self) -> float:
+        return statistics.median(self.cpu)
+
+    @property
     def ratios(self) -> list[float]:
         return [job / base for job, base in zip(self.seconds, self.baseline)]
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far, engine threads included."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def paired(job, baseline, repeat: int) -> Timing:
     """``repeat`` runs of ``job``, each right after a run of ``baseline`` (every job is idempotent,
     so a re-run redoes the same work)."""
-    timing = Timing([], [])
+    timing = Timing([], [], [])
     for _ in range(repeat):
-        for fn, times in ((baseline, timing.baseline), (job, timing.seconds)):
-            started = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        baseline()
+        timing.baseline.append(time.perf_counter() - started)
+        started, cpu_started = time.perf_counter(), cpu_seconds()
+        job()
+        timing.seconds.append(time.perf_counter() - started)
+        timing.cpu.append(cpu_seconds() - cpu_started)
     return timing
 
 
@@ -82,12 +105,22 @@ def run_scale(rows: int, workdir: Path, repeat: int) -> dict:
     def baseline():
         lakehouse.read("bronze.search_log").groupBy("query").count().collect()
 
+    # The jobs' own write path (schema check, replaceWhere of one day) into a lake of its own.
+    floor_lake = Lakehouse(lakehouse.spark, LakehouseConfig(root=str(workdir / f"floor-{rows}")))
+    one_row = lakehouse.spark.createDataFrame([(1, 1.0, 1.0, 1)], "position int, numerator double, "
+                                              "denominator double, pairs long")
+
+    def floor():
+        floor_lake.write_partition(one_row, "silver.daily_position_ratios", DS)
+        floor_lake.read_partition("silver.daily_position_ratios", DS).count()
+
     def rollup(days):
         for ds in days:
             rollup_logs.run(rollup_logs.RollupLogsConfig.load(overrides={**paths, "ds": ds}))
 
     job = {"ds": DS, **paths}
     jobs = {
+        "floor": floor,
         "rollup_logs (1 day)": lambda: rollup([DS]),
         "rollup_logs (all days)": lambda: rollup(manifest["days"]),
         "stratify": lambda: stratify.run(stratify.StratifyConfig.load(overrides=job)),
@@ -97,8 +130,9 @@ def run_scale(rows: int, workdir: Path, repeat: int) -> dict:
     timings = {"baseline": paired(baseline, baseline, repeat)}
     timings.update({name: paired(fn, baseline, repeat) for name, fn in jobs.items()})
     shutil.rmtree(lake, ignore_errors=True)
-    return {"timings": timings, "rows": {name: day_rows if name == "rollup_logs (1 day)" else log_rows
-                                         for name in timings}}
+    shutil.rmtree(workdir / f"floor-{rows}", ignore_errors=True)
+    rows_read = {"rollup_logs (1 day)": day_rows, "floor": None}
+    return {"timings": timings, "rows": {name: rows_read.get(name, log_rows) for name in timings}}
 
 
 def main() -> None:
@@ -111,14 +145,20 @@ def main() -> None:
     results = {rows: run_scale(rows, args.workdir, args.repeat) for rows in args.rows}
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; engine: sail; "
           + speed_line())
-    print(f"{'log rows':>12} {'job':<24}{'seconds':>9}{'rows/s':>12}{'x baseline':>12}{'range':>13}")
+    cores = os.cpu_count() or 1
+    print(f"{'log rows':>12} {'job':<24}{'seconds':>9}{'rows/s':>12}{'x baseline':>12}{'range':>13}"
+          f"{'cpu s':>8}{'busy':>7}")
     for rows, result in results.items():
         for name, timing in result["timings"].items():
             ratios = timing.ratios
-            print(f"{rows:>12,} {name:<24}{timing.median:>9.2f}{result['rows'][name] / timing.median:>12,.0f}"
-                  f"{statistics.median(ratios):>12.1f}{f'{min(ratios):.1f}-{max(ratios):.1f}':>13}")
+            read = result["rows"][name]
+            rate = f"{read / timing.median:,.0f}" if read else "-"
+            print(f"{rows:>12,} {name:<24}{timing.median:>9.2f}{rate:>12}"
+                  f"{statistics.median(ratios):>12.1f}{f'{min(ratios):.1f}-{max(ratios):.1f}':>13}"
+                  f"{timing.cpu_median:>8.2f}{timing.cpu_median / (timing.median * cores):>7.0%}")
     print("seconds: median of the runs; x baseline: median of the ratios of each run to the baseline run just "
-          "before it (range: lowest-highest)")
+          f"before it (range: lowest-highest); cpu s: median CPU seconds of the runs; busy: cpu s / (seconds x "
+          f"{cores} cores); floor: a one-row Delta partition write and its read-back")
     if len(results) > 1:
         first, last = min(results), max(results)
         print(f"\ntime growth from {first:,} to {last:,} rows ({last / first:.0f}x data), medians:")
