@@ -221,8 +221,9 @@ def unlabelled_judgments(judged, pairs, query_split: dict, items, dataset: str, 
     ``judged`` is ``gold.relevance_judgments`` (None: no table). Only ``ok`` judgments of
     catalog ``items`` from ``dataset`` that ``pairs`` does not hold, whose query is a train
     query, count: a human-labelled query has its split in ``query_split``, any other takes its
-    fixed split (as ``jobs/mine_pairs.py`` gives them), so no dev or test query is learnt. In production these are the head traffic the teacher
-    judged every night, far more pairs than people rate.
+    fixed split (as ``jobs/mine_pairs.py`` gives them), so no dev or test query is learnt. In
+    production these are the head traffic the teacher judged every night, far more pairs than
+    people rate.
 
     >>> import pandas as pd
     >>> pairs = pd.DataFrame({"query_norm": ["drill", "wood screws"], "item_id": ["m-1", "m-2"],
