@@ -338,7 +338,7 @@ def transform_kg_nodes(facts: DataFrame, mined_edges: DataFrame, catalog: DataFr
 def run(cfg: BuildKgConfig) -> dict[str, int]:
     """Write both tables for cfg.ds; return the edge count per type."""
     from jobs.rollup_logs import read_window
-    from lore_ml.lakehouse import open_lakehouse, stage
+    from lore_ml.lakehouse import open_lakehouse, staging_area
 
     lakehouse = open_lakehouse(cfg)
     catalog = lakehouse.read_snapshot("bronze.catalog", cfg.ds_str)
@@ -346,14 +346,15 @@ def run(cfg: BuildKgConfig) -> dict[str, int]:
         raise RuntimeError(f"no bronze.catalog snapshot at or before {cfg.ds_str}: run jobs.ingest first")
     daily_impressions = read_window(lakehouse, "silver.daily_impressions", cfg)
     # Sail keeps no cache(): results read by several transforms are staged once.
-    clicks = stage(transform_clicks(daily_impressions), cfg.lakehouse, "kg_clicks", cfg.ds_str)
-    facts = stage(transform_item_facts(catalog), cfg.lakehouse, "kg_item_facts", cfg.ds_str)
-    votes = stage(transform_query_votes(clicks, facts), cfg.lakehouse, "kg_votes", cfg.ds_str)
-    synonyms = stage(transform_synonym_candidates(clicks, cfg), cfg.lakehouse, "kg_synonyms", cfg.ds_str)
-    brands = stage(transform_brands(catalog), cfg.lakehouse, "kg_brands", cfg.ds_str)
-    mined = stage(transform_mined_edges(brands, facts, votes, synonyms, cfg), cfg.lakehouse, "kg_mined", cfg.ds_str)
-    lakehouse.write_partition(transform_kg_edges(facts, mined), "silver.kg_edges", cfg.ds_str)
-    lakehouse.write_partition(transform_kg_nodes(facts, mined, catalog), "silver.kg_nodes", cfg.ds_str)
+    with staging_area(cfg.lakehouse, "build_kg", cfg.ds_str) as scratch:
+        clicks = scratch.stage(transform_clicks(daily_impressions), "clicks")
+        facts = scratch.stage(transform_item_facts(catalog), "item_facts")
+        votes = scratch.stage(transform_query_votes(clicks, facts), "votes")
+        synonyms = scratch.stage(transform_synonym_candidates(clicks, cfg), "synonyms")
+        brands = scratch.stage(transform_brands(catalog), "brands")
+        mined = scratch.stage(transform_mined_edges(brands, facts, votes, synonyms, cfg), "mined")
+        lakehouse.write_partition(transform_kg_edges(facts, mined), "silver.kg_edges", cfg.ds_str)
+        lakehouse.write_partition(transform_kg_nodes(facts, mined, catalog), "silver.kg_nodes", cfg.ds_str)
     edges = lakehouse.read_partition("silver.kg_edges", cfg.ds_str)
     return {r["edge_type"]: r["count"] for r in edges.groupBy("edge_type").count().collect()}
 

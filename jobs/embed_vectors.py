@@ -102,7 +102,7 @@ def transform_vectors(texts: DataFrame, previous: DataFrame | None, model: str, 
 
 def run(cfg: EmbedVectorsConfig) -> dict[str, tuple[int, int]]:
     """Write both tables for ``cfg.ds``; returns {table: (rows, newly encoded)}."""
-    from lore_ml.lakehouse import open_lakehouse, stage
+    from lore_ml.lakehouse import open_lakehouse, staging_area
 
     lakehouse = open_lakehouse(cfg)
     if not lakehouse.exists("bronze.catalog") or not lakehouse.has_partition("silver.query_tiers", cfg.ds_str):
@@ -115,18 +115,19 @@ def run(cfg: EmbedVectorsConfig) -> dict[str, tuple[int, int]]:
                                  "query_norm"),
     }
     counts = {}
-    for table, (texts, key) in sources.items():
-        previous = lakehouse.read_snapshot(table, cfg.ds_str) if lakehouse.exists(table) else None
-        if previous is not None:
-            previous = previous.withColumnRenamed(key, "key")
-        print(f"[embed_vectors] {table}: encoding new or changed texts", file=sys.stderr)
-        # staged first: a re-run reads the very partition it replaces
-        vectors = stage(transform_vectors(texts, previous, model, cfg.batch_size), cfg.lakehouse,
-                        table.replace(".", "_"), cfg.ds_str)
-        reused = 0 if previous is None else vectors.join(previous, ["key", "text_hash", "model"], "left_semi").count()
-        lakehouse.write_partition(vectors.withColumnRenamed("key", key), table, cfg.ds_str)
-        rows = lakehouse.read_partition(table, cfg.ds_str).count()
-        counts[table] = (rows, rows - reused)
+    with staging_area(cfg.lakehouse, "embed_vectors", cfg.ds_str) as scratch:
+        for table, (texts, key) in sources.items():
+            previous = lakehouse.read_snapshot(table, cfg.ds_str) if lakehouse.exists(table) else None
+            if previous is not None:
+                previous = previous.withColumnRenamed(key, "key")
+            print(f"[embed_vectors] {table}: encoding new or changed texts", file=sys.stderr)
+            # staged first: a re-run reads the very partition it replaces
+            vectors = scratch.stage(transform_vectors(texts, previous, model, cfg.batch_size), table)
+            unchanged = ["key", "text_hash", "model"]
+            reused = 0 if previous is None else vectors.join(previous, unchanged, "left_semi").count()
+            lakehouse.write_partition(vectors.withColumnRenamed("key", key), table, cfg.ds_str)
+            rows = lakehouse.read_partition(table, cfg.ds_str).count()
+            counts[table] = (rows, rows - reused)
     return counts
 
 

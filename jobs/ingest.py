@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -210,7 +209,7 @@ class MissingCatalog(RuntimeError):
 def ingest_source(lakehouse, cfg: IngestConfig, source: str) -> SourceCounts | None:
     from tqdm import tqdm
 
-    from lore_ml.lakehouse import staging_path
+    from lore_ml.lakehouse import staging_area
     from lore_ml.raw_io import find_drop_files, stage_drop
 
     started = time.perf_counter()
@@ -218,26 +217,27 @@ def ingest_source(lakehouse, cfg: IngestConfig, source: str) -> SourceCounts | N
     if not files:
         log.info("%s: no raw drop for %s, partition left as it is", source, cfg.ds_str)
         return None
-    staging = Path(staging_path(lakehouse.config, source, cfg.ds_str))
-    with tqdm(desc=f"stage {source}", unit="row", unit_scale=True, disable=None, file=sys.stderr) as bar:
-        staged = stage_drop(files, RAW_FIELDS[source], staging, on_rows=bar.update)
-    raw = lakehouse.spark.read.parquet(str(staged.path))
-    if source == "catalog":
-        validated = transform_validate_catalog(raw)
-    else:
-        catalog = lakehouse.read_snapshot("bronze.catalog", cfg.ds_str)
-        if catalog is None:
-            raise MissingCatalog(
-                f"no bronze.catalog snapshot at or before {cfg.ds_str}: ingest a catalog drop first "
-                f"(raw folder {Path(cfg.data.raw_root) / 'catalog'})"
-            )
-        if source == "search_log":
-            validated = transform_validate_search_log(raw, catalog)
+    with staging_area(lakehouse.config, f"ingest_{source}", cfg.ds_str) as scratch:
+        with scratch.open_output("drop.parquet") as sink, tqdm(
+                desc=f"stage {source}", unit="row", unit_scale=True, disable=None, file=sys.stderr) as bar:
+            staged = stage_drop(files, RAW_FIELDS[source], sink, on_rows=bar.update)
+        raw = lakehouse.spark.read.parquet(scratch.path("drop.parquet"))
+        if source == "catalog":
+            validated = transform_validate_catalog(raw)
         else:
-            validated = transform_validate_human_labels(raw, catalog, cfg.label_source)
-    log.info("%s: writing bronze and quarantine partitions", source)
-    lakehouse.write_partition(transform_accepted(validated), f"bronze.{source}", cfg.ds_str)
-    lakehouse.write_partition(transform_quarantine(validated), f"quarantine.{source}", cfg.ds_str)
+            catalog = lakehouse.read_snapshot("bronze.catalog", cfg.ds_str)
+            if catalog is None:
+                raise MissingCatalog(
+                    f"no bronze.catalog snapshot at or before {cfg.ds_str}: ingest a catalog drop first "
+                    f"(raw folder {Path(cfg.data.raw_root) / 'catalog'})"
+                )
+            if source == "search_log":
+                validated = transform_validate_search_log(raw, catalog)
+            else:
+                validated = transform_validate_human_labels(raw, catalog, cfg.label_source)
+        log.info("%s: writing bronze and quarantine partitions", source)
+        lakehouse.write_partition(transform_accepted(validated), f"bronze.{source}", cfg.ds_str)
+        lakehouse.write_partition(transform_quarantine(validated), f"quarantine.{source}", cfg.ds_str)
     counts = SourceCounts(
         source=source,
         ds=cfg.ds_str,
@@ -247,7 +247,6 @@ def ingest_source(lakehouse, cfg: IngestConfig, source: str) -> SourceCounts | N
         quarantined_rows=lakehouse.read_partition(f"quarantine.{source}", cfg.ds_str).count(),
         seconds=time.perf_counter() - started,
     )
-    shutil.rmtree(staging, ignore_errors=True)
     if not counts.balanced:
         raise RuntimeError(f"{source}: {counts.input_rows} input rows but {counts.bronze_rows} bronze + "
                            f"{counts.quarantined_rows} quarantined — rows were lost")

@@ -269,7 +269,7 @@ def transform_training_pairs(
 def run(cfg: MinePairsConfig) -> list[tuple]:
     """Write silver.training_pairs for cfg.ds; return (source, label, rows) counts."""
     from jobs.rollup_logs import read_window
-    from lore_ml.lakehouse import open_lakehouse, stage
+    from lore_ml.lakehouse import open_lakehouse, staging_area
 
     lakehouse = open_lakehouse(cfg)
     daily_ratios = read_window(lakehouse, "silver.daily_position_ratios", cfg)
@@ -278,13 +278,11 @@ def run(cfg: MinePairsConfig) -> list[tuple]:
     log.info("position propensities: %s", {k: round(v, 3) for k, v in theta.items()})
     weak = transform_weak_labels(transform_behaviour(read_window(lakehouse, "silver.daily_impressions", cfg), theta),
                                  cfg)
-    # Sail keeps no cache(): the hard negatives and the merge both read the spellings.
-    spellings = stage(transform_query_spellings(read_window(lakehouse, "silver.daily_searches", cfg)),
-                      cfg.lakehouse, "query_spellings", cfg.ds_str)
+    daily_searches = read_window(lakehouse, "silver.daily_searches", cfg)
     catalog = lakehouse.read_snapshot("bronze.catalog", cfg.ds_str)
+    kg_edges = None
     if lakehouse.has_partition("silver.kg_edges", cfg.ds_str) and catalog is not None:
         kg_edges = lakehouse.read_partition("silver.kg_edges", cfg.ds_str)
-        weak = weak.unionByName(transform_hard_negatives(spellings, catalog, kg_edges, cfg))
     else:
         log.warning("no silver.kg_edges for %s: no hard negatives (run jobs.build_kg first)", cfg.ds_str)
     if lakehouse.exists("bronze.human_labels"):
@@ -293,15 +291,20 @@ def run(cfg: MinePairsConfig) -> list[tuple]:
         log.warning("no bronze.human_labels: training pairs are weak labels only")
         gold = lakehouse.spark.createDataFrame([], ", ".join(f"{c} string" for c in GOLD_COLUMNS))
     tiers = lakehouse.read_partition("silver.query_tiers", cfg.ds_str)
-    # The merge reads both twice or more (rows, split keys).
-    gold_rows = stage(transform_gold_rows(gold), cfg.lakehouse, "gold_rows", cfg.ds_str)
-    left_out = gold_rows.where(F.col("left_out")).count()
-    if left_out:
-        log.warning("%d gold rows left out: another spelling of their normalised query has a more held-out "
-                    "fixed split", left_out)
-    weak = stage(weak, cfg.lakehouse, "weak_labels", cfg.ds_str)
-    pairs = transform_training_pairs(gold_rows, weak, spellings, tiers, cfg)
-    lakehouse.write_partition(pairs, "silver.training_pairs", cfg.ds_str)
+
+    # Sail keeps no cache(): what several transforms read is staged once.
+    with staging_area(cfg.lakehouse, "mine_pairs", cfg.ds_str) as scratch:
+        spellings = scratch.stage(transform_query_spellings(daily_searches), "spellings")  # hard negatives, merge
+        if kg_edges is not None:
+            weak = weak.unionByName(transform_hard_negatives(spellings, catalog, kg_edges, cfg))
+        gold_rows = scratch.stage(transform_gold_rows(gold), "gold_rows")  # rows, split keys
+        left_out = gold_rows.where(F.col("left_out")).count()
+        if left_out:
+            log.warning("%d gold rows left out: another spelling of their normalised query has a more held-out "
+                        "fixed split", left_out)
+        weak = scratch.stage(weak, "weak_labels")
+        pairs = transform_training_pairs(gold_rows, weak, spellings, tiers, cfg)
+        lakehouse.write_partition(pairs, "silver.training_pairs", cfg.ds_str)
     written = lakehouse.read_partition("silver.training_pairs", cfg.ds_str)
     return sorted(tuple(r) for r in written.groupBy("source", "label").count().collect())
 

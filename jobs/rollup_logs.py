@@ -107,15 +107,16 @@ def read_window(lakehouse, table: str, cfg: WindowJobConfig) -> DataFrame:
 
 def run(cfg: RollupLogsConfig) -> dict[str, int]:
     """Write the three daily tables for cfg.ds; return their row counts."""
-    from lore_ml.lakehouse import open_lakehouse, stage
+    from lore_ml.lakehouse import open_lakehouse, staging_area
 
     lakehouse = open_lakehouse(cfg)
     if not lakehouse.has_partition("bronze.search_log", cfg.ds_str):
         raise RuntimeError(f"no bronze.search_log rows for {cfg.ds_str}: run jobs.ingest --ds {cfg.ds_str} first")
     logs = lakehouse.read_partition("bronze.search_log", cfg.ds_str)
-    searches = stage(transform_daily_searches(logs), cfg.lakehouse, "daily_searches", cfg.ds_str)  # read twice
-    lakehouse.write_partition(searches, "silver.daily_searches", cfg.ds_str)
-    lakehouse.write_partition(transform_daily_impressions(logs, searches), "silver.daily_impressions", cfg.ds_str)
+    with staging_area(cfg.lakehouse, "rollup_logs", cfg.ds_str) as scratch:
+        searches = scratch.stage(transform_daily_searches(logs), "searches")  # read twice
+        lakehouse.write_partition(searches, "silver.daily_searches", cfg.ds_str)
+        lakehouse.write_partition(transform_daily_impressions(logs, searches), "silver.daily_impressions", cfg.ds_str)
     impressions = lakehouse.read_partition("silver.daily_impressions", cfg.ds_str)
     lakehouse.write_partition(transform_daily_position_ratios(impressions), "silver.daily_position_ratios", cfg.ds_str)
     return {table: lakehouse.read_partition(table, cfg.ds_str).count() for table in TABLES}

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
+import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Iterator
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -232,17 +235,15 @@ class Lakehouse:
     def write_arrow(self, rows, table: str, ds: str) -> None:
         """:meth:`write_partition` for rows built in Python (a ``pyarrow.Table``).
 
-        The rows reach Spark as a staged Parquet file, not over the Connect channel, which caps
-        one message at 128 MiB (a day of prompts is far more).
+        The rows reach Spark as a Parquet file in a :func:`staging_area`, not over the Connect
+        channel, which caps one message at 128 MiB (a day of prompts is far more).
         """
         import pyarrow.parquet as pq
 
-        staged = Path(staging_path(self.config, table.replace(".", "_"), ds))
-        staged.mkdir(parents=True, exist_ok=True)
-        for old in staged.glob("*.parquet"):
-            old.unlink()
-        pq.write_table(rows, staged / "part-00000.parquet")
-        self.write_partition(self.spark.read.parquet(str(staged)), table, ds)
+        with staging_area(self.config, table.replace(".", "_"), ds) as scratch:
+            with scratch.open_output("rows.parquet") as sink:
+                pq.write_table(rows, sink)
+            self.write_partition(self.spark.read.parquet(scratch.path("rows.parquet")), table, ds)
 
     def read(self, table: str) -> DataFrame:
         """The whole table, columns in schema order (Sail returns partition columns last)."""
@@ -287,21 +288,78 @@ class Lakehouse:
         return None if latest is None else self.read_partition(table, latest)
 
 
-def staging_path(lakehouse: LakehouseConfig, name: str, ds: str) -> str:
-    """``<root>/_staging/<name>/ds=<ds>``: scratch space of one job run, overwritten by the next."""
-    return f"{lakehouse.table_uri(f'_staging.{name}')}/ds={_checked_ds(ds)}"
+def pyarrow_uri(uri: str) -> str:
+    """A Spark storage URI as pyarrow names it: Hadoop's ``s3a://`` and ``s3n://`` are ``s3://``.
 
-
-def stage(df: DataFrame, lakehouse: LakehouseConfig, name: str, ds: str) -> DataFrame:
-    """Materialise an intermediate result as Parquet at :func:`staging_path`.
-
-    Sail has no effective ``cache()``: a plan that uses one Python-computed result in several
-    branches recomputes it in each. Jobs stage such results once; the next run overwrites them.
+    >>> pyarrow_uri("s3a://bucket/lore"), pyarrow_uri("gs://bucket/lore"), pyarrow_uri("/srv/lore")
+    ('s3://bucket/lore', 'gs://bucket/lore', '/srv/lore')
     """
-    path = staging_path(lakehouse, name, ds)
-    df.write.mode("overwrite").parquet(path)
-    # With the schema given, an empty result (no Parquet file written) reads back as empty, not schemaless.
-    return df.sparkSession.read.schema(df.schema).parquet(path)
+    return re.sub(r"^s3[an]://", "s3://", uri)
+
+
+def filesystem(uri: str):
+    """pyarrow's filesystem for a lakehouse location, and the path within it: a local path or any
+    URI ``pyarrow.fs`` knows (``file://``, ``s3://``, ``gs://``, ``abfs://``, ``hdfs://``).
+
+    >>> fs, path = filesystem("file:///tmp/lake/_staging")
+    >>> type(fs).__name__, path
+    ('LocalFileSystem', '/tmp/lake/_staging')
+    """
+    import pyarrow.fs
+
+    return pyarrow.fs.FileSystem.from_uri(pyarrow_uri(uri))
+
+
+class StagingArea:
+    """Scratch space of one job run (made by :func:`staging_area`).
+
+    Sail has no effective ``cache()``: a plan that uses one result in several branches recomputes
+    it in each, so jobs stage such results here once. Rows built in Python reach Spark through
+    a file here too. Every path is under ``uri``, on the lakehouse's own storage, so Spark
+    executors and this process see the same files.
+    """
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        self._fs, self._root = filesystem(uri)
+
+    def path(self, name: str) -> str:
+        """The URI of ``name`` in the area, for Spark."""
+        return f"{self.uri}/{name}"
+
+    def stage(self, df: DataFrame, name: str) -> DataFrame:
+        """``df`` materialised as Parquet at ``name``, read back."""
+        path = self.path(name)
+        df.write.mode("overwrite").parquet(path)
+        # With the schema given, an empty result (no Parquet file written) reads back as empty, not schemaless.
+        return df.sparkSession.read.schema(df.schema).parquet(path)
+
+    def open_output(self, name: str):
+        """A pyarrow output stream that writes file ``name`` of the area."""
+        self._fs.create_dir(self._root, recursive=True)
+        return self._fs.open_output_stream(f"{self._root}/{name}")
+
+    def remove(self) -> None:
+        """Delete the area and everything in it (nothing to do when nothing was staged)."""
+        import pyarrow.fs
+
+        if self._fs.get_file_info(self._root).type != pyarrow.fs.FileType.NotFound:
+            self._fs.delete_dir(self._root)
+
+
+@contextmanager
+def staging_area(lakehouse: LakehouseConfig, job: str, ds: str) -> Iterator[StagingArea]:
+    """A :class:`StagingArea` at ``<root>/_staging/<job>/<ds>.<run id>`` for one run of ``job``.
+
+    The run id keeps two runs of one day (a retry beside a manual re-run) out of each other's
+    scratch, and the area is deleted when the block ends, failed or not, so scratch does not pile
+    up night after night. DataFrames read from the area are only valid inside the block.
+    """
+    area = StagingArea(f"{lakehouse.table_uri(f'_staging.{job}')}/{_checked_ds(ds)}.{uuid.uuid4().hex[:12]}")
+    try:
+        yield area
+    finally:
+        area.remove()
 
 
 def open_lakehouse(cfg) -> Lakehouse:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -32,7 +31,6 @@ BATCH_ROWS = 200_000
 
 @dataclass
 class StagedDrop:
-    path: Path
     files: int
     rows: int
     unreadable: int
@@ -48,17 +46,16 @@ def find_drop_files(folder: Path) -> list[Path]:
 def stage_drop(
     files: Sequence[Path],
     fields: Sequence[str],
-    out_dir: Path,
+    sink,
     on_rows: Callable[[int], None] | None = None,
 ) -> StagedDrop:
-    """Convert raw files to a staged Parquet folder of string columns (see module doc)."""
-    shutil.rmtree(out_dir, ignore_errors=True)
-    out_dir.mkdir(parents=True)
+    """Convert raw files to one Parquet file of string columns (see module doc), written to
+    ``sink``: a local path or a pyarrow output stream (a staging area on the lakehouse's storage)."""
     schema = pa.schema([(f, pa.string()) for f in fields] + [
         ("_line", pa.int64()), ("_source_file", pa.string()), ("_error", pa.string()), ("_record", pa.string())
     ])
     rows = unreadable = line = 0
-    with pq.ParquetWriter(out_dir / "part-00000.parquet", schema) as writer:
+    with pq.ParquetWriter(sink, schema) as writer:
         for path in files:
             reader = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}[FORMATS[path.suffix.lower()]]
             for batch in reader(path, fields):
@@ -71,7 +68,7 @@ def stage_drop(
                 line += n
                 if on_rows:
                     on_rows(n)
-    return StagedDrop(out_dir, len(files), rows, unreadable)
+    return StagedDrop(len(files), rows, unreadable)
 
 
 def _strings_from_binary(table: pa.Table, fields: Sequence[str]) -> pa.Table:

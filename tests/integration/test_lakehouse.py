@@ -1,11 +1,12 @@
 """Delta partition writes on the embedded engine: schema enforcement and idempotent days."""
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
 
-from lore_ml.lakehouse import SCHEMAS, SchemaMismatch, content_hash, stage
+from lore_ml.lakehouse import SCHEMAS, SchemaMismatch, content_hash, staging_area
 
 LABEL_COLUMNS = "query string, item_id string, label string, dimension string, rating double, split string, source string"
 
@@ -36,10 +37,32 @@ def test_write_rejects_missing_extra_and_mistyped_columns(lakehouse, sail_spark)
 
 def test_a_staged_empty_result_keeps_its_columns(lakehouse, sail_spark):
     empty = labels(sail_spark, [("q", "i", "L4", None, 3.0, "train", "x")]).where(F.col("label") == "L1")
-    staged = stage(empty, lakehouse.config, "empty", "2026-01-01")
-    assert staged.schema == empty.schema and staged.count() == 0
-    staged = stage(labels(sail_spark, [("q", "i", "L4", None, 3.0, "train", "x")]), lakehouse.config, "empty", "2026-01-01")
-    assert staged.collect()[0]["query"] == "q"  # the next run overwrites the stage
+    with staging_area(lakehouse.config, "job", "2026-01-01") as scratch:
+        staged = scratch.stage(empty, "empty")
+        assert staged.schema == empty.schema and staged.count() == 0
+        staged = scratch.stage(labels(sail_spark, [("q", "i", "L4", None, 3.0, "train", "x")]), "empty")
+        assert staged.collect()[0]["query"] == "q"  # a second stage of one name replaces the first
+
+
+def staged_files(lakehouse):
+    return sorted(p for p in (Path(lakehouse.config.root) / "_staging").rglob("*") if p.is_file())
+
+
+def test_a_staging_area_is_private_to_its_run_and_removed_after_it(lakehouse, sail_spark):
+    rows = labels(sail_spark, [("q", "i", "L4", None, 3.0, "train", "x")])
+    with staging_area(lakehouse.config, "job", "2026-01-01") as first, \
+            staging_area(lakehouse.config, "job", "2026-01-01") as second:
+        assert first.uri != second.uri  # two runs of one day (a retry beside a re-run)
+        first.stage(rows, "rows")
+        assert second.stage(rows.where(F.col("label") == "L1"), "rows").count() == 0
+        assert first.stage(rows, "rows").count() == 1
+        assert staged_files(lakehouse)
+    assert staged_files(lakehouse) == []
+    with pytest.raises(RuntimeError, match="failed run"):
+        with staging_area(lakehouse.config, "job", "2026-01-01") as scratch:
+            scratch.stage(rows, "rows")
+            raise RuntimeError("failed run")
+    assert staged_files(lakehouse) == []
 
 
 def test_rewriting_a_day_replaces_only_that_day(lakehouse, sail_spark):

@@ -23,8 +23,9 @@ DS = "2026-01-31"
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory, sail_spark):
+    """The chain with its lakehouse given as a URI, as on a cluster's shared storage (s3a://...)."""
     root = tmp_path_factory.mktemp("chain")
-    paths = {"data": {"raw_root": str(root / "raw")}, "lakehouse": {"root": str(root / "lake")}}
+    paths = {"data": {"raw_root": str(root / "raw")}, "lakehouse": {"root": (root / "lake").as_uri()}}
     manifest = generate(GenerateConfig.load(overrides={"ds": DS, "rows": 60_000, "days": 7, **paths}))
     for ds in manifest["days"]:
         ingest(IngestConfig.load(overrides={"ds": ds, **paths}))
@@ -42,6 +43,13 @@ def test_tiers_cover_the_configured_share(chain):
     tiers = {tier: share for tier, _, _, share in summary}
     assert set(tiers) == {"head", "mid", "tail"}
     assert 0.6 <= tiers["head"] < 0.75
+
+
+def test_jobs_leave_no_scratch_behind(chain):
+    root, _, _ = chain
+    assert (root / "lake" / "_staging").is_dir()  # every job staged something
+    assert [p for p in (root / "lake" / "_staging").rglob("*") if p.is_file()] == []
+    assert not (Path.cwd() / "file:").exists()  # a URI root is never taken for a relative local path
 
 
 def test_kg_has_every_edge_type(chain):

@@ -11,8 +11,8 @@ FIELDS = ("query", "item_id", "label")
 
 
 def staged_rows(tmp_path, *files):
-    result = stage_drop(list(files), FIELDS, tmp_path / "staged")
-    rows = pq.read_table(result.path).to_pylist()
+    result = stage_drop(list(files), FIELDS, str(tmp_path / "staged.parquet"))
+    rows = pq.read_table(tmp_path / "staged.parquet").to_pylist()
     assert result.rows == len(rows)
     return result, rows
 
