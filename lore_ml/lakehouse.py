@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import re
 import uuid
 from contextlib import contextmanager
@@ -34,6 +35,8 @@ from pyspark.sql.types import (
 )
 
 from lore_ml.config import LakehouseConfig
+
+log = logging.getLogger("lore.lakehouse")
 
 PARTITION_COLUMN = "ds"
 
@@ -353,13 +356,17 @@ def staging_area(lakehouse: LakehouseConfig, job: str, ds: str) -> Iterator[Stag
 
     The run id keeps two runs of one day (a retry beside a manual re-run) out of each other's
     scratch, and the area is deleted when the block ends, failed or not, so scratch does not pile
-    up night after night. DataFrames read from the area are only valid inside the block.
+    up night after night. DataFrames read from the area are only valid inside the block. An area
+    that cannot be deleted is logged, not raised: the run's own outcome (or error) stands.
     """
     area = StagingArea(f"{lakehouse.table_uri(f'_staging.{job}')}/{_checked_ds(ds)}.{uuid.uuid4().hex[:12]}")
     try:
         yield area
     finally:
-        area.remove()
+        try:
+            area.remove()
+        except OSError as error:
+            log.warning("could not remove the scratch area %s (delete it by hand): %s", area.uri, error)
 
 
 def open_lakehouse(cfg) -> Lakehouse:

@@ -99,3 +99,16 @@ def test_timestamps_round_trip(lakehouse, sail_spark):
     lakehouse.write_partition(df, "bronze.search_log", "2026-01-01")
     back = lakehouse.read_partition("bronze.search_log", "2026-01-01").first()
     assert back["event_ts"] == dt.datetime(2026, 1, 1, 12, 30) and back["position"] == 1
+
+
+def test_scratch_that_cannot_be_deleted_is_logged_and_the_run_error_stands(lakehouse, monkeypatch, caplog):
+    from lore_ml.lakehouse import StagingArea
+
+    def storage_down(area):
+        raise OSError("storage unreachable")
+
+    monkeypatch.setattr(StagingArea, "remove", storage_down)
+    with pytest.raises(ValueError, match="the job's own error"):
+        with staging_area(lakehouse.config, "job", "2026-01-01"):
+            raise ValueError("the job's own error")
+    assert "could not remove the scratch area" in caplog.text and "storage unreachable" in caplog.text
