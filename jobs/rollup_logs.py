@@ -92,16 +92,23 @@ def transform_daily_position_ratios(daily_impressions: DataFrame) -> DataFrame:
 
 def read_window(lakehouse, table: str, cfg: WindowJobConfig) -> DataFrame:
     """The rows of daily rollup ``table`` in ``cfg``'s window; fails naming each day of the window
-    that has search logs but no rollup (a window job must not silently count fewer days)."""
+    that has search logs but no rollup (a window job must not silently count fewer days), and
+    when no day of the window has any (a mistyped ``--ds`` or a day not ingested yet would
+    otherwise write empty tiers, a KG without mined edges and pairs without weak labels)."""
     if not lakehouse.exists(table):
         raise RuntimeError(f"no {table} yet: run python -m jobs.rollup_logs --ds <day> for each day of the window "
                            f"{cfg.first_ds}..{cfg.ds_str} (after jobs.ingest)")
     in_window = lambda days: {d for d in days if cfg.first_ds <= d <= cfg.ds_str}  # noqa: E731
-    missing = sorted(in_window(lakehouse.partitions("bronze.search_log")) - lakehouse.partitions(table))
+    rolled_up = in_window(lakehouse.partitions(table))
+    missing = sorted(in_window(lakehouse.partitions("bronze.search_log")) - rolled_up)
     if missing:
         raise RuntimeError(
             f"{table} lacks {len(missing)} day(s) of the window {cfg.first_ds}..{cfg.ds_str} that "
             f"bronze.search_log has ({', '.join(missing)}): run python -m jobs.rollup_logs --ds <day> for each")
+    if not rolled_up:
+        raise RuntimeError(
+            f"no day of the window {cfg.first_ds}..{cfg.ds_str} has search logs in {table}: check --ds, or run "
+            f"python -m jobs.ingest and jobs.rollup_logs --ds <day> for the window's days first")
     return lakehouse.read_window(table, cfg.first_ds, cfg.ds_str)
 
 

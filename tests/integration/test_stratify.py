@@ -97,3 +97,10 @@ def test_a_window_day_without_its_rollup_is_named(lakehouse, sail_spark):
                               "bronze.search_log", "2026-01-30")  # logs for the 30th, no rollup yet
     with pytest.raises(RuntimeError, match=r"lacks 1 day\(s\).*\(2026-01-30\).*jobs.rollup_logs"):
         read_window(lakehouse, "silver.daily_searches", cfg)
+
+
+def test_a_window_without_any_logs_fails_instead_of_writing_empty_tables(lakehouse, sail_spark):
+    write_logs_and_rollups(lakehouse, sail_spark, DAYS)
+    cfg = StratifyConfig.load(overrides={"ds": "2027-01-31", "window_days": 28})  # a year off
+    with pytest.raises(RuntimeError, match=r"no day of the window 2027-01-04..2027-01-31 has search logs.*--ds"):
+        read_window(lakehouse, "silver.daily_searches", cfg)
