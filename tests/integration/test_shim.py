@@ -301,7 +301,8 @@ REQUEST = st.fixed_dictionaries({}, optional={"query": JSON | st.text(max_size=5
 @given(payload=REQUEST | JSON)
 def test_random_json_never_yields_a_5xx(client, payload):
     response = client.post("/v1/relevance", json=payload)
-    assert response.status_code in (200, 400), (payload, response.json)
+    # Only the documented answers: 413 when a random body outgrows this app's 4096-byte limit.
+    assert response.status_code in (200, 400, 413), (payload, response.json)
 
 
 def test_gunicorn_workers_freeze_the_loaded_app_out_of_the_collector():
