@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import logging
 import re
+import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -225,7 +226,9 @@ class Lakehouse:
 
         ``df`` must carry exactly the table's columns (any order) with the table's types;
         its ``ds`` column is set here. Re-running with the same input leaves the same rows.
+        Each write is logged with its time: a long job's progress.
         """
+        started = time.perf_counter()
         expected = schema_of(table)
         df = conform(df.withColumn(PARTITION_COLUMN, F.lit(_checked_ds(ds))), expected, table)
         writer = df.write.format("delta").partitionBy(PARTITION_COLUMN)
@@ -234,6 +237,7 @@ class Lakehouse:
         else:  # replaceWhere needs an existing table; a new one is created by the first write
             writer = writer.mode("error")
         writer.save(self.uri(table))
+        log.info("wrote %s ds=%s (%.2f s)", table, ds, time.perf_counter() - started)
 
     def write_arrow(self, rows, table: str, ds: str) -> None:
         """:meth:`write_partition` for rows built in Python (a ``pyarrow.Table``).
@@ -322,8 +326,8 @@ class StagingArea:
     executors and this process see the same files.
     """
 
-    def __init__(self, uri: str):
-        self.uri = uri
+    def __init__(self, uri: str, job: str = "job"):
+        self.uri, self.job = uri, job
         self._fs, self._root = filesystem(uri)
 
     def path(self, name: str) -> str:
@@ -331,9 +335,10 @@ class StagingArea:
         return f"{self.uri}/{name}"
 
     def stage(self, df: DataFrame, name: str) -> DataFrame:
-        """``df`` materialised as Parquet at ``name``, read back."""
-        path = self.path(name)
+        """``df`` materialised as Parquet at ``name``, read back; logged with its time (progress)."""
+        path, started = self.path(name), time.perf_counter()
         df.write.mode("overwrite").parquet(path)
+        log.info("%s: staged %s (%.2f s)", self.job, name, time.perf_counter() - started)
         # With the schema given, an empty result (no Parquet file written) reads back as empty, not schemaless.
         return df.sparkSession.read.schema(df.schema).parquet(path)
 
@@ -359,7 +364,7 @@ def staging_area(lakehouse: LakehouseConfig, job: str, ds: str) -> Iterator[Stag
     up night after night. DataFrames read from the area are only valid inside the block. An area
     that cannot be deleted is logged, not raised: the run's own outcome (or error) stands.
     """
-    area = StagingArea(f"{lakehouse.table_uri(f'_staging.{job}')}/{_checked_ds(ds)}.{uuid.uuid4().hex[:12]}")
+    area = StagingArea(f"{lakehouse.table_uri(f'_staging.{job}')}/{_checked_ds(ds)}.{uuid.uuid4().hex[:12]}", job)
     try:
         yield area
     finally:

@@ -48,7 +48,8 @@ def staged_files(lakehouse):
     return sorted(p for p in (Path(lakehouse.config.root) / "_staging").rglob("*") if p.is_file())
 
 
-def test_a_staging_area_is_private_to_its_run_and_removed_after_it(lakehouse, sail_spark):
+def test_a_staging_area_is_private_to_its_run_and_removed_after_it(lakehouse, sail_spark, caplog):
+    caplog.set_level("INFO", logger="lore.lakehouse")
     rows = labels(sail_spark, [("q", "i", "L4", None, 3.0, "train", "x")])
     with staging_area(lakehouse.config, "job", "2026-01-01") as first, \
             staging_area(lakehouse.config, "job", "2026-01-01") as second:
@@ -58,6 +59,7 @@ def test_a_staging_area_is_private_to_its_run_and_removed_after_it(lakehouse, sa
         assert first.stage(rows, "rows").count() == 1
         assert staged_files(lakehouse)
     assert staged_files(lakehouse) == []
+    assert "job: staged rows (" in caplog.text  # a long job's progress
     with pytest.raises(RuntimeError, match="failed run"):
         with staging_area(lakehouse.config, "job", "2026-01-01") as scratch:
             scratch.stage(rows, "rows")
@@ -65,11 +67,13 @@ def test_a_staging_area_is_private_to_its_run_and_removed_after_it(lakehouse, sa
     assert staged_files(lakehouse) == []
 
 
-def test_rewriting_a_day_replaces_only_that_day(lakehouse, sail_spark):
+def test_rewriting_a_day_replaces_only_that_day(lakehouse, sail_spark, caplog):
+    caplog.set_level("INFO", logger="lore.lakehouse")
     day1 = labels(sail_spark, [("a", "i1", "L4", None, None, "train", "x"), ("b", "i2", "L1", None, None, "dev", "x")])
     day2 = labels(sail_spark, [("c", "i3", "L2", "brand", None, "test", "x")])
     lakehouse.write_partition(day1, "bronze.human_labels", "2026-01-01")
     lakehouse.write_partition(day2, "bronze.human_labels", "2026-01-02")
+    assert "wrote bronze.human_labels ds=2026-01-02 (" in caplog.text  # a long job's progress
     before = content_hash(lakehouse.read("bronze.human_labels"))
 
     lakehouse.write_partition(day2, "bronze.human_labels", "2026-01-02")  # re-run of day 2
