@@ -62,8 +62,9 @@ class GenerateConfig(JobConfig):
 def generate(cfg: GenerateConfig) -> dict:
     """Write the whole drop and return the manifest."""
     from lore_ml.marketplace import Marketplace, MarketplaceSpec
+    from lore_ml.storage import local_folder
 
-    root = Path(cfg.data.raw_root)
+    root = local_folder(cfg.data.raw_root, "jobs.generate_marketplace")
     spec = MarketplaceSpec(
         rows=cfg.rows, days=cfg.days, seed=cfg.seed, label_pairs=cfg.label_pairs, bad_row_rate=cfg.bad_row_rate
     )

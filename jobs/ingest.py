@@ -2,8 +2,9 @@
 
 For each source (catalog, human_labels, search_log — in that order, because the others are
 checked against the catalog) the files under ``<raw_root>/<source>/ds=<ds>/`` (CSV, JSON
-lines or Parquet) are staged as strings (:mod:`lore_ml.raw_io`), typed and validated by the
-pure ``transform_validate_*`` functions below, and written with a ``ds`` partition overwrite:
+lines or Parquet; ``raw_root`` is a local folder or a storage URI such as ``s3a://bucket/raw``)
+are staged as strings (:mod:`lore_ml.raw_io`), typed and validated by the pure
+``transform_validate_*`` functions below, and written with a ``ds`` partition overwrite:
 valid rows to ``bronze.<source>``, the rest to ``quarantine.<source>`` with the reason.
 Input rows = bronze rows + quarantined rows, always; the job checks it and prints the counts.
 
@@ -17,7 +18,6 @@ import logging
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -50,7 +50,7 @@ class IngestConfig(JobConfig):
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         super().add_arguments(parser)
         parser.add_argument("--sources", nargs="+", choices=SOURCE_ORDER)
-        parser.add_argument("--raw-root", dest="data.raw_root", help="Raw landing folder.")
+        parser.add_argument("--raw-root", dest="data.raw_root", help="Raw landing folder or storage URI.")
 
 
 # -- pure transforms ---------------------------------------------------------------------------
@@ -213,14 +213,14 @@ def ingest_source(lakehouse, cfg: IngestConfig, source: str) -> SourceCounts | N
     from lore_ml.raw_io import find_drop_files, stage_drop
 
     started = time.perf_counter()
-    files = find_drop_files(Path(cfg.data.raw_root) / source / f"ds={cfg.ds_str}")
+    raw_fs, files = find_drop_files(f"{cfg.data.raw_root.rstrip('/')}/{source}/ds={cfg.ds_str}")
     if not files:
         log.info("%s: no raw drop for %s, partition left as it is", source, cfg.ds_str)
         return None
     with staging_area(lakehouse.config, f"ingest_{source}", cfg.ds_str) as scratch:
         with scratch.open_output("drop.parquet") as sink, tqdm(
                 desc=f"stage {source}", unit="row", unit_scale=True, disable=None, file=sys.stderr) as bar:
-            staged = stage_drop(files, RAW_FIELDS[source], sink, on_rows=bar.update)
+            staged = stage_drop(files, RAW_FIELDS[source], sink, on_rows=bar.update, fs=raw_fs)
         raw = lakehouse.spark.read.parquet(scratch.path("drop.parquet"))
         if source == "catalog":
             validated = transform_validate_catalog(raw)
@@ -229,7 +229,7 @@ def ingest_source(lakehouse, cfg: IngestConfig, source: str) -> SourceCounts | N
             if catalog is None:
                 raise MissingCatalog(
                     f"no bronze.catalog snapshot at or before {cfg.ds_str}: ingest a catalog drop first "
-                    f"(raw folder {Path(cfg.data.raw_root) / 'catalog'})"
+                    f"(raw folder {cfg.data.raw_root.rstrip('/')}/catalog)"
                 )
             if source == "search_log":
                 validated = transform_validate_search_log(raw, catalog)

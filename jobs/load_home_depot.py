@@ -93,9 +93,12 @@ def write_raw_drop(catalog: pd.DataFrame, labels: pd.DataFrame, raw_root: Path, 
 
 def run(cfg: HomeDepotConfig):
     """Write the raw drop and ingest it; returns ingest's per-source counts."""
+    from lore_ml.storage import local_folder
+
+    raw_root = local_folder(cfg.data.raw_root, "jobs.load_home_depot")
     rated = read_home_depot(cfg.data.home_depot_dir)
     catalog, labels = to_raw_drop(rated)
-    write_raw_drop(catalog, labels, Path(cfg.data.raw_root), cfg.ds_str)
+    write_raw_drop(catalog, labels, raw_root, cfg.ds_str)
     log.info("home depot: %d rated pairs, %d products", len(labels), len(catalog))
     return run_ingest(cfg)
 

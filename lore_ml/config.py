@@ -84,9 +84,10 @@ class LakehouseConfig(_Section):
 class DataConfig(_Section):
     """Where raw inputs are read from."""
 
-    raw_root: Path = Field(
-        Path("data/raw"),
-        description="Landing folder for raw drops: <raw_root>/<source>/ds=<ds>/ files.",
+    raw_root: str = Field(
+        "data/raw",
+        description="Landing folder or storage URI for raw drops: <raw_root>/<source>/ds=<ds>/ files. jobs.ingest "
+                    "reads URIs (s3a://, gs://, file://, ...); the generator and load_home_depot write local folders.",
     )
     home_depot_dir: Path = Field(
         DEFAULT_HOME_DEPOT_DIR,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-import re
 import time
 import uuid
 from contextlib import contextmanager
@@ -36,6 +35,7 @@ from pyspark.sql.types import (
 )
 
 from lore_ml.config import LakehouseConfig
+from lore_ml.storage import filesystem
 
 log = logging.getLogger("lore.lakehouse")
 
@@ -293,28 +293,6 @@ class Lakehouse:
         """The newest partition at or before ``ds``, or None when there is none."""
         latest = self.latest_partition(table, ds)
         return None if latest is None else self.read_partition(table, latest)
-
-
-def pyarrow_uri(uri: str) -> str:
-    """A Spark storage URI as pyarrow names it: Hadoop's ``s3a://`` and ``s3n://`` are ``s3://``.
-
-    >>> pyarrow_uri("s3a://bucket/lore"), pyarrow_uri("gs://bucket/lore"), pyarrow_uri("/srv/lore")
-    ('s3://bucket/lore', 'gs://bucket/lore', '/srv/lore')
-    """
-    return re.sub(r"^s3[an]://", "s3://", uri)
-
-
-def filesystem(uri: str):
-    """pyarrow's filesystem for a lakehouse location, and the path within it: a local path or any
-    URI ``pyarrow.fs`` knows (``file://``, ``s3://``, ``gs://``, ``abfs://``, ``hdfs://``).
-
-    >>> fs, path = filesystem("file:///tmp/lake/_staging")
-    >>> type(fs).__name__, path
-    ('LocalFileSystem', '/tmp/lake/_staging')
-    """
-    import pyarrow.fs
-
-    return pyarrow.fs.FileSystem.from_uri(pyarrow_uri(uri))
 
 
 class StagingArea:

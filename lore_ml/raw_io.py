@@ -14,15 +14,19 @@ Staged columns: the expected fields (string), ``_line`` (int64, order within the
 from __future__ import annotations
 
 import csv
+import io
 import json
+import posixpath
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+from lore_ml.storage import filesystem
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 META_COLUMNS = ("_line", "_source_file", "_error", "_record")
@@ -36,32 +40,42 @@ class StagedDrop:
     unreadable: int
 
 
-def find_drop_files(folder: Path) -> list[Path]:
-    """Raw files of one drop folder, by known extension, in a stable order."""
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in FORMATS)
+def find_drop_files(folder: str) -> tuple[pafs.FileSystem, list[str]]:
+    """Raw files of one drop folder (a local path or a storage URI): the folder's filesystem and
+    the files' paths on it, by known extension, in a stable order."""
+    fs, path = filesystem(folder)
+    if fs.get_file_info(path).type != pafs.FileType.Directory:
+        return fs, []
+    listing = fs.get_file_info(pafs.FileSelector(path))
+    return fs, sorted(f.path for f in listing if f.type == pafs.FileType.File and _extension(f.path) in FORMATS)
+
+
+def _extension(path: str) -> str:
+    return posixpath.splitext(path)[1].lower()
 
 
 def stage_drop(
-    files: Sequence[Path],
+    files: Sequence[str],
     fields: Sequence[str],
     sink,
     on_rows: Callable[[int], None] | None = None,
+    fs: pafs.FileSystem | None = None,
 ) -> StagedDrop:
-    """Convert raw files to one Parquet file of string columns (see module doc), written to
-    ``sink``: a local path or a pyarrow output stream (a staging area on the lakehouse's storage)."""
+    """Convert raw files (paths on ``fs``, local by default) to one Parquet file of string columns
+    (see module doc), written to ``sink``: a local path or a pyarrow output stream (a staging
+    area on the lakehouse's storage)."""
+    fs = fs or pafs.LocalFileSystem()
     schema = pa.schema([(f, pa.string()) for f in fields] + [
         ("_line", pa.int64()), ("_source_file", pa.string()), ("_error", pa.string()), ("_record", pa.string())
     ])
     rows = unreadable = line = 0
     with pq.ParquetWriter(sink, schema) as writer:
-        for path in files:
-            reader = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}[FORMATS[path.suffix.lower()]]
-            for batch in reader(path, fields):
+        for path in map(str, files):
+            reader = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}[FORMATS[_extension(path)]]
+            for batch in reader(fs, path, fields):
                 n = batch.num_rows
                 batch = batch.append_column("_line", pa.array(range(line, line + n), pa.int64()))
-                batch = batch.append_column("_source_file", pa.array([path.name] * n, pa.string()))
+                batch = batch.append_column("_source_file", pa.array([posixpath.basename(path)] * n, pa.string()))
                 writer.write_table(batch.select(schema.names).cast(schema))
                 unreadable += n - batch.column("_error").null_count
                 rows += n
@@ -99,23 +113,24 @@ def _strings_from_binary(table: pa.Table, fields: Sequence[str]) -> pa.Table:
     return pa.table(columns)
 
 
-def _read_csv(path: Path, fields: Sequence[str]) -> Iterator[pa.Table]:
+def _read_csv(fs: pafs.FileSystem, path: str, fields: Sequence[str]) -> Iterator[pa.Table]:
     bad_rows: list[str] = []
 
     def keep_bad_row(row) -> str:
         bad_rows.append(row.text)
         return "skip"
 
-    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
-        header = next(csv.reader(handle), [])
+    with fs.open_input_stream(path) as raw:
+        header = next(csv.reader(io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")), [])
     convert = pacsv.ConvertOptions(column_types={name: pa.binary() for name in header}, strings_can_be_null=False)
     parse = pacsv.ParseOptions(invalid_row_handler=keep_bad_row, newlines_in_values=False)
-    reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=8 << 20), parse_options=parse,
-                            convert_options=convert)
-    for batch in reader:
-        table = _strings_from_binary(pa.Table.from_batches([batch]), fields)
-        table = _empty_to_null(table, fields)
-        yield table
+    with fs.open_input_stream(path) as raw:
+        reader = pacsv.open_csv(raw, read_options=pacsv.ReadOptions(block_size=8 << 20), parse_options=parse,
+                                convert_options=convert)
+        for batch in reader:
+            table = _strings_from_binary(pa.Table.from_batches([batch]), fields)
+            table = _empty_to_null(table, fields)
+            yield table
     if bad_rows:
         yield _unreadable(bad_rows, fields, "malformed CSV row (wrong number of fields)")
 
@@ -128,10 +143,10 @@ def _empty_to_null(table: pa.Table, fields: Sequence[str]) -> pa.Table:
     return table
 
 
-def _read_jsonl(path: Path, fields: Sequence[str]) -> Iterator[pa.Table]:
+def _read_jsonl(fs: pafs.FileSystem, path: str, fields: Sequence[str]) -> Iterator[pa.Table]:
     rows: list[dict] = []
-    with path.open("rb") as handle:
-        for raw in handle:
+    with fs.open_input_stream(path) as stream:
+        for raw in io.BufferedReader(stream):
             rows.append(_parse_json_line(raw.rstrip(b"\r\n"), fields))
             if len(rows) >= BATCH_ROWS:
                 yield _table(rows, fields)
@@ -160,21 +175,22 @@ def _as_text(value) -> str | None:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def _read_parquet(path: Path, fields: Sequence[str]) -> Iterator[pa.Table]:
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS):
-        table = pa.Table.from_batches([batch])
-        columns = {}
-        for name in fields:
-            if name not in table.column_names:
-                columns[name] = pa.nulls(table.num_rows, pa.string())
-            elif pa.types.is_timestamp(table.column(name).type):
-                utc = pc.cast(table.column(name), pa.timestamp("us", tz="UTC"))
-                columns[name] = pc.strftime(utc, format="%Y-%m-%d %H:%M:%S")
-            else:
-                columns[name] = pc.cast(table.column(name), pa.string())
-        columns["_error"] = pa.nulls(table.num_rows, pa.string())
-        columns["_record"] = pa.nulls(table.num_rows, pa.string())
-        yield pa.table(columns)
+def _read_parquet(fs: pafs.FileSystem, path: str, fields: Sequence[str]) -> Iterator[pa.Table]:
+    with fs.open_input_file(path) as handle:
+        for batch in pq.ParquetFile(handle).iter_batches(batch_size=BATCH_ROWS):
+            table = pa.Table.from_batches([batch])
+            columns = {}
+            for name in fields:
+                if name not in table.column_names:
+                    columns[name] = pa.nulls(table.num_rows, pa.string())
+                elif pa.types.is_timestamp(table.column(name).type):
+                    utc = pc.cast(table.column(name), pa.timestamp("us", tz="UTC"))
+                    columns[name] = pc.strftime(utc, format="%Y-%m-%d %H:%M:%S")
+                else:
+                    columns[name] = pc.cast(table.column(name), pa.string())
+            columns["_error"] = pa.nulls(table.num_rows, pa.string())
+            columns["_record"] = pa.nulls(table.num_rows, pa.string())
+            yield pa.table(columns)
 
 
 def _table(rows: list[dict], fields: Sequence[str]) -> pa.Table:

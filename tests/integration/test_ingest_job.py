@@ -1,6 +1,7 @@
 """Generate a small marketplace, ingest every day, and check counts, reasons and re-runs."""
 
 import json
+from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
@@ -34,7 +35,14 @@ def test_generation_is_deterministic_and_reused(drop, tmp_path):
     other = GenerateConfig.load(overrides={**cfg.model_dump(exclude={"data"}), "data": {"raw_root": str(tmp_path)}})
     generate(other)
     for relative in ("catalog/ds=2026-01-29/catalog.jsonl", "human_labels/ds=2026-01-31/labels.csv"):
-        assert (tmp_path / relative).read_bytes() == (cfg.data.raw_root / relative).read_bytes()
+        assert (tmp_path / relative).read_bytes() == (Path(cfg.data.raw_root) / relative).read_bytes()
+
+
+def test_the_generator_writes_local_folders_only(drop):
+    cfg, _ = drop
+    with pytest.raises(ValueError, match="writes a local folder, not s3a://bucket/raw"):
+        on_storage = {**cfg.model_dump(exclude={"data"}), "data": {"raw_root": "s3a://bucket/raw"}}
+        generate(GenerateConfig.load(overrides=on_storage))
 
 
 def test_every_input_row_lands_in_bronze_or_quarantine(drop, tmp_path, sail_spark):
@@ -80,5 +88,5 @@ def test_logs_without_a_catalog_fail_with_a_clear_message(drop, tmp_path):
 def test_manifest_records_truth_files(drop):
     cfg, manifest = drop
     assert manifest["counts"]["search_log_rows"] == 4000
-    first = json.loads((cfg.data.raw_root / "truth" / "queries.jsonl").open().readline())
+    first = json.loads((Path(cfg.data.raw_root) / "truth" / "queries.jsonl").open().readline())
     assert {"text", "demands", "traffic_weight"} <= first.keys()

@@ -23,10 +23,12 @@ DS = "2026-01-31"
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory, sail_spark):
-    """The chain with its lakehouse given as a URI, as on a cluster's shared storage (s3a://...)."""
+    """The chain with its raw drops and lakehouse given as URIs, as on a cluster's shared storage
+    (s3a://...); the generator writes a local folder."""
     root = tmp_path_factory.mktemp("chain")
-    paths = {"data": {"raw_root": str(root / "raw")}, "lakehouse": {"root": (root / "lake").as_uri()}}
-    manifest = generate(GenerateConfig.load(overrides={"ds": DS, "rows": 60_000, "days": 7, **paths}))
+    paths = {"data": {"raw_root": (root / "raw").as_uri()}, "lakehouse": {"root": (root / "lake").as_uri()}}
+    manifest = generate(GenerateConfig.load(overrides={"ds": DS, "rows": 60_000, "days": 7, **paths,
+                                                       "data": {"raw_root": str(root / "raw")}}))
     for ds in manifest["days"]:
         ingest(IngestConfig.load(overrides={"ds": ds, **paths}))
         rollup_logs.run(rollup_logs.RollupLogsConfig.load(overrides={"ds": ds, **paths}))

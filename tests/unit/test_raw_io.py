@@ -49,8 +49,21 @@ def test_parquet_columns_become_strings_and_missing_ones_null(tmp_path):
     assert [(r["query"], r["item_id"], r["label"]) for r in rows] == [("a", "1", None), (None, "2", None)]
 
 
-def test_drop_files_are_found_in_stable_order(tmp_path):
+def test_drop_files_are_found_in_stable_order_by_path_or_uri(tmp_path):
     for name in ("b.csv", "a.jsonl", "notes.txt", "c.parquet"):
         (tmp_path / name).write_text("")
-    assert [p.name for p in find_drop_files(tmp_path)] == ["a.jsonl", "b.csv", "c.parquet"]
-    assert find_drop_files(tmp_path / "missing") == []
+    expected = [str(tmp_path / name) for name in ("a.jsonl", "b.csv", "c.parquet")]
+    for folder in (str(tmp_path), tmp_path.as_uri()):
+        fs, files = find_drop_files(folder)
+        assert files == expected and fs.get_file_info(files[0]).size == 0
+    assert find_drop_files(str(tmp_path / "missing"))[1] == []
+
+
+def test_a_drop_on_storage_stages_like_a_local_one(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_bytes(b"query,item_id,label\nred shoes,it1,L4\nonly two,fields\n")
+    fs, files = find_drop_files(tmp_path.as_uri())
+    result = stage_drop(files, FIELDS, str(tmp_path / "staged.parquet"), fs=fs)
+    rows = pq.read_table(tmp_path / "staged.parquet").to_pylist()
+    assert result.rows == 2 and result.unreadable == 1
+    assert [(r["query"], r["_source_file"]) for r in rows] == [("red shoes", "labels.csv"), (None, "labels.csv")]
