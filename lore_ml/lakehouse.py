@@ -333,16 +333,27 @@ class StagingArea:
             self._fs.delete_dir(self._root)
 
 
+STALE_AREA_SECONDS = 2 * 24 * 3600  # no run lasts two days: an older area is a killed run's
+
+
 @contextmanager
 def staging_area(lakehouse: LakehouseConfig, job: str, ds: str) -> Iterator[StagingArea]:
-    """A :class:`StagingArea` at ``<root>/_staging/<job>/<ds>.<run id>`` for one run of ``job``.
+    """A :class:`StagingArea` at ``<root>/_staging/<job>/<ds>.<start second>.<run id>`` for one run of
+    ``job``.
 
     The run id keeps two runs of one day (a retry beside a manual re-run) out of each other's
     scratch, and the area is deleted when the block ends, failed or not, so scratch does not pile
-    up night after night. DataFrames read from the area are only valid inside the block. An area
-    that cannot be deleted is logged, not raised: the run's own outcome (or error) stands.
+    up night after night. A run that was killed cannot delete its area: the next run of the job
+    deletes areas started more than ``STALE_AREA_SECONDS`` ago. DataFrames read from the area are
+    only valid inside the block. An area that cannot be deleted is logged, not raised: the run's
+    own outcome (or error) stands.
     """
-    area = StagingArea(f"{lakehouse.table_uri(f'_staging.{job}')}/{_checked_ds(ds)}.{uuid.uuid4().hex[:12]}", job)
+    job_root, started = lakehouse.table_uri(f"_staging.{job}"), int(time.time())
+    try:
+        _remove_stale_areas(job_root, started)
+    except OSError as error:
+        log.warning("could not remove stale scratch areas under %s: %s", job_root, error)
+    area = StagingArea(f"{job_root}/{_checked_ds(ds)}.{started}.{uuid.uuid4().hex[:12]}", job)
     try:
         yield area
     finally:
@@ -350,6 +361,21 @@ def staging_area(lakehouse: LakehouseConfig, job: str, ds: str) -> Iterator[Stag
             area.remove()
         except OSError as error:
             log.warning("could not remove the scratch area %s (delete it by hand): %s", area.uri, error)
+
+
+def _remove_stale_areas(job_root: str, now: int) -> None:
+    """Delete the areas under ``job_root`` that killed runs left, i.e. started over
+    ``STALE_AREA_SECONDS`` before ``now`` (names ``<ds>.<start second>.<run id>``)."""
+    import pyarrow.fs
+
+    fs, root = filesystem(job_root)
+    if fs.get_file_info(root).type != pyarrow.fs.FileType.Directory:
+        return
+    for area in fs.get_file_info(pyarrow.fs.FileSelector(root)):
+        parts = area.base_name.split(".")
+        if len(parts) == 3 and parts[1].isdigit() and now - int(parts[1]) > STALE_AREA_SECONDS:
+            log.info("removing the scratch area of a run that did not finish: %s", area.path)
+            fs.delete_dir(area.path)
 
 
 def open_lakehouse(cfg) -> Lakehouse:

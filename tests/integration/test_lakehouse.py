@@ -1,6 +1,7 @@
 """Delta partition writes on the embedded engine: schema enforcement and idempotent days."""
 
 import datetime as dt
+import time
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,18 @@ def test_timestamps_round_trip(lakehouse, sail_spark):
     lakehouse.write_partition(df, "bronze.search_log", "2026-01-01")
     back = lakehouse.read_partition("bronze.search_log", "2026-01-01").first()
     assert back["event_ts"] == dt.datetime(2026, 1, 1, 12, 30) and back["position"] == 1
+
+
+def test_a_killed_runs_scratch_is_removed_by_a_later_run_and_a_running_ones_kept(lakehouse):
+    job_root, now = Path(lakehouse.config.root) / "_staging" / "job", int(time.time())
+    killed = job_root / f"2026-01-01.{now - 3 * 24 * 3600}.a1"  # its run was killed three days ago
+    running = job_root / f"2026-01-02.{now - 3600}.b2"  # another run, one hour in
+    for area in (killed, running):
+        (area / "rows").mkdir(parents=True)
+        (area / "rows" / "part-0.parquet").write_bytes(b"staged")
+    with staging_area(lakehouse.config, "job", "2026-01-03"):
+        pass
+    assert not killed.exists() and (running / "rows" / "part-0.parquet").exists()
 
 
 def test_scratch_that_cannot_be_deleted_is_logged_and_the_run_error_stands(lakehouse, monkeypatch, caplog):
