@@ -213,7 +213,8 @@ def ingest_source(lakehouse, cfg: IngestConfig, source: str) -> SourceCounts | N
     from lore_ml.raw_io import find_drop_files, stage_drop
 
     started = time.perf_counter()
-    raw_fs, files = find_drop_files(f"{cfg.data.raw_root.rstrip('/')}/{source}/ds={cfg.ds_str}")
+    raw_root = cfg.data.raw_root.rstrip("/")
+    raw_fs, files = find_drop_files(f"{raw_root}/{source}/ds={cfg.ds_str}")
     if not files:
         log.info("%s: no raw drop for %s, partition left as it is", source, cfg.ds_str)
         return None
@@ -229,7 +230,7 @@ def ingest_source(lakehouse, cfg: IngestConfig, source: str) -> SourceCounts | N
             if catalog is None:
                 raise MissingCatalog(
                     f"no bronze.catalog snapshot at or before {cfg.ds_str}: ingest a catalog drop first "
-                    f"(raw folder {cfg.data.raw_root.rstrip('/')}/catalog)"
+                    f"(raw folder {raw_root}/catalog)"
                 )
             if source == "search_log":
                 validated = transform_validate_search_log(raw, catalog)

@@ -25,6 +25,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, YamlConfigSettingsSource
 
+from lore_ml.storage import is_uri
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 """The checkout (or install) root; relative default paths are resolved against it."""
 
@@ -76,7 +78,7 @@ class LakehouseConfig(_Section):
         layer, _, name = table.partition(".")
         if not name:
             raise ValueError(f"table names are <layer>.<name>, got {table!r}")
-        if "://" in self.root:
+        if is_uri(self.root):
             return f"{self.root.rstrip('/')}/{layer}/{name}"
         return str(Path(self.root).resolve() / layer / name)
 

@@ -304,9 +304,9 @@ class StagingArea:
     executors and this process see the same files.
     """
 
-    def __init__(self, uri: str, job: str = "job"):
-        self.uri, self.job = uri, job
-        self._fs, self._root = filesystem(uri)
+    def __init__(self, uri: str, job: str, fs, root: str):
+        """``uri`` for Spark; ``fs`` and ``root``, the same folder for pyarrow."""
+        self.uri, self.job, self._fs, self._root = uri, job, fs, root
 
     def path(self, name: str) -> str:
         """The URI of ``name`` in the area, for Spark."""
@@ -349,11 +349,13 @@ def staging_area(lakehouse: LakehouseConfig, job: str, ds: str) -> Iterator[Stag
     own outcome (or error) stands.
     """
     job_root, started = lakehouse.table_uri(f"_staging.{job}"), int(time.time())
+    fs, job_path = filesystem(job_root)  # once: for an object store it is a network lookup
     try:
-        _remove_stale_areas(job_root, started)
+        _remove_stale_areas(fs, job_path, started)
     except OSError as error:
         log.warning("could not remove stale scratch areas under %s: %s", job_root, error)
-    area = StagingArea(f"{job_root}/{_checked_ds(ds)}.{started}.{uuid.uuid4().hex[:12]}", job)
+    name = f"{_checked_ds(ds)}.{started}.{uuid.uuid4().hex[:12]}"
+    area = StagingArea(f"{job_root}/{name}", job, fs, f"{job_path}/{name}")
     try:
         yield area
     finally:
@@ -363,15 +365,14 @@ def staging_area(lakehouse: LakehouseConfig, job: str, ds: str) -> Iterator[Stag
             log.warning("could not remove the scratch area %s (delete it by hand): %s", area.uri, error)
 
 
-def _remove_stale_areas(job_root: str, now: int) -> None:
-    """Delete the areas under ``job_root`` that killed runs left, i.e. started over
+def _remove_stale_areas(fs, job_path: str, now: int) -> None:
+    """Delete the areas in folder ``job_path`` of ``fs`` that killed runs left, i.e. started over
     ``STALE_AREA_SECONDS`` before ``now`` (names ``<ds>.<start second>.<run id>``)."""
     import pyarrow.fs
 
-    fs, root = filesystem(job_root)
-    if fs.get_file_info(root).type != pyarrow.fs.FileType.Directory:
+    if fs.get_file_info(job_path).type != pyarrow.fs.FileType.Directory:
         return
-    for area in fs.get_file_info(pyarrow.fs.FileSelector(root)):
+    for area in fs.get_file_info(pyarrow.fs.FileSelector(job_path)):
         parts = area.base_name.split(".")
         if len(parts) == 3 and parts[1].isdigit() and now - int(parts[1]) > STALE_AREA_SECONDS:
             log.info("removing the scratch area of a run that did not finish: %s", area.path)

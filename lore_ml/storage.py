@@ -16,7 +16,7 @@ def is_uri(location: str) -> bool:
     >>> is_uri("s3a://bucket/raw"), is_uri("file:///srv/raw"), is_uri("data/raw")
     (True, True, False)
     """
-    return "://" in str(location)
+    return "://" in location
 
 
 def pyarrow_uri(uri: str) -> str:
