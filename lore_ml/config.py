@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict, YamlConfigSettingsSource
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError, YamlConfigSettingsSource
 
 from lore_ml.storage import is_uri
 
@@ -158,18 +158,29 @@ class LoreConfig(BaseSettings):
 
     @classmethod
     def from_cli(cls, argv: Sequence[str] | None = None, prog: str | None = None):
-        """Parse ``argv`` (``sys.argv[1:]`` when None) into a validated config."""
-        args = cls.parser(prog=prog).parse_args(argv)
+        """Parse ``argv`` (``sys.argv[1:]`` when None) into a validated config. A bad value, flag,
+        config file or environment variable ends the program as a usage error (exit status 2) with
+        one line per problem, not a traceback; :meth:`load` raises instead, for callers in Python."""
+        parser = cls.parser(prog=prog)
+        args = parser.parse_args(argv)
         overrides: dict[str, Any] = {}
-        for item in args.overrides:
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
-            _assign(overrides, key, yaml.safe_load(value))
-        for dest, value in vars(args).items():
-            if dest not in ("config", "overrides") and value is not None:
-                _assign(overrides, dest, value)
-        return cls.load(args.config, overrides)
+        try:
+            for item in args.overrides:
+                key, sep, value = item.partition("=")
+                if not sep or not key:
+                    parser.error(f"--set expects KEY=VALUE, got {item!r}")
+                try:
+                    _assign(overrides, key, yaml.safe_load(value))
+                except yaml.YAMLError as exc:
+                    parser.error(f"--set {item!r}: the value is not YAML ({exc.problem})")
+            for dest, value in vars(args).items():
+                if dest not in ("config", "overrides") and value is not None:
+                    _assign(overrides, dest, value)
+            return cls.load(args.config, overrides)
+        except ValidationError as exc:
+            parser.error("invalid configuration:\n" + "\n".join(_problems(exc)))
+        except (FileNotFoundError, yaml.YAMLError, SettingsError) as exc:
+            parser.error(str(exc))
 
 
 class JobConfig(LoreConfig):
@@ -210,6 +221,26 @@ class WindowJobConfig(JobConfig):
     def first_ds(self) -> str:
         """The first day of the window, ``ds - (window_days - 1)``."""
         return (self.ds - dt.timedelta(days=self.window_days - 1)).isoformat()
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    """One line per invalid field, ``  spark.engine: Input should be ... (got 'flink')``; a secret's
+    value is never shown.
+
+    >>> try:
+    ...     JobConfig(ds="2026-13-01", spark={"engin": "jvm"})
+    ... except ValidationError as exc:
+    ...     print("\\n".join(_problems(exc)))
+      spark.engin: Extra inputs are not permitted
+      ds: Value error, month must be in 1..12 (got '2026-13-01')
+    """
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "config"
+        value = error.get("input")
+        shown = isinstance(value, (str, int, float)) and "password" not in where and error["type"] != "extra_forbidden"
+        lines.append(f"  {where}: {error['msg']}" + (f" (got {value!r})" if shown else ""))
+    return lines
 
 
 def _assign(target: dict[str, Any], dotted_key: str, value: Any) -> None:

@@ -28,20 +28,36 @@ def test_precedence_cli_over_env_over_yaml(tmp_path, monkeypatch):
     assert IngestConfig.from_cli(["--config", str(config_file), "--ds", "2026-02-03"]).ds == dt.date(2026, 2, 3)
 
 
-def test_ds_is_required_and_validated():
-    with pytest.raises(ValidationError, match="ds"):
-        JobConfig.from_cli([])
-    with pytest.raises(ValidationError):
-        JobConfig.from_cli(["--ds", "31/01/2026"])
+def _usage_error(capsys, config_class, argv) -> str:
+    """What ``from_cli`` printed when it refused ``argv`` as a usage error (exit status 2)."""
+    with pytest.raises(SystemExit) as exit_info:
+        config_class.from_cli(argv, prog="lore-test")
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err.split("lore-test: error: ", 1)[1]
 
 
-def test_unknown_fields_and_bad_values_fail_loudly():
-    with pytest.raises(ValidationError, match="engin"):
-        LoreConfig.from_cli(["--set", "spark.engin=jvm"])
-    with pytest.raises(ValidationError, match="engine"):
-        LoreConfig.from_cli(["--set", "spark.engine=flink"])
-    with pytest.raises(FileNotFoundError):
-        LoreConfig.from_cli(["--config", "/no/such.yaml"])
+def test_ds_is_required_and_validated(capsys):
+    assert _usage_error(capsys, JobConfig, []) == "invalid configuration:\n  ds: Field required\n"
+    assert "ds: Value error" in _usage_error(capsys, JobConfig, ["--ds", "31/01/2026"])
+    with pytest.raises(ValidationError, match="ds"):  # in Python, load() raises
+        JobConfig.load(overrides={"ds": "2026-13-01"})
+
+
+def test_unknown_fields_and_bad_values_are_usage_errors_naming_each_field(capsys, tmp_path):
+    err = _usage_error(capsys, LoreConfig, ["--set", "spark.engin=jvm", "--set", "spark.shuffle_partitions=0"])
+    assert "  spark.engin: Extra inputs are not permitted\n" in err
+    assert "  spark.shuffle_partitions: Input should be greater than or equal to 1 (got 0)\n" in err
+    assert "(got 'flink')" in _usage_error(capsys, LoreConfig, ["--set", "spark.engine=flink"])
+    assert _usage_error(capsys, LoreConfig, ["--config", "/no/such.yaml"]) == "config file not found: /no/such.yaml\n"
+    assert _usage_error(capsys, LoreConfig, ["--set", "spark"]) == "--set expects KEY=VALUE, got 'spark'\n"
+    assert "the value is not YAML" in _usage_error(capsys, LoreConfig, ["--set", "spark.conf={"])
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("spark: [\n")
+    assert "broken.yaml" in _usage_error(capsys, LoreConfig, ["--config", str(broken)])
+    err = _usage_error(capsys, LoreConfig, ["--set", "redis.password=98765"])
+    assert "redis.password: Input should be a valid string" in err and "98765" not in err  # a secret never shown
 
 
 def test_table_uri_rejects_unqualified_names():
