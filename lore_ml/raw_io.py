@@ -4,7 +4,8 @@ Spark engines differ on broken input (Sail's CSV/JSON readers fail the whole fil
 line; JVM Spark silently replaces invalid UTF-8). Ingest therefore *stages* each raw drop
 first: CSV, JSON lines and Parquet are read here with pyarrow, every field becomes a string,
 and a row that cannot be read at all (malformed CSV, broken JSON, invalid UTF-8) is kept with
-``_error`` set and its raw text in ``_record``. Typing and business validation then happen in
+``_error`` set and its raw text in ``_record`` (a whole file that cannot be read is one such row,
+its path as the record). Typing and business validation then happen in
 Spark (``jobs.ingest``), so the staged row count is exactly the input row count.
 
 Staged columns: the expected fields (string), ``_line`` (int64, order within the drop),
@@ -16,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import posixpath
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
@@ -31,6 +33,8 @@ from lore_ml.storage import filesystem
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 META_COLUMNS = ("_line", "_source_file", "_error", "_record")
 BATCH_ROWS = 200_000
+
+log = logging.getLogger("lore.raw_io")
 
 
 @dataclass
@@ -71,8 +75,7 @@ def stage_drop(
     rows = unreadable = line = 0
     with pq.ParquetWriter(sink, schema) as writer:
         for path in map(str, files):
-            reader = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}[FORMATS[_extension(path)]]
-            for batch in reader(fs, path, fields):
+            for batch in _file_batches(fs, path, fields):
                 n = batch.num_rows
                 batch = batch.append_column("_line", pa.array(range(line, line + n), pa.int64()))
                 batch = batch.append_column("_source_file", pa.array([posixpath.basename(path)] * n, pa.string()))
@@ -83,6 +86,27 @@ def stage_drop(
                 if on_rows:
                     on_rows(n)
     return StagedDrop(len(files), rows, unreadable)
+
+
+def _file_batches(fs: pafs.FileSystem, path: str, fields: Sequence[str]) -> Iterator[pa.Table]:
+    """The file's rows as string tables. An empty file has no rows. A file the format's reader
+    rejects (a truncated Parquet file, a CSV that is not text) becomes one unreadable row naming
+    it, after any rows read before the error, so one broken file neither stops the drop nor
+    vanishes from its counts. Storage errors (``OSError``) are raised: a retry may read the file."""
+    reader = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}[FORMATS[_extension(path)]]
+    rows = 0
+    try:
+        for batch in reader(fs, path, fields):
+            rows += batch.num_rows
+            yield batch
+    except OSError as exc:
+        raise OSError(f"cannot read {path}: {exc}") from exc
+    except pa.ArrowInvalid as exc:
+        if fs.get_file_info(path).size == 0:
+            log.warning("%s is empty: no rows", path)
+            return
+        log.warning("%s is unreadable after %d rows, quarantined as one row: %s", path, rows, exc)
+        yield _unreadable([path], fields, f"unreadable file after {rows} rows: {exc}")
 
 
 def _strings_from_binary(table: pa.Table, fields: Sequence[str]) -> pa.Table:
@@ -114,25 +138,65 @@ def _strings_from_binary(table: pa.Table, fields: Sequence[str]) -> pa.Table:
 
 
 def _read_csv(fs: pafs.FileSystem, path: str, fields: Sequence[str]) -> Iterator[pa.Table]:
+    """Arrow's CSV reader, one pass; malformed rows come out at the end. Where Arrow gives up on
+    the file before its first batch (it cannot hand over a malformed row that is not UTF-8 text),
+    the file is read again line by line (:func:`_read_csv_lines`)."""
     bad_rows: list[str] = []
 
     def keep_bad_row(row) -> str:
         bad_rows.append(row.text)
         return "skip"
 
-    with fs.open_input_stream(path) as raw:
-        header = next(csv.reader(io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")), [])
-    convert = pacsv.ConvertOptions(column_types={name: pa.binary() for name in header}, strings_can_be_null=False)
+    # Only the expected fields are read, as bytes (decoded below, row by row where needed); one
+    # missing from the header comes out null. One pass over the file: on an object store, one GET.
+    convert = pacsv.ConvertOptions(column_types={name: pa.binary() for name in fields}, strings_can_be_null=False,
+                                   include_columns=list(fields), include_missing_columns=True)
     parse = pacsv.ParseOptions(invalid_row_handler=keep_bad_row, newlines_in_values=False)
-    with fs.open_input_stream(path) as raw:
-        reader = pacsv.open_csv(raw, read_options=pacsv.ReadOptions(block_size=8 << 20), parse_options=parse,
-                                convert_options=convert)
-        for batch in reader:
-            table = _strings_from_binary(pa.Table.from_batches([batch]), fields)
-            table = _empty_to_null(table, fields)
-            yield table
+    batches = 0
+    try:
+        with fs.open_input_stream(path) as raw:
+            reader = pacsv.open_csv(raw, read_options=pacsv.ReadOptions(block_size=8 << 20), parse_options=parse,
+                                    convert_options=convert)
+            for batch in reader:
+                yield _empty_to_null(_strings_from_binary(pa.Table.from_batches([batch]), fields), fields)
+                batches += 1
+    except pa.ArrowInvalid:
+        if batches or fs.get_file_info(path).size == 0:
+            raise
+        log.warning("%s: Arrow's CSV reader gave up; reading it line by line", path)
+        yield from _read_csv_lines(fs, path, fields)
+        return
     if bad_rows:
         yield _unreadable(bad_rows, fields, "malformed CSV row (wrong number of fields)")
+
+
+def _read_csv_lines(fs: pafs.FileSystem, path: str, fields: Sequence[str]) -> Iterator[pa.Table]:
+    """The slow, tolerant CSV path: one physical line per row (as for Arrow, values hold no line
+    breaks), each decoded and split on its own."""
+    rows: list[dict] = []
+    with fs.open_input_stream(path) as stream:
+        lines = io.BufferedReader(stream)
+        header = next(csv.reader([next(lines, b"").decode("utf-8-sig", "replace").rstrip("\r\n")]), [])
+        for raw in lines:
+            raw = raw.rstrip(b"\r\n")
+            if raw:
+                rows.append(_parse_csv_line(raw, header, fields))
+            if len(rows) >= BATCH_ROWS:
+                yield _table(rows, fields)
+                rows = []
+    if rows:
+        yield _table(rows, fields)
+
+
+def _parse_csv_line(raw: bytes, header: Sequence[str], fields: Sequence[str]) -> dict:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return {"_error": f"invalid UTF-8 at byte {exc.start}", "_record": raw.decode("utf-8", "backslashreplace")}
+    values = next(csv.reader([text]), [])
+    if len(values) != len(header):
+        return {"_error": "malformed CSV row (wrong number of fields)", "_record": text}
+    return {name: value or None for name, value in zip(header, values) if name in fields}
 
 
 def _empty_to_null(table: pa.Table, fields: Sequence[str]) -> pa.Table:

@@ -3,6 +3,7 @@
 import json
 
 import pyarrow as pa
+import pytest
 import pyarrow.parquet as pq
 
 from lore_ml.raw_io import find_drop_files, stage_drop
@@ -67,3 +68,30 @@ def test_a_drop_on_storage_stages_like_a_local_one(tmp_path):
     rows = pq.read_table(tmp_path / "staged.parquet").to_pylist()
     assert result.rows == 2 and result.unreadable == 1
     assert [(r["query"], r["_source_file"]) for r in rows] == [("red shoes", "labels.csv"), (None, "labels.csv")]
+
+
+def test_empty_files_have_no_rows_and_a_broken_file_is_one_unreadable_row(tmp_path):
+    for name in ("empty.csv", "empty.jsonl", "empty.parquet"):
+        (tmp_path / name).write_bytes(b"")
+    good = tmp_path / "good.csv"
+    good.write_bytes(b"query,item_id,label\nred shoes,it1,L4\n")
+    broken = tmp_path / "broken.parquet"
+    pq.write_table(pa.table({"query": ["a"] * 1000}), broken)
+    broken.write_bytes(broken.read_bytes()[:200])  # truncated: no footer
+    result, rows = staged_rows(tmp_path, *(tmp_path / n for n in ("empty.csv", "empty.jsonl", "empty.parquet")),
+                               broken, good)
+    assert result.rows == 2 and result.unreadable == 1
+    assert rows[0]["_error"].startswith("unreadable file after 0 rows: ") and rows[0]["_record"] == str(broken)
+    assert (rows[1]["query"], rows[1]["_source_file"]) == ("red shoes", "good.csv")
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # pyarrow reports its decode error
+def test_a_malformed_csv_row_that_is_not_utf8_keeps_the_rest_of_the_file(tmp_path):
+    # Arrow's CSV reader cannot hand such a row to the bad-row handler and gives up on the file.
+    path = tmp_path / "labels.csv"
+    path.write_bytes(b"query,item_id,label\nred shoes,it1,L4\nbad \xff,it2,L1,extra\n\n\"a, b\",it3,\n")
+    result, rows = staged_rows(tmp_path, path)
+    assert result.rows == 3 and result.unreadable == 1
+    assert [(r["query"], r["item_id"], r["label"]) for r in rows] == [
+        ("red shoes", "it1", "L4"), (None, None, None), ("a, b", "it3", None)]
+    assert rows[1]["_error"] == "invalid UTF-8 at byte 4" and rows[1]["_record"] == "bad \\xff,it2,L1,extra"
