@@ -79,6 +79,14 @@ def test_no_query_in_two_splits_and_rerun_is_idempotent(chain):
     assert content_hash(lakehouse.read_partition("silver.training_pairs", DS)) == before
 
 
+def test_mine_pairs_refuses_a_day_without_query_tiers(chain):
+    _, job, lakehouse = chain
+    day_before = "2026-01-30"  # rolled up, but stratify never ran for it
+    with pytest.raises(RuntimeError, match=f"no silver.query_tiers for {day_before}: run python -m jobs.stratify"):
+        mine_pairs.run(mine_pairs.MinePairsConfig.load(overrides={**job, "ds": day_before}))
+    assert not lakehouse.has_partition("silver.training_pairs", day_before)
+
+
 @pytest.mark.jvm
 def test_jobs_run_under_spark_submit():
     """spark-submit runs the job module as a script; without Delta jars it says which are missing."""
