@@ -7,6 +7,8 @@ are staged as strings (:mod:`lore_ml.raw_io`), typed and validated by the pure
 ``transform_validate_*`` functions below, and written with a ``ds`` partition overwrite:
 valid rows to ``bronze.<source>``, the rest to ``quarantine.<source>`` with the reason.
 Input rows = bronze rows + quarantined rows, always; the job checks it and prints the counts.
+A day without a search-log drop fails before anything is written (``required_sources``): the
+export is late, and the nightly DAG's retries wait for it.
 
     python -m jobs.ingest --ds 2026-01-31
 """
@@ -45,6 +47,10 @@ class IngestConfig(JobConfig):
 
     sources: list[Source] = Field(list(SOURCE_ORDER), description="Which sources to ingest.")
     label_source: str = Field("marketplace", description="`source` for human labels whose drop has none.")
+    required_sources: list[Source] = Field(
+        ["search_log"], description="Sources (of `sources`) whose drop must be there for ds: without one the run fails "
+        "before writing anything (a late export; the DAG's retries wait for it) instead of leaving the day empty. "
+        "Catalog and label drops come on some days only.")
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -206,6 +212,15 @@ class MissingCatalog(RuntimeError):
     pass
 
 
+class MissingDrop(RuntimeError):
+    pass
+
+
+def drop_folder(cfg: IngestConfig, source: str) -> str:
+    """``<raw_root>/<source>/ds=<ds>``, where one day's drop of ``source`` lands."""
+    return f"{cfg.data.raw_root.rstrip('/')}/{source}/ds={cfg.ds_str}"
+
+
 def ingest_source(lakehouse, cfg: IngestConfig, source: str) -> SourceCounts | None:
     from tqdm import tqdm
 
@@ -213,8 +228,7 @@ def ingest_source(lakehouse, cfg: IngestConfig, source: str) -> SourceCounts | N
     from lore_ml.raw_io import find_drop_files, stage_drop
 
     started = time.perf_counter()
-    raw_root = cfg.data.raw_root.rstrip("/")
-    raw_fs, files = find_drop_files(f"{raw_root}/{source}/ds={cfg.ds_str}")
+    raw_fs, files = find_drop_files(drop_folder(cfg, source))
     if not files:
         log.info("%s: no raw drop for %s, partition left as it is", source, cfg.ds_str)
         return None
@@ -230,7 +244,7 @@ def ingest_source(lakehouse, cfg: IngestConfig, source: str) -> SourceCounts | N
             if catalog is None:
                 raise MissingCatalog(
                     f"no bronze.catalog snapshot at or before {cfg.ds_str}: ingest a catalog drop first "
-                    f"(raw folder {raw_root}/catalog)"
+                    f"(raw folder {cfg.data.raw_root.rstrip('/')}/catalog)"
                 )
             if source == "search_log":
                 validated = transform_validate_search_log(raw, catalog)
@@ -257,6 +271,14 @@ def ingest_source(lakehouse, cfg: IngestConfig, source: str) -> SourceCounts | N
 def run(cfg: IngestConfig) -> list[SourceCounts]:
     from lore_ml.lakehouse import open_lakehouse
 
+    from lore_ml.raw_io import find_drop_files
+
+    missing = [drop_folder(cfg, s) for s in SOURCE_ORDER
+               if s in cfg.sources and s in cfg.required_sources and not find_drop_files(drop_folder(cfg, s))[1]]
+    if missing:
+        raise MissingDrop(f"no raw drop in {', '.join(missing)} (no .csv, .jsonl or .parquet file): the export for "
+                          f"{cfg.ds_str} may be late. Nothing was written; a re-run ingests it once it lands "
+                          "(--set required_sources=[] ingests whatever is there)")
     lakehouse = open_lakehouse(cfg)
     results = []
     for source in SOURCE_ORDER:

@@ -7,7 +7,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs.generate_marketplace import GenerateConfig, generate
-from jobs.ingest import IngestConfig, MissingCatalog, run
+from jobs.ingest import IngestConfig, MissingCatalog, MissingDrop, run
 from lore_ml.lakehouse import Lakehouse, content_hash
 
 DS = "2026-01-31"
@@ -83,6 +83,17 @@ def test_logs_without_a_catalog_fail_with_a_clear_message(drop, tmp_path):
     _, manifest = drop
     with pytest.raises(MissingCatalog, match="ingest a catalog drop first"):
         ingest(drop, tmp_path / "empty", manifest["days"][-1], sources=["search_log"])
+
+
+def test_a_day_without_its_search_log_drop_fails_before_writing_anything(drop, tmp_path):
+    _, manifest = drop
+    late = "2026-02-01"  # after the generated days: no drop of any source
+    with pytest.raises(MissingDrop, match=r"no raw drop in .*/search_log/ds=2026-02-01 .*may be late"):
+        ingest(drop, tmp_path / "lh", late)
+    assert not (tmp_path / "lh").exists()
+    assert ingest(drop, tmp_path / "lh", late, required_sources=[]) == []  # asked to take what is there
+    first_day = manifest["days"][0]  # a source not asked for is not required
+    assert [c.source for c in ingest(drop, tmp_path / "lh", first_day, sources=["catalog"])] == ["catalog"]
 
 
 def test_manifest_records_truth_files(drop):
