@@ -17,6 +17,7 @@ import sys
 
 COMMANDS = {
     "demo": ("lore_ml.demo", "Generate a marketplace and run the pipeline end to end."),
+    "migrate-lakehouse": ("lore_ml.lakehouse:migrate_main", "After an upgrade: add new columns to the stored tables."),
     "generate": ("jobs.generate_marketplace", "Generate the synthetic marketplace raw drops."),
     "ingest": ("jobs.ingest", "Raw drops of one day -> bronze Delta tables + quarantine."),
     "load-home-depot": ("jobs.load_home_depot", "Load the human-rated Home Depot pairs into bronze."),

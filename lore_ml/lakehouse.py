@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import logging
 import time
 import uuid
@@ -206,6 +207,58 @@ class SchemaMismatch(ValueError):
 
 
 @dataclass(frozen=True)
+class SchemaChanges:
+    """How a stored table differs from this version's schema of it (:data:`SCHEMAS`)."""
+
+    new_columns: list[StructField]  # added in place (nullable): older rows read them as null
+    retired_columns: list[StructField]  # no longer in this version: kept, and null in new rows
+    conflicts: list[str]  # changed types: no Delta write can take this version's rows
+
+    def describe(self) -> str:
+        return "; ".join([f"new column {f.name} ({f.dataType.simpleString()})" for f in self.new_columns]
+                         + [f"retired column {f.name} (null in new rows)" for f in self.retired_columns]
+                         + self.conflicts) or "up to date"
+
+
+def schema_changes(config: LakehouseConfig, table: str) -> SchemaChanges | None:
+    """The stored ``table``'s differences from :func:`schema_of`, read from its Delta log (no
+    Spark, ~1 ms), or None when it does not exist. Nullability is not compared."""
+    from deltalake import DeltaTable
+
+    uri = config.table_uri(table)
+    if not DeltaTable.is_deltatable(uri):
+        return None
+    stored = StructType.fromJson(json.loads(DeltaTable(uri).schema().to_json()))
+    wanted = schema_of(table)
+    stored_types = {f.name: f.dataType.simpleString() for f in stored.fields}
+    conflicts = [f"column {f.name} is {stored_types[f.name]} in the table, {f.dataType.simpleString()} in this version"
+                 for f in wanted.fields if stored_types.get(f.name, f.dataType.simpleString()) != f.dataType.simpleString()]
+    retired = [f for f in stored.fields if f.name not in wanted.fieldNames()]
+    return SchemaChanges([f for f in wanted.fields if f.name not in stored_types], retired, conflicts)
+
+
+def migrate_table(config: LakehouseConfig, table: str) -> SchemaChanges | None:
+    """Bring a stored table to this version's schema where Delta can in place (metadata-only
+    commits): add its new columns, nullable, and let its retired columns take nulls. A table with
+    conflicts is left as it is."""
+    from deltalake import DeltaTable
+    from deltalake.schema import Field
+
+    changes = schema_changes(config, table)
+    if not changes or changes.conflicts:
+        return changes
+    alter = DeltaTable(config.table_uri(table)).alter
+    if changes.new_columns:
+        alter.add_columns([Field.from_json(json.dumps({**f.jsonValue(), "nullable": True})) for f in changes.new_columns])
+        log.warning("%s: added %s", table, ", ".join(f.name for f in changes.new_columns))
+    for field in changes.retired_columns:
+        if not field.nullable:
+            alter.drop_column_not_null(field.name)
+            log.warning("%s: retired column %s may now be null", table, field.name)
+    return changes
+
+
+@dataclass(frozen=True)
 class Lakehouse:
     """Reads and writes the LORE tables through one Spark session."""
 
@@ -225,17 +278,27 @@ class Lakehouse:
         """Replace the ``ds`` partition of ``table`` with ``df`` (other days are untouched).
 
         ``df`` must carry exactly the table's columns (any order) with the table's types;
-        its ``ds`` column is set here. Re-running with the same input leaves the same rows.
+        its ``ds`` column is set here. Re-running with the same input leaves the same rows. A
+        table stored by an older LORE gets its new columns first (:func:`migrate_table`).
         Each write is logged with its time: a long job's progress.
         """
         started = time.perf_counter()
         expected = schema_of(table)
         df = conform(df.withColumn(PARTITION_COLUMN, F.lit(_checked_ds(ds))), expected, table)
+        # A table written by another LORE version: Sail would drop a new column's values without a
+        # word and refuse a write without a retired column, so both are settled here first.
+        changes = migrate_table(self.config, table)
         writer = df.write.format("delta").partitionBy(PARTITION_COLUMN)
-        if self.exists(table):
-            writer = writer.mode("overwrite").option("replaceWhere", f"{PARTITION_COLUMN} = '{ds}'")
-        else:  # replaceWhere needs an existing table; a new one is created by the first write
+        if changes is None:  # replaceWhere needs an existing table; a new one is created by the first write
             writer = writer.mode("error")
+        elif changes.conflicts:
+            raise SchemaMismatch(f"{table} at {self.uri(table)} cannot take this version's rows: "
+                                 f"{'; '.join(changes.conflicts)}. Delta cannot change that in place: rewrite the "
+                                 "table (e.g. re-run its jobs into a new lakehouse.root)")
+        else:
+            retired = [F.lit(None).cast(f.dataType).alias(f.name) for f in changes.retired_columns]
+            writer = df.select("*", *retired).write.format("delta").partitionBy(PARTITION_COLUMN).mode(
+                "overwrite").option("replaceWhere", f"{PARTITION_COLUMN} = '{ds}'")
         writer.save(self.uri(table))
         log.info("wrote %s ds=%s (%.2f s)", table, ds, time.perf_counter() - started)
 
@@ -386,6 +449,26 @@ def open_lakehouse(cfg) -> Lakehouse:
     spark = get_spark(cfg.spark)
     require_delta(spark, cfg.spark)
     return Lakehouse(spark, cfg.lakehouse)
+
+
+def migrate_main(argv: list[str] | None = None) -> int:
+    """``lore migrate-lakehouse``: after an upgrade, bring every stored table to this version's
+    schemas at once (writes also do it, table by table, when they meet an older table; reads of a
+    table not written since do not). Exit status 1 when a table has changes Delta cannot make."""
+    from lore_ml.config import LoreConfig
+
+    class MigrateConfig(LoreConfig):
+        """Add this LORE version's new columns to the lakehouse's tables; list what cannot change in place."""
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cfg = MigrateConfig.from_cli(argv, prog="lore migrate-lakehouse")
+    print(f"lakehouse {cfg.lakehouse.root}")
+    conflicts = 0
+    for table in SCHEMAS:
+        changes = migrate_table(cfg.lakehouse, table)
+        conflicts += bool(changes and changes.conflicts)
+        print(f"{table:<30}{'absent' if changes is None else changes.describe()}")
+    return 1 if conflicts else 0
 
 
 def schema_of(table: str) -> StructType:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from lore_ml.lakehouse import SCHEMAS, SchemaMismatch, content_hash, staging_area
+from lore_ml.lakehouse import SCHEMAS, SchemaMismatch, content_hash, migrate_main, staging_area
 
 LABEL_COLUMNS = "query string, item_id string, label string, dimension string, rating double, split string, source string"
 
@@ -34,6 +34,59 @@ def test_write_rejects_missing_extra_and_mistyped_columns(lakehouse, sail_spark)
         lakehouse.write_partition(good, "bronze.labels", "2026-01-01")
     with pytest.raises(ValueError):
         lakehouse.write_partition(good, "bronze.human_labels", "2026-01-01' OR '1'='1")
+
+
+def write_as_an_older_version(lakehouse, df, table, ds):
+    """``df`` written as an earlier LORE would have, with its own columns, bypassing the schema check."""
+    df.withColumn("ds", F.lit(ds)).write.format("delta").partitionBy("ds").mode("error").save(lakehouse.uri(table))
+
+
+def test_a_table_from_an_older_version_gets_its_new_columns_on_write(lakehouse, sail_spark, caplog):
+    row = ("q", "i", "L4", None, 3.0, "train", "x")
+    write_as_an_older_version(lakehouse, labels(sail_spark, [row]).drop("source"), "bronze.human_labels", "2026-01-01")
+    lakehouse.write_partition(labels(sail_spark, [row]).withColumn("ds", F.lit("")), "bronze.human_labels", "2026-01-02")
+    assert "bronze.human_labels: added source" in caplog.text
+    assert sorted((r["ds"], r["source"]) for r in lakehouse.read("bronze.human_labels").collect()) == [
+        ("2026-01-01", None), ("2026-01-02", "x")]
+
+
+def test_a_change_delta_cannot_make_in_place_is_named(lakehouse, sail_spark):
+    row = ("q", "i", "L4", None, 3.0, "train", "x")
+    older = labels(sail_spark, [row]).withColumn("rating", F.lit("3")).withColumn("old", F.lit(1))
+    write_as_an_older_version(lakehouse, older, "bronze.human_labels", "2026-01-01")
+    with pytest.raises(SchemaMismatch, match="column rating is string in the table, double in this version. "
+                                             "Delta cannot change that in place"):
+        lakehouse.write_partition(labels(sail_spark, [row]).withColumn("ds", F.lit("")), "bronze.human_labels",
+                                  "2026-01-02")
+    assert lakehouse.read_partition("bronze.human_labels", "2026-01-02").count() == 0
+
+
+def test_a_column_this_version_no_longer_writes_is_kept_and_null_in_new_rows(lakehouse, sail_spark):
+    row = ("q", "i", "L4", None, 3.0, "train", "x")
+    write_as_an_older_version(lakehouse, labels(sail_spark, [row]).withColumn("old", F.lit(7)), "bronze.human_labels",
+                              "2026-01-01")
+    lakehouse.write_partition(labels(sail_spark, [row]).withColumn("ds", F.lit("")), "bronze.human_labels", "2026-01-02")
+    stored = lakehouse.spark.read.format("delta").load(lakehouse.uri("bronze.human_labels"))
+    assert sorted((r["ds"], r["old"]) for r in stored.collect()) == [("2026-01-01", 7), ("2026-01-02", None)]
+    assert "old" not in lakehouse.read("bronze.human_labels").columns
+
+
+def test_migrate_lakehouse_adds_new_columns_and_fails_on_conflicts(lakehouse, sail_spark, capsys):
+    row = ("q", "i", "L4", None, 3.0, "train", "x")
+    write_as_an_older_version(lakehouse, labels(sail_spark, [row]).drop("source", "split"), "bronze.human_labels",
+                              "2026-01-01")
+    argv = ["--set", f"lakehouse.root={lakehouse.config.root}"]
+    assert migrate_main(argv) == 0
+    lines = {line.split()[0]: line.split(None, 1)[1] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert lines["bronze.human_labels"] == "new column split (string); new column source (string)"
+    assert lines["silver.kg_edges"] == "absent"
+    assert lakehouse.read("bronze.human_labels").where(F.col("source").isNull()).count() == 1
+    assert migrate_main(argv) == 0
+    assert "bronze.human_labels up to date" in " ".join(capsys.readouterr().out.split())
+    write_as_an_older_version(lakehouse, sail_spark.createDataFrame([(1,)], "node_id int"), "silver.kg_nodes",
+                              "2026-01-01")
+    assert migrate_main(argv) == 1
+    assert "column node_id is int in the table, string in this version" in capsys.readouterr().out
 
 
 def test_a_staged_empty_result_keeps_its_columns(lakehouse, sail_spark):
