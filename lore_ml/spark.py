@@ -49,7 +49,14 @@ def get_spark(config: SparkConfig) -> SparkSession:
     return _jvm_session(config)
 
 
+# Sail's own log (Rust, on stderr): its INFO lines and the WARN it logs at every exit ("aborting
+# N task(s) for SessionManagerActor") look like trouble in a job's output and are not. RUST_LOG
+# set by the user wins.
+SAIL_LOG_LEVELS = "warn,sail_common::actor=error"
+
+
 def _sail_session(config: SparkConfig) -> SparkSession:
+    os.environ.setdefault("RUST_LOG", SAIL_LOG_LEVELS)  # read when the server's logger starts
     from pysail.spark import SparkConnectServer
 
     if not _sail_servers:
