@@ -316,9 +316,17 @@ class Lakehouse:
             self.write_partition(self.spark.read.parquet(scratch.path("rows.parquet")), table, ds)
 
     def read(self, table: str) -> DataFrame:
-        """The whole table, columns in schema order (Sail returns partition columns last)."""
+        """The whole table, columns in schema order (Sail returns partition columns last). A column
+        this version added and the stored table lacks yet (not migrated, not written since the
+        upgrade) reads as null."""
         df = self.spark.read.format("delta").load(self.uri(table))
-        return df.select(*schema_of(table).fieldNames())
+        changes = schema_changes(self.config, table)
+        if changes and changes.conflicts:
+            raise SchemaMismatch(f"{table} at {self.uri(table)} does not hold what this version reads: "
+                                 f"{'; '.join(changes.conflicts)}")
+        not_stored = {f.name for f in changes.new_columns} if changes else set()
+        return df.select(*(F.lit(None).cast(f.dataType).alias(f.name) if f.name in not_stored else F.col(f.name)
+                           for f in schema_of(table).fields))
 
     def read_partition(self, table: str, ds: str) -> DataFrame:
         return self.read(table).where(F.col(PARTITION_COLUMN) == F.lit(_checked_ds(ds)))

@@ -50,6 +50,13 @@ def test_a_table_from_an_older_version_gets_its_new_columns_on_write(lakehouse, 
         ("2026-01-01", None), ("2026-01-02", "x")]
 
 
+def test_a_table_not_written_since_an_upgrade_reads_its_new_columns_as_null(lakehouse, sail_spark):
+    row = ("q", "i", "L4", None, 3.0, "train", "x")
+    write_as_an_older_version(lakehouse, labels(sail_spark, [row]).drop("source"), "bronze.human_labels", "2026-01-01")
+    assert [tuple(r) for r in lakehouse.read_partition("bronze.human_labels", "2026-01-01").collect()] == [
+        (*row[:-1], None, "2026-01-01")]
+
+
 def test_a_change_delta_cannot_make_in_place_is_named(lakehouse, sail_spark):
     row = ("q", "i", "L4", None, 3.0, "train", "x")
     older = labels(sail_spark, [row]).withColumn("rating", F.lit("3")).withColumn("old", F.lit(1))
@@ -58,7 +65,9 @@ def test_a_change_delta_cannot_make_in_place_is_named(lakehouse, sail_spark):
                                              "Delta cannot change that in place"):
         lakehouse.write_partition(labels(sail_spark, [row]).withColumn("ds", F.lit("")), "bronze.human_labels",
                                   "2026-01-02")
-    assert lakehouse.read_partition("bronze.human_labels", "2026-01-02").count() == 0
+    assert lakehouse.spark.read.format("delta").load(lakehouse.uri("bronze.human_labels")).count() == 1  # untouched
+    with pytest.raises(SchemaMismatch, match="does not hold what this version reads: column rating is string"):
+        lakehouse.read("bronze.human_labels")
 
 
 def test_a_column_this_version_no_longer_writes_is_kept_and_null_in_new_rows(lakehouse, sail_spark):
