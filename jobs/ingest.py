@@ -270,7 +270,6 @@ def ingest_source(lakehouse, cfg: IngestConfig, source: str) -> SourceCounts | N
 
 def run(cfg: IngestConfig) -> list[SourceCounts]:
     from lore_ml.lakehouse import open_lakehouse
-
     from lore_ml.raw_io import find_drop_files
 
     missing = [drop_folder(cfg, s) for s in SOURCE_ORDER

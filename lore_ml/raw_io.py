@@ -161,11 +161,16 @@ def _read_csv(fs: pafs.FileSystem, path: str, fields: Sequence[str]) -> Iterator
                 yield _empty_to_null(_strings_from_binary(pa.Table.from_batches([batch]), fields), fields)
                 batches += 1
     except pa.ArrowInvalid:
-        if batches or fs.get_file_info(path).size == 0:
-            raise
-        log.warning("%s: Arrow's CSV reader gave up; reading it line by line", path)
-        yield from _read_csv_lines(fs, path, fields)
-        return
+        if not batches and fs.get_file_info(path).size:
+            log.warning("%s: Arrow's CSV reader gave up; reading it line by line", path)
+            yield from _read_csv_lines(fs, path, fields)
+            return
+        yield from _malformed(bad_rows, fields)  # those met before the error still come out
+        raise
+    yield from _malformed(bad_rows, fields)
+
+
+def _malformed(bad_rows: list[str], fields: Sequence[str]) -> Iterator[pa.Table]:
     if bad_rows:
         yield _unreadable(bad_rows, fields, "malformed CSV row (wrong number of fields)")
 

@@ -95,3 +95,15 @@ def test_a_malformed_csv_row_that_is_not_utf8_keeps_the_rest_of_the_file(tmp_pat
     assert [(r["query"], r["item_id"], r["label"]) for r in rows] == [
         ("red shoes", "it1", "L4"), (None, None, None), ("a, b", "it3", None)]
     assert rows[1]["_error"] == "invalid UTF-8 at byte 4" and rows[1]["_record"] == "bad \\xff,it2,L1,extra"
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_csv_arrow_gives_up_on_after_its_first_block_keeps_what_was_read(tmp_path):
+    path = tmp_path / "big.csv"  # the non-UTF-8 malformed row lies beyond the first 8 MiB block
+    path.write_bytes(b"query,item_id,label\nonly two,fields\n" + b"red shoes,it1,L4\n" * 600_000
+                     + b"bad \xff,it2,L1,extra\nlate,it9,L1\n")
+    result, rows = staged_rows(tmp_path, path)
+    unreadable = [r for r in rows if r["_error"]]
+    assert result.unreadable == 2 and result.rows == len(rows) > 400_000
+    assert unreadable[0]["_record"] == "only two,fields"  # met before the error: still comes out
+    assert unreadable[1]["_error"].startswith(f"unreadable file after {result.rows - 1} rows: CSV parse error")
