@@ -26,7 +26,7 @@ from pydantic import Field
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from lore_ml.config import WindowJobConfig
+from lore_ml.config import InputsNotReady, WindowJobConfig
 
 log = logging.getLogger("lore.build_kg")
 
@@ -343,7 +343,7 @@ def run(cfg: BuildKgConfig) -> dict[str, int]:
     lakehouse = open_lakehouse(cfg)
     catalog = lakehouse.read_snapshot("bronze.catalog", cfg.ds_str)
     if catalog is None:
-        raise RuntimeError(f"no bronze.catalog snapshot at or before {cfg.ds_str}: run jobs.ingest first")
+        raise InputsNotReady(f"no bronze.catalog snapshot at or before {cfg.ds_str}: run jobs.ingest first")
     daily_impressions = read_window(lakehouse, "silver.daily_impressions", cfg)
     # Sail keeps no cache(): results read by several transforms are staged once.
     with staging_area(cfg.lakehouse, "build_kg", cfg.ds_str) as scratch:
@@ -371,4 +371,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from lore_ml.cli import run_entry_point
+
+    sys.exit(run_entry_point(main))

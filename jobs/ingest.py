@@ -26,7 +26,7 @@ from pydantic import Field
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from lore_ml.config import JobConfig
+from lore_ml.config import InputsNotReady, JobConfig
 from lore_ml.labels import LABELS, MISMATCH_DIMENSIONS
 
 log = logging.getLogger("lore.ingest")
@@ -208,11 +208,11 @@ class SourceCounts:
         return self.input_rows == self.bronze_rows + self.quarantined_rows
 
 
-class MissingCatalog(RuntimeError):
+class MissingCatalog(InputsNotReady):
     pass
 
 
-class MissingDrop(RuntimeError):
+class MissingDrop(InputsNotReady):
     pass
 
 
@@ -308,4 +308,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from lore_ml.cli import run_entry_point
+
+    sys.exit(run_entry_point(main))

@@ -37,7 +37,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.rollup_logs import COUNTS
-from lore_ml.config import WindowJobConfig
+from lore_ml.config import InputsNotReady, WindowJobConfig
 from lore_ml.spark_udfs import lookup_column, split_column, with_query_norm
 
 log = logging.getLogger("lore.mine_pairs")
@@ -291,7 +291,7 @@ def run(cfg: MinePairsConfig) -> list[tuple]:
         log.warning("no bronze.human_labels: training pairs are weak labels only")
         gold = lakehouse.spark.createDataFrame([], ", ".join(f"{c} string" for c in GOLD_COLUMNS))
     if not lakehouse.has_partition("silver.query_tiers", cfg.ds_str):  # the balance is per tier
-        raise RuntimeError(f"no silver.query_tiers for {cfg.ds_str}: run python -m jobs.stratify --ds {cfg.ds_str} first")
+        raise InputsNotReady(f"no silver.query_tiers for {cfg.ds_str}: run python -m jobs.stratify --ds {cfg.ds_str} first")
     tiers = lakehouse.read_partition("silver.query_tiers", cfg.ds_str)
 
     # Sail keeps no cache(): what several transforms read is staged once.
@@ -323,4 +323,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from lore_ml.cli import run_entry_point
+
+    sys.exit(run_entry_point(main))

@@ -27,7 +27,7 @@ import sys
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lore_ml.config import JobConfig, WindowJobConfig
+from lore_ml.config import InputsNotReady, JobConfig, WindowJobConfig
 
 # The count columns of silver.daily_impressions, which the window jobs sum.
 COUNTS = ("impressions", "clicks", "carts", "purchases", "skips")
@@ -96,17 +96,17 @@ def read_window(lakehouse, table: str, cfg: WindowJobConfig) -> DataFrame:
     when no day of the window has any (a mistyped ``--ds`` or a day not ingested yet would
     otherwise write empty tiers, a KG without mined edges and pairs without weak labels)."""
     if not lakehouse.exists(table):
-        raise RuntimeError(f"no {table} yet: run python -m jobs.rollup_logs --ds <day> for each day of the window "
+        raise InputsNotReady(f"no {table} yet: run python -m jobs.rollup_logs --ds <day> for each day of the window "
                            f"{cfg.first_ds}..{cfg.ds_str} (after jobs.ingest)")
     in_window = lambda days: {d for d in days if cfg.first_ds <= d <= cfg.ds_str}  # noqa: E731
     rolled_up = in_window(lakehouse.partitions(table))
     missing = sorted(in_window(lakehouse.partitions("bronze.search_log")) - rolled_up)
     if missing:
-        raise RuntimeError(
+        raise InputsNotReady(
             f"{table} lacks {len(missing)} day(s) of the window {cfg.first_ds}..{cfg.ds_str} that "
             f"bronze.search_log has ({', '.join(missing)}): run python -m jobs.rollup_logs --ds <day> for each")
     if not rolled_up:
-        raise RuntimeError(
+        raise InputsNotReady(
             f"no day of the window {cfg.first_ds}..{cfg.ds_str} has search logs in {table}: check --ds, or run "
             f"python -m jobs.ingest and jobs.rollup_logs --ds <day> for the window's days first")
     return lakehouse.read_window(table, cfg.first_ds, cfg.ds_str)
@@ -118,7 +118,7 @@ def run(cfg: RollupLogsConfig) -> dict[str, int]:
 
     lakehouse = open_lakehouse(cfg)
     if not lakehouse.has_partition("bronze.search_log", cfg.ds_str):
-        raise RuntimeError(f"no bronze.search_log rows for {cfg.ds_str}: run jobs.ingest --ds {cfg.ds_str} first")
+        raise InputsNotReady(f"no bronze.search_log rows for {cfg.ds_str}: run jobs.ingest --ds {cfg.ds_str} first")
     logs = lakehouse.read_partition("bronze.search_log", cfg.ds_str)
     with staging_area(cfg.lakehouse, "rollup_logs", cfg.ds_str) as scratch:
         searches = scratch.stage(transform_daily_searches(logs), "searches")  # read twice
@@ -140,4 +140,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from lore_ml.cli import run_entry_point
+
+    sys.exit(run_entry_point(main))

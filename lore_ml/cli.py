@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import Callable
 
 COMMANDS = {
     "demo": ("lore_ml.demo", "Generate a marketplace and run the pipeline end to end."),
@@ -39,6 +40,18 @@ COMMANDS = {
 }
 
 
+def run_entry_point(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    """``main(argv)``'s exit status; a job whose inputs are not ready ends with one line on stderr
+    and status 1 instead of a traceback (what an Airflow task log shows last either way)."""
+    from lore_ml.config import InputsNotReady
+
+    try:
+        return main(argv)
+    except InputsNotReady as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
@@ -48,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:<{width}}  {help_text}")
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     module_name, _, function = COMMANDS[argv[0]][0].partition(":")
-    return getattr(importlib.import_module(module_name), function or "main")(argv[1:])
+    return run_entry_point(getattr(importlib.import_module(module_name), function or "main"), argv[1:])
 
 
 if __name__ == "__main__":

@@ -183,6 +183,12 @@ class LoreConfig(BaseSettings):
             parser.error(str(exc))
 
 
+class InputsNotReady(RuntimeError):
+    """A job's inputs for its ``ds`` are not there (a day not ingested or rolled up, an upstream
+    job not run, a late drop); the message says what to run. Entry points print it as one line,
+    without a traceback (:func:`lore_ml.cli.run_entry_point`)."""
+
+
 class JobConfig(LoreConfig):
     """Settings of a daily batch job: every job is keyed by its logical date."""
 

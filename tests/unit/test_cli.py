@@ -16,3 +16,20 @@ def test_help_and_unknown_commands(capsys):
 def test_every_command_points_at_a_callable(name):
     module_name, _, function = COMMANDS[name][0].partition(":")
     assert callable(getattr(importlib.import_module(module_name), function or "main"))
+
+
+def test_a_job_whose_inputs_are_not_ready_ends_with_one_line_and_a_bug_with_its_traceback(capsys):
+    from lore_ml.cli import run_entry_point
+    from lore_ml.config import InputsNotReady
+
+    def not_ready(argv):
+        raise InputsNotReady("no silver.query_tiers for 2026-01-30: run python -m jobs.stratify --ds 2026-01-30 first")
+
+    def broken(argv):
+        raise RuntimeError("a bug")
+
+    assert run_entry_point(not_ready, []) == 1
+    assert capsys.readouterr().err == (
+        "error: no silver.query_tiers for 2026-01-30: run python -m jobs.stratify --ds 2026-01-30 first\n")
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_entry_point(broken, [])
