@@ -97,7 +97,7 @@ def read_window(lakehouse, table: str, cfg: WindowJobConfig) -> DataFrame:
     otherwise write empty tiers, a KG without mined edges and pairs without weak labels)."""
     if not lakehouse.exists(table):
         raise InputsNotReady(f"no {table} yet: run python -m jobs.rollup_logs --ds <day> for each day of the window "
-                           f"{cfg.first_ds}..{cfg.ds_str} (after jobs.ingest)")
+                             f"{cfg.first_ds}..{cfg.ds_str} (after jobs.ingest)")
     in_window = lambda days: {d for d in days if cfg.first_ds <= d <= cfg.ds_str}  # noqa: E731
     rolled_up = in_window(lakehouse.partitions(table))
     missing = sorted(in_window(lakehouse.partitions("bronze.search_log")) - rolled_up)
