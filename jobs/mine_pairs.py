@@ -291,7 +291,8 @@ def run(cfg: MinePairsConfig) -> list[tuple]:
         log.warning("no bronze.human_labels: training pairs are weak labels only")
         gold = lakehouse.spark.createDataFrame([], ", ".join(f"{c} string" for c in GOLD_COLUMNS))
     if not lakehouse.has_partition("silver.query_tiers", cfg.ds_str):  # the balance is per tier
-        raise InputsNotReady(f"no silver.query_tiers for {cfg.ds_str}: run python -m jobs.stratify --ds {cfg.ds_str} first")
+        raise InputsNotReady(
+            f"no silver.query_tiers for {cfg.ds_str}: run python -m jobs.stratify --ds {cfg.ds_str} first")
     tiers = lakehouse.read_partition("silver.query_tiers", cfg.ds_str)
 
     # Sail keeps no cache(): what several transforms read is staged once.

@@ -232,7 +232,8 @@ def schema_changes(config: LakehouseConfig, table: str) -> SchemaChanges | None:
     wanted = schema_of(table)
     stored_types = {f.name: f.dataType.simpleString() for f in stored.fields}
     conflicts = [f"column {f.name} is {stored_types[f.name]} in the table, {f.dataType.simpleString()} in this version"
-                 for f in wanted.fields if stored_types.get(f.name, f.dataType.simpleString()) != f.dataType.simpleString()]
+                 for f in wanted.fields
+                 if f.name in stored_types and stored_types[f.name] != f.dataType.simpleString()]
     retired = [f for f in stored.fields if f.name not in wanted.fieldNames()]
     return SchemaChanges([f for f in wanted.fields if f.name not in stored_types], retired, conflicts)
 
@@ -249,7 +250,8 @@ def migrate_table(config: LakehouseConfig, table: str) -> SchemaChanges | None:
         return changes
     alter = DeltaTable(config.table_uri(table)).alter
     if changes.new_columns:
-        alter.add_columns([Field.from_json(json.dumps({**f.jsonValue(), "nullable": True})) for f in changes.new_columns])
+        alter.add_columns([Field.from_json(json.dumps({**f.jsonValue(), "nullable": True}))
+                           for f in changes.new_columns])
         log.warning("%s: added %s", table, ", ".join(f.name for f in changes.new_columns))
     for field in changes.retired_columns:
         if not field.nullable:
