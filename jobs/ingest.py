@@ -221,14 +221,14 @@ def drop_folder(cfg: IngestConfig, source: str) -> str:
     return f"{cfg.data.raw_root.rstrip('/')}/{source}/ds={cfg.ds_str}"
 
 
-def ingest_source(lakehouse, cfg: IngestConfig, source: str) -> SourceCounts | None:
+def ingest_source(lakehouse, cfg: IngestConfig, source: str, raw_fs, files: list[str]) -> SourceCounts | None:
+    """Ingest ``files`` (on ``raw_fs``), the day's drop of ``source``; None when there are none."""
     from tqdm import tqdm
 
     from lore_ml.lakehouse import staging_area
-    from lore_ml.raw_io import find_drop_files, stage_drop
+    from lore_ml.raw_io import stage_drop
 
     started = time.perf_counter()
-    raw_fs, files = find_drop_files(drop_folder(cfg, source))
     if not files:
         log.info("%s: no raw drop for %s, partition left as it is", source, cfg.ds_str)
         return None
@@ -272,19 +272,18 @@ def run(cfg: IngestConfig) -> list[SourceCounts]:
     from lore_ml.lakehouse import open_lakehouse
     from lore_ml.raw_io import find_drop_files
 
-    missing = [drop_folder(cfg, s) for s in SOURCE_ORDER
-               if s in cfg.sources and s in cfg.required_sources and not find_drop_files(drop_folder(cfg, s))[1]]
+    drops = {s: find_drop_files(drop_folder(cfg, s)) for s in SOURCE_ORDER if s in cfg.sources}
+    missing = [drop_folder(cfg, s) for s, (_, files) in drops.items() if s in cfg.required_sources and not files]
     if missing:
         raise MissingDrop(f"no raw drop in {', '.join(missing)} (no .csv, .jsonl or .parquet file): the export for "
                           f"{cfg.ds_str} may be late. Nothing was written; a re-run ingests it once it lands "
                           "(--set required_sources=[] ingests whatever is there)")
     lakehouse = open_lakehouse(cfg)
     results = []
-    for source in SOURCE_ORDER:
-        if source in cfg.sources:
-            counts = ingest_source(lakehouse, cfg, source)
-            if counts:
-                results.append(counts)
+    for source, (raw_fs, files) in drops.items():  # in SOURCE_ORDER
+        counts = ingest_source(lakehouse, cfg, source, raw_fs, files)
+        if counts:
+            results.append(counts)
     return results
 
 

@@ -290,17 +290,17 @@ class Lakehouse:
         # A table written by another LORE version: Sail would drop a new column's values without a
         # word and refuse a write without a retired column, so both are settled here first.
         changes = migrate_table(self.config, table)
-        writer = df.write.format("delta").partitionBy(PARTITION_COLUMN)
-        if changes is None:  # replaceWhere needs an existing table; a new one is created by the first write
-            writer = writer.mode("error")
-        elif changes.conflicts:
+        if changes and changes.conflicts:
             raise SchemaMismatch(f"{table} at {self.uri(table)} cannot take this version's rows: "
                                  f"{'; '.join(changes.conflicts)}. Delta cannot change that in place: rewrite the "
                                  "table (e.g. re-run its jobs into a new lakehouse.root)")
+        if changes:
+            df = df.select("*", *(F.lit(None).cast(f.dataType).alias(f.name) for f in changes.retired_columns))
+        writer = df.write.format("delta").partitionBy(PARTITION_COLUMN)
+        if changes is None:  # replaceWhere needs an existing table; a new one is created by the first write
+            writer = writer.mode("error")
         else:
-            retired = [F.lit(None).cast(f.dataType).alias(f.name) for f in changes.retired_columns]
-            writer = df.select("*", *retired).write.format("delta").partitionBy(PARTITION_COLUMN).mode(
-                "overwrite").option("replaceWhere", f"{PARTITION_COLUMN} = '{ds}'")
+            writer = writer.mode("overwrite").option("replaceWhere", f"{PARTITION_COLUMN} = '{ds}'")
         writer.save(self.uri(table))
         log.info("wrote %s ds=%s (%.2f s)", table, ds, time.perf_counter() - started)
 

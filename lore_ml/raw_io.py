@@ -20,7 +20,7 @@ import json
 import logging
 import posixpath
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -178,19 +178,10 @@ def _malformed(bad_rows: list[str], fields: Sequence[str]) -> Iterator[pa.Table]
 def _read_csv_lines(fs: pafs.FileSystem, path: str, fields: Sequence[str]) -> Iterator[pa.Table]:
     """The slow, tolerant CSV path: one physical line per row (as for Arrow, values hold no line
     breaks), each decoded and split on its own."""
-    rows: list[dict] = []
     with fs.open_input_stream(path) as stream:
-        lines = io.BufferedReader(stream)
-        header = next(csv.reader([next(lines, b"").decode("utf-8-sig", "replace").rstrip("\r\n")]), [])
-        for raw in lines:
-            raw = raw.rstrip(b"\r\n")
-            if raw:
-                rows.append(_parse_csv_line(raw, header, fields))
-            if len(rows) >= BATCH_ROWS:
-                yield _table(rows, fields)
-                rows = []
-    if rows:
-        yield _table(rows, fields)
+        lines = (raw.rstrip(b"\r\n") for raw in io.BufferedReader(stream))
+        header = next(csv.reader([next(lines, b"").decode("utf-8-sig", "replace")]), [])
+        yield from _batched((_parse_csv_line(raw, header, fields) for raw in lines if raw), fields)
 
 
 def _parse_csv_line(raw: bytes, header: Sequence[str], fields: Sequence[str]) -> dict:
@@ -213,15 +204,21 @@ def _empty_to_null(table: pa.Table, fields: Sequence[str]) -> pa.Table:
 
 
 def _read_jsonl(fs: pafs.FileSystem, path: str, fields: Sequence[str]) -> Iterator[pa.Table]:
-    rows: list[dict] = []
     with fs.open_input_stream(path) as stream:
-        for raw in io.BufferedReader(stream):
-            rows.append(_parse_json_line(raw.rstrip(b"\r\n"), fields))
-            if len(rows) >= BATCH_ROWS:
-                yield _table(rows, fields)
-                rows = []
-    if rows:
-        yield _table(rows, fields)
+        yield from _batched((_parse_json_line(raw.rstrip(b"\r\n"), fields) for raw in io.BufferedReader(stream)),
+                            fields)
+
+
+def _batched(rows: Iterable[dict], fields: Sequence[str]) -> Iterator[pa.Table]:
+    """Parsed rows as string tables of up to ``BATCH_ROWS`` rows."""
+    batch: list[dict] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= BATCH_ROWS:
+            yield _table(batch, fields)
+            batch = []
+    if batch:
+        yield _table(batch, fields)
 
 
 def _parse_json_line(raw: bytes, fields: Sequence[str]) -> dict:
