@@ -8,7 +8,8 @@ are staged as strings (:mod:`lore_ml.raw_io`), typed and validated by the pure
 valid rows to ``bronze.<source>``, the rest to ``quarantine.<source>`` with the reason.
 Input rows = bronze rows + quarantined rows, always; the job checks it and prints the counts.
 A day without a search-log drop fails before anything is written (``required_sources``): the
-export is late, and the nightly DAG's retries wait for it.
+export is late, and the nightly DAG's retries wait for it. A drop whose rejected share exceeds
+``max_quarantined_share`` fails the run with its quarantine written and bronze untouched.
 
     python -m jobs.ingest --ds 2026-01-31
 """
@@ -51,6 +52,10 @@ class IngestConfig(JobConfig):
         ["search_log"], description="Sources (of `sources`) whose drop must be there for ds: without one the run fails "
         "before writing anything (a late export; the DAG's retries wait for it) instead of leaving the day empty. "
         "Catalog and label drops come on some days only.")
+    max_quarantined_share: float = Field(
+        0.05, ge=0, le=1, description="Largest share of a drop's rows that may fail validation. Above it the drop "
+        "is rejected and the run fails: its rejected rows go to quarantine (to see why), bronze keeps what it had. "
+        "An upstream change that breaks most rows then stops the night instead of shrinking it; 1 accepts any drop.")
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -216,6 +221,22 @@ class MissingDrop(InputsNotReady):
     pass
 
 
+class RejectedDrop(InputsNotReady):
+    """More of a drop failed validation than ``max_quarantined_share`` allows."""
+
+
+def rejection_message(source: str, cfg: IngestConfig, input_rows: int, quarantined) -> str:
+    """Why ``source``'s drop was rejected: its share of bad rows and their commonest reasons
+    (``quarantined``: the day's quarantine partition)."""
+    rows = quarantined.count()
+    reasons = quarantined.groupBy("reason").count().orderBy(F.desc("count"), "reason").limit(3).collect()
+    listed = "; ".join(f"{r['count']:,} × {r['reason'][:120]}" for r in reasons)
+    return (f"{source}: {rows:,} of {input_rows:,} rows ({rows / input_rows:.1%}) failed validation, more than "
+            f"max_quarantined_share {cfg.max_quarantined_share:.0%} (commonest: {listed}). They are in "
+            f"quarantine.{source} ds={cfg.ds_str}; bronze.{source} was not written. Fix the drop and re-run, or "
+            f"accept it with --set max_quarantined_share=1")
+
+
 def drop_folder(cfg: IngestConfig, source: str) -> str:
     """``<raw_root>/<source>/ds=<ds>``, where one day's drop of ``source`` lands."""
     return f"{cfg.data.raw_root.rstrip('/')}/{source}/ds={cfg.ds_str}"
@@ -250,16 +271,20 @@ def ingest_source(lakehouse, cfg: IngestConfig, source: str, raw_fs, files: list
                 validated = transform_validate_search_log(raw, catalog)
             else:
                 validated = transform_validate_human_labels(raw, catalog, cfg.label_source)
-        log.info("%s: writing bronze and quarantine partitions", source)
-        lakehouse.write_partition(transform_accepted(validated), f"bronze.{source}", cfg.ds_str)
+        log.info("%s: writing quarantine and bronze partitions", source)
         lakehouse.write_partition(transform_quarantine(validated), f"quarantine.{source}", cfg.ds_str)
+        quarantined = lakehouse.read_partition(f"quarantine.{source}", cfg.ds_str)
+        quarantined_rows = quarantined.count()
+        if quarantined_rows > cfg.max_quarantined_share * staged.rows:
+            raise RejectedDrop(rejection_message(source, cfg, staged.rows, quarantined))
+        lakehouse.write_partition(transform_accepted(validated), f"bronze.{source}", cfg.ds_str)
     counts = SourceCounts(
         source=source,
         ds=cfg.ds_str,
         files=staged.files,
         input_rows=staged.rows,
         bronze_rows=lakehouse.read_partition(f"bronze.{source}", cfg.ds_str).count(),
-        quarantined_rows=lakehouse.read_partition(f"quarantine.{source}", cfg.ds_str).count(),
+        quarantined_rows=quarantined_rows,
         seconds=time.perf_counter() - started,
     )
     if not counts.balanced:

@@ -7,7 +7,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs.generate_marketplace import GenerateConfig, generate
-from jobs.ingest import IngestConfig, MissingCatalog, MissingDrop, run
+from jobs.ingest import IngestConfig, MissingCatalog, MissingDrop, RejectedDrop, run
 from lore_ml.lakehouse import Lakehouse, content_hash
 
 DS = "2026-01-31"
@@ -94,6 +94,39 @@ def test_a_day_without_its_search_log_drop_fails_before_writing_anything(drop, t
     assert ingest(drop, tmp_path / "lh", late, required_sources=[]) == []  # asked to take what is there
     first_day = manifest["days"][0]  # a source not asked for is not required
     assert [c.source for c in ingest(drop, tmp_path / "lh", first_day, sources=["catalog"])] == ["catalog"]
+
+
+def test_a_drop_that_mostly_fails_validation_is_rejected_and_bronze_keeps_its_day(drop, tmp_path, sail_spark):
+    import pyarrow.parquet as pq
+
+    from lore_ml.config import LakehouseConfig
+
+    gen_cfg, manifest = drop
+    day, lakehouse_root = manifest["days"][-1], tmp_path / "lh"
+    ingest(drop, lakehouse_root, manifest["days"][0], sources=["catalog"])
+    ingest(drop, lakehouse_root, day, sources=["search_log"])
+    lakehouse = Lakehouse(sail_spark, LakehouseConfig(root=str(lakehouse_root)))
+    good_day = content_hash(lakehouse.read_partition("bronze.search_log", day))
+
+    # The export is re-sent with a renamed column (upstream schema change): no row has a query.
+    renamed = tmp_path / "raw" / "search_log" / f"ds={day}"
+    renamed.mkdir(parents=True)
+    for part in (Path(gen_cfg.data.raw_root) / "search_log" / f"ds={day}").glob("*.parquet"):
+        table = pq.read_table(part)
+        pq.write_table(table.rename_columns(["search_query" if c == "query" else c for c in table.column_names]),
+                       renamed / part.name)
+    resent = {"ds": day, "sources": ["search_log"], "lakehouse": {"root": str(lakehouse_root)},
+              "data": {"raw_root": str(tmp_path / "raw")}}
+    with pytest.raises(RejectedDrop, match=r"search_log: ([\d,]+) of \1 rows \(100.0%\) failed validation, more than "
+                       r"max_quarantined_share 5% \(commonest: [\d,]+ × query: missing or empty.*bronze.search_log "
+                       r"was not written"):
+        run(IngestConfig.load(overrides=resent))
+    assert content_hash(lakehouse.read_partition("bronze.search_log", day)) == good_day
+    assert {r["reason"] for r in lakehouse.read_partition("quarantine.search_log", day).collect()} >= {
+        "query: missing or empty"}
+
+    [accepted] = run(IngestConfig.load(overrides={**resent, "max_quarantined_share": 1}))  # taken as it is
+    assert accepted.balanced and accepted.bronze_rows == 0 and accepted.quarantined_rows == accepted.input_rows
 
 
 def test_manifest_records_truth_files(drop):
