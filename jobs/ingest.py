@@ -9,7 +9,9 @@ valid rows to ``bronze.<source>``, the rest to ``quarantine.<source>`` with the 
 Input rows = bronze rows + quarantined rows, always; the job checks it and prints the counts.
 A day without a search-log drop fails before anything is written (``required_sources``): the
 export is late, and the nightly DAG's retries wait for it. A drop whose rejected share exceeds
-``max_quarantined_share`` fails the run with its quarantine written and bronze untouched.
+``max_quarantined_share`` fails the run with its quarantine written and bronze untouched, and a
+search-log drop far smaller than the days before it (``min_search_log_volume``) fails it before
+anything of that drop is written.
 
     python -m jobs.ingest --ds 2026-01-31
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -31,6 +34,7 @@ from lore_ml.config import InputsNotReady, JobConfig
 from lore_ml.labels import LABELS, MISMATCH_DIMENSIONS
 
 log = logging.getLogger("lore.ingest")
+VOLUME_HISTORY_DAYS, VOLUME_MIN_HISTORY = 7, 3  # the days a search-log drop's size is compared with
 
 Source = Literal["catalog", "human_labels", "search_log"]
 SOURCE_ORDER: tuple[Source, ...] = ("catalog", "human_labels", "search_log")
@@ -56,6 +60,10 @@ class IngestConfig(JobConfig):
         0.05, ge=0, le=1, description="Largest share of a drop's rows that may fail validation. Above it the drop "
         "is rejected and the run fails: its rejected rows go to quarantine (to see why), bronze keeps what it had. "
         "An upstream change that breaks most rows then stops the night instead of shrinking it; 1 accepts any drop.")
+    min_search_log_volume: float = Field(
+        0.5, ge=0, le=1, description="Least size of a day's search-log drop, as a share of the median of the "
+        f"{VOLUME_HISTORY_DAYS} days bronze holds before it (once it holds {VOLUME_MIN_HISTORY}). A smaller drop (an "
+        "export cut short or still landing) fails the run before that drop is written; 0 turns the check off.")
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -221,6 +229,27 @@ class MissingDrop(InputsNotReady):
     pass
 
 
+class IncompleteDrop(InputsNotReady):
+    """A day's search-log drop is far smaller than the days before it (``min_search_log_volume``)."""
+
+
+def volume_baseline(rows: int, history: dict[str, int], ds: str, min_share: float) -> float | None:
+    """The median rows of the last ``VOLUME_HISTORY_DAYS`` days of ``history`` (rows per ds) before
+    ``ds`` when ``rows`` is less than ``min_share`` of it, else None (also with fewer than
+    ``VOLUME_MIN_HISTORY`` days to compare with).
+
+    >>> history = {"2026-01-01": 1000, "2026-01-02": 1200, "2026-01-03": 900, "2026-01-05": 10}
+    >>> volume_baseline(400, history, "2026-01-04", 0.5)
+    1000
+    >>> volume_baseline(600, history, "2026-01-04", 0.5) is None, volume_baseline(9, history, "2026-01-03", 0.5)
+    (True, None)
+    """
+    before = [history[day] for day in sorted(day for day in history if day < ds)[-VOLUME_HISTORY_DAYS:]]
+    if len(before) < VOLUME_MIN_HISTORY or rows >= min_share * statistics.median(before):
+        return None
+    return statistics.median(before)
+
+
 class RejectedDrop(InputsNotReady):
     """More of a drop failed validation than ``max_quarantined_share`` allows."""
 
@@ -257,6 +286,15 @@ def ingest_source(lakehouse, cfg: IngestConfig, source: str, raw_fs, files: list
         with scratch.open_output("drop.parquet") as sink, tqdm(
                 desc=f"stage {source}", unit="row", unit_scale=True, disable=None, file=sys.stderr) as bar:
             staged = stage_drop(files, RAW_FIELDS[source], sink, on_rows=bar.update, fs=raw_fs)
+        if source == "search_log":
+            usual = volume_baseline(staged.rows, lakehouse.partition_rows("bronze.search_log"), cfg.ds_str,
+                                    cfg.min_search_log_volume)
+            if usual is not None:
+                raise IncompleteDrop(
+                    f"search_log: the drop for {cfg.ds_str} has {staged.rows:,} rows, {staged.rows / usual:.0%} of the "
+                    f"median of the days before it ({usual:,.0f}): the export may be cut short or still landing. "
+                    f"Nothing of it was written; a re-run ingests it once complete (--set min_search_log_volume=0 "
+                    "takes it as it is)")
         raw = lakehouse.spark.read.parquet(scratch.path("drop.parquet"))
         if source == "catalog":
             validated = transform_validate_catalog(raw)

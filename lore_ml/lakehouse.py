@@ -358,6 +358,27 @@ class Lakehouse:
             return set()
         return {p[PARTITION_COLUMN] for p in DeltaTable(self.uri(table)).partitions()}
 
+    def partition_rows(self, table: str) -> dict[str, int]:
+        """Rows per ``ds`` of ``table``, summed from the file statistics in its Delta log (no data
+        file is opened); the days of files written without statistics are counted with Spark."""
+        import pyarrow as pa
+        from deltalake import DeltaTable
+
+        if not self.exists(table):
+            return {}
+        files = pa.table(DeltaTable(self.uri(table)).get_add_actions(flatten=True)).select(
+            ["num_records", f"partition.{PARTITION_COLUMN}"]).to_pylist()
+        rows, unknown = {}, set()
+        for file in files:
+            ds, records = file[f"partition.{PARTITION_COLUMN}"], file["num_records"]
+            if records is None:
+                unknown.add(ds)
+            rows[ds] = rows.get(ds, 0) + (records or 0)
+        if unknown:
+            counted = self.read(table).where(F.col(PARTITION_COLUMN).isin(*unknown)).groupBy(PARTITION_COLUMN).count()
+            rows.update({r[PARTITION_COLUMN]: r["count"] for r in counted.collect()})
+        return rows
+
     def has_partition(self, table: str, ds: str) -> bool:
         """Whether ``table`` has rows for exactly ``ds``."""
         return self.latest_partition(table, ds) == ds

@@ -7,7 +7,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs.generate_marketplace import GenerateConfig, generate
-from jobs.ingest import IngestConfig, MissingCatalog, MissingDrop, RejectedDrop, run
+from jobs.ingest import IngestConfig, IncompleteDrop, MissingCatalog, MissingDrop, RejectedDrop, run
 from lore_ml.lakehouse import Lakehouse, content_hash
 
 DS = "2026-01-31"
@@ -127,6 +127,45 @@ def test_a_drop_that_mostly_fails_validation_is_rejected_and_bronze_keeps_its_da
 
     [accepted] = run(IngestConfig.load(overrides={**resent, "max_quarantined_share": 1}))  # taken as it is
     assert accepted.balanced and accepted.bronze_rows == 0 and accepted.quarantined_rows == accepted.input_rows
+
+
+def test_a_search_log_drop_far_smaller_than_the_days_before_is_not_taken(drop, tmp_path, sail_spark):
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from lore_ml.config import LakehouseConfig
+
+    gen_cfg, manifest = drop
+    generated, raw = Path(gen_cfg.data.raw_root), tmp_path / "raw"
+    shutil.copytree(generated / "catalog" / f"ds={manifest['days'][0]}", raw / "catalog" / "ds=2026-01-20")
+    one_day = next((generated / "search_log" / f"ds={manifest['days'][0]}").glob("*.parquet"))
+    for ds in ("2026-01-21", "2026-01-22", "2026-01-23"):  # three ordinary days to compare with
+        (raw / "search_log" / f"ds={ds}").mkdir(parents=True)
+        shutil.copy(one_day, raw / "search_log" / f"ds={ds}" / one_day.name)
+    cut_short = raw / "search_log" / "ds=2026-01-24"
+    cut_short.mkdir()
+    table = pq.read_table(one_day)
+    pq.write_table(table.slice(0, table.num_rows // 4), cut_short / one_day.name)
+
+    def ingest_day(ds, **extra):
+        return run(IngestConfig.load(overrides={"ds": ds, "lakehouse": {"root": str(tmp_path / "lh")},
+                                                "data": {"raw_root": str(raw)}, "required_sources": [], **extra}))
+
+    for ds in ("2026-01-20", "2026-01-21", "2026-01-22"):
+        ingest_day(ds)
+    lakehouse = Lakehouse(sail_spark, LakehouseConfig(root=str(tmp_path / "lh")))
+    usual = lakehouse.partition_rows("bronze.search_log")["2026-01-21"]
+    assert lakehouse.partition_rows("bronze.search_log") == {"2026-01-21": usual, "2026-01-22": usual}
+    ingest_day("2026-01-24")  # only two days before it: too few to judge, so it is taken
+    taken_before = content_hash(lakehouse.read_partition("bronze.search_log", "2026-01-24"))
+    ingest_day("2026-01-23")  # now three days before it: a re-run of the small day is refused
+    with pytest.raises(IncompleteDrop, match=rf"the drop for 2026-01-24 has {table.num_rows // 4:,} rows, 25% of the "
+                       rf"median of the days before it \({usual:,}\).*Nothing of it was written"):
+        ingest_day("2026-01-24")
+    assert content_hash(lakehouse.read_partition("bronze.search_log", "2026-01-24")) == taken_before
+    [taken] = ingest_day("2026-01-24", min_search_log_volume=0)
+    assert taken.input_rows == table.num_rows // 4
 
 
 def test_manifest_records_truth_files(drop):

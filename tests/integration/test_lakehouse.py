@@ -159,6 +159,24 @@ def test_snapshot_reads_pick_the_newest_day_not_after_ds(lakehouse, sail_spark):
     assert [r["query"] for r in window.collect()] == ["new"]
 
 
+def test_rows_per_day_come_from_the_delta_log_or_a_count_where_it_has_no_statistics(lakehouse, sail_spark):
+    import json
+
+    assert lakehouse.partition_rows("bronze.human_labels") == {}  # no table yet
+    rows = [("a", "i1", "L4", None, None, "train", "x"), ("b", "i2", "L1", None, None, "dev", "x")]
+    lakehouse.write_partition(labels(sail_spark, rows), "bronze.human_labels", "2026-01-01")
+    lakehouse.write_partition(labels(sail_spark, rows[:1]), "bronze.human_labels", "2026-01-02")
+    assert lakehouse.partition_rows("bronze.human_labels") == {"2026-01-01": 2, "2026-01-02": 1}
+
+    # A writer that records no statistics (Delta makes them optional): that day is counted instead.
+    commit = Path(lakehouse.uri("bronze.human_labels")) / "_delta_log" / "00000000000000000001.json"
+    actions = [json.loads(line) for line in commit.read_text().splitlines()]
+    for action in actions:
+        action.get("add", {}).pop("stats", None)
+    commit.write_text("\n".join(json.dumps(action) for action in actions) + "\n")
+    assert lakehouse.partition_rows("bronze.human_labels") == {"2026-01-01": 2, "2026-01-02": 1}
+
+
 def test_timestamps_round_trip(lakehouse, sail_spark):
     schema = SCHEMAS["bronze.search_log"]
     row = ("r1", dt.datetime(2026, 1, 1, 12, 30), "u", "q", "i", 1, True, False, False)
