@@ -21,6 +21,7 @@ this job for the days still in a window (the window jobs name missing days, not 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import sys
 
@@ -28,6 +29,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lore_ml.config import InputsNotReady, JobConfig, WindowJobConfig
+
+log = logging.getLogger("lore.rollup_logs")
 
 # The count columns of silver.daily_impressions, which the window jobs sum.
 COUNTS = ("impressions", "clicks", "carts", "purchases", "skips")
@@ -99,8 +102,9 @@ def read_window(lakehouse, table: str, cfg: WindowJobConfig) -> DataFrame:
         raise InputsNotReady(f"no {table} yet: run python -m jobs.rollup_logs --ds <day> for each day of the window "
                              f"{cfg.first_ds}..{cfg.ds_str} (after jobs.ingest)")
     in_window = lambda days: {d for d in days if cfg.first_ds <= d <= cfg.ds_str}  # noqa: E731
+    logged = lakehouse.partitions("bronze.search_log")
     rolled_up = in_window(lakehouse.partitions(table))
-    missing = sorted(in_window(lakehouse.partitions("bronze.search_log")) - rolled_up)
+    missing = sorted(in_window(logged) - rolled_up)
     if missing:
         raise InputsNotReady(
             f"{table} lacks {len(missing)} day(s) of the window {cfg.first_ds}..{cfg.ds_str} that "
@@ -109,7 +113,33 @@ def read_window(lakehouse, table: str, cfg: WindowJobConfig) -> DataFrame:
         raise InputsNotReady(
             f"no day of the window {cfg.first_ds}..{cfg.ds_str} has search logs in {table}: check --ds, or run "
             f"python -m jobs.ingest and jobs.rollup_logs --ds <day> for the window's days first")
+    gaps = days_without_logs(logged, cfg.first_ds, cfg.ds_str)
+    if len(gaps) > cfg.max_missing_days:
+        raise InputsNotReady(
+            f"bronze.search_log has no rows for {len(gaps)} day(s) of the window {cfg.first_ds}..{cfg.ds_str} "
+            f"({', '.join(gaps)}), more than max_missing_days={cfg.max_missing_days}: the job would count fewer "
+            "days without saying so. Ingest and roll up each (python -m jobs.ingest --ds <day>, then "
+            "jobs.rollup_logs), or, for days that had no traffic, allow them with --set max_missing_days=N")
+    if gaps:
+        log.warning("%s: window %s..%s without logs for %s (max_missing_days=%d)", table, cfg.first_ds, cfg.ds_str,
+                    ", ".join(gaps), cfg.max_missing_days)
     return lakehouse.read_window(table, cfg.first_ds, cfg.ds_str)
+
+
+def days_without_logs(logged: set[str], first_ds: str, last_ds: str) -> list[str]:
+    """The days ``first_ds``..``last_ds`` missing from ``logged`` (the days bronze.search_log holds),
+    from the first day it holds on: days before logs began are not gaps.
+
+    >>> days_without_logs({"2026-01-02", "2026-01-03", "2026-01-05"}, "2026-01-01", "2026-01-06")
+    ['2026-01-04', '2026-01-06']
+    >>> days_without_logs({"2025-12-01", "2026-01-02"}, "2026-01-01", "2026-01-02")
+    ['2026-01-01']
+    """
+    first, last = dt.date.fromisoformat(first_ds), dt.date.fromisoformat(last_ds)
+    if logged:
+        first = max(first, dt.date.fromisoformat(min(logged)))
+    days = (first + dt.timedelta(days=n) for n in range((last - first).days + 1))
+    return [day.isoformat() for day in days if day.isoformat() not in logged]
 
 
 def run(cfg: RollupLogsConfig) -> dict[str, int]:

@@ -217,6 +217,10 @@ class WindowJobConfig(JobConfig):
     """A daily job that reads a trailing window of days ending at ``ds``."""
 
     window_days: int = Field(28, ge=1, description="Days of search logs read, ending at ds (inclusive).")
+    max_missing_days: int = Field(
+        0, ge=0, description="Days of the window (after the first day bronze.search_log holds) that may have no logs, "
+        "e.g. an outage; with more the job fails naming them instead of counting fewer days. Set it for the DAG as "
+        "LORE_MAX_MISSING_DAYS.")
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:

@@ -7,6 +7,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from jobs.rollup_logs import read_window, transform_daily_searches
 from jobs.stratify import StratifyConfig, transform_query_tiers
+from lore_ml.config import InputsNotReady
 from lore_ml.text import query_hash
 
 TIERS_SCHEMA = ("query_norm string, query_hash string, searches long, traffic_share double, "
@@ -81,11 +82,23 @@ def write_logs_and_rollups(lakehouse, spark, days):
         lakehouse.write_partition(transform_daily_searches(log), "silver.daily_searches", ds)
 
 
-def test_window_edges_on_the_lakehouse(lakehouse, sail_spark):
+def test_window_edges_on_the_lakehouse(lakehouse, sail_spark, caplog):
     write_logs_and_rollups(lakehouse, sail_spark, DAYS)
-    cfg = StratifyConfig.load(overrides={"ds": "2026-01-31", "window_days": 3})
+    cfg = StratifyConfig.load(overrides={"ds": "2026-01-31", "window_days": 3, "max_missing_days": 1})
     window = read_window(lakehouse, "silver.daily_searches", cfg)
     assert {r["query_norm"] for r in transform_query_tiers(window, cfg).collect()} == {"first day", "last day"}
+    assert "window 2026-01-29..2026-01-31 without logs for 2026-01-30 (max_missing_days=1)" in caplog.text
+
+
+def test_a_window_day_without_logs_after_logs_began_is_named(lakehouse, sail_spark):
+    write_logs_and_rollups(lakehouse, sail_spark, DAYS)  # the 30th has no logs
+    cfg = StratifyConfig.load(overrides={"ds": "2026-01-31", "window_days": 3})
+    with pytest.raises(InputsNotReady, match=r"no rows for 1 day\(s\) of the window 2026-01-29..2026-01-31 "
+                       r"\(2026-01-30\), more than max_missing_days=0.*jobs.ingest --ds"):
+        read_window(lakehouse, "silver.daily_searches", cfg)
+    # Days before the first day with logs are not missing: a lakehouse younger than the window is fine.
+    young = StratifyConfig.load(overrides={"ds": "2026-01-29", "window_days": 28})
+    assert read_window(lakehouse, "silver.daily_searches", young).count() == 2
 
 
 def test_a_window_day_without_its_rollup_is_named(lakehouse, sail_spark):
