@@ -32,8 +32,10 @@ DEFAULT_ARGS = {
 }
 
 
-def lore_task(task_id: str, command: str, *, spark_job: str | None = None, timeout_h: float = 2, **kwargs):
-    """``lore <command> --ds {{ ds }}`` as a BashOperator, or ``spark_job`` through spark-submit."""
+def lore_task(task_id: str, command: str, *, spark_job: str | None = None, timeout_h: float = 2, keyed_by_ds: bool = True,
+              **kwargs):
+    """``lore <command> --ds {{ ds }}`` as a BashOperator (without ``--ds`` for a command that is not
+    about one day), or ``spark_job`` through spark-submit."""
     timeout = dt.timedelta(hours=timeout_h)
     if spark_job and SPARK_SUBMIT:
         from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
@@ -50,7 +52,7 @@ def lore_task(task_id: str, command: str, *, spark_job: str | None = None, timeo
 
     return BashOperator(
         task_id=task_id,
-        bash_command=f"{LORE} {command} --ds {{{{ ds }}}} {EXTRA_ARGS}".rstrip(),
+        bash_command=f"{LORE} {command}{' --ds {{ ds }}' if keyed_by_ds else ''} {EXTRA_ARGS}".rstrip(),
         skip_on_exit_code=SKIP_EXIT_CODE,
         execution_timeout=timeout,
         **kwargs,

@@ -502,6 +502,61 @@ def migrate_main(argv: list[str] | None = None) -> int:
     return 1 if conflicts else 0
 
 
+def vacuum_table(config: LakehouseConfig, table: str, retention_hours: int, dry_run: bool) -> list[str] | None:
+    """Delete the files of ``table`` that its current version does not use and that were replaced
+    (a re-run of a day) or left by a killed write more than ``retention_hours`` ago, and the Delta
+    log entries past the table's log retention (30 days); return the files (only listed with
+    ``dry_run``), or None when the table does not exist. No Spark: ``deltalake`` does it."""
+    from deltalake import DeltaTable
+
+    uri = config.table_uri(table)
+    if not DeltaTable.is_deltatable(uri):
+        return None
+    delta = DeltaTable(uri)
+    files = delta.vacuum(retention_hours=retention_hours, dry_run=dry_run, enforce_retention_duration=False,
+                         full=True)  # full: also what a killed write left, which the log never mentions
+    if not dry_run:
+        delta.cleanup_metadata()
+    return files
+
+
+def vacuum_main(argv: list[str] | None = None) -> int:
+    """``lore vacuum-lakehouse``: every re-run of a day replaces its partition and leaves the old
+    files behind, and a killed write leaves files no commit names; this deletes both once they are
+    older than the retention, for every table (the nightly DAG's last task)."""
+    from pydantic import Field
+
+    from lore_ml.config import LoreConfig
+
+    class VacuumConfig(LoreConfig):
+        """Delete the lakehouse files that no table's current version uses, once older than the retention."""
+
+        retention_hours: int = Field(
+            168, ge=0, description="Keep replaced files this long: a job still reading an older version of a table "
+            "(the longest runs for hours) needs them, as does reading a table as of an earlier version.")
+        dry_run: bool = Field(False, description="List what would be deleted; delete nothing.")
+
+        @classmethod
+        def add_arguments(cls, parser) -> None:
+            parser.add_argument("--retention-hours", dest="retention_hours", type=int,
+                                help="Delete only files replaced or written longer ago than this (default 168).")
+            parser.add_argument("--dry-run", dest="dry_run", action="store_const", const=True,
+                                help="List the counts; delete nothing.")
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cfg = VacuumConfig.from_cli(argv, prog="lore vacuum-lakehouse")
+    verb = "would delete" if cfg.dry_run else "deleted"
+    print(f"lakehouse {cfg.lakehouse.root}: files replaced or orphaned over {cfg.retention_hours} h ago")
+    print(f"{'table':<30}{verb:>14}")
+    total = 0
+    for table in SCHEMAS:
+        files = vacuum_table(cfg.lakehouse, table, cfg.retention_hours, cfg.dry_run)
+        total += len(files or [])
+        print(f"{table:<30}{'absent' if files is None else f'{len(files):,}':>14}")
+    print(f"{'all tables':<30}{total:>14,}")
+    return 0
+
+
 def schema_of(table: str) -> StructType:
     try:
         return SCHEMAS[table]

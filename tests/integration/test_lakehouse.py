@@ -1,13 +1,14 @@
 """Delta partition writes on the embedded engine: schema enforcement and idempotent days."""
 
 import datetime as dt
+import re
 import time
 from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
 
-from lore_ml.lakehouse import SCHEMAS, SchemaMismatch, content_hash, migrate_main, staging_area
+from lore_ml.lakehouse import SCHEMAS, SchemaMismatch, content_hash, migrate_main, staging_area, vacuum_main
 
 LABEL_COLUMNS = "query string, item_id string, label string, dimension string, rating double, split string, source string"
 
@@ -146,6 +147,28 @@ def test_rewriting_a_day_replaces_only_that_day(lakehouse, sail_spark, caplog):
     lakehouse.write_partition(replacement, "bronze.human_labels", "2026-01-02")
     rows = {(r["query"], r["ds"]) for r in lakehouse.read("bronze.human_labels").collect()}
     assert rows == {("a", "2026-01-01"), ("b", "2026-01-01"), ("d", "2026-01-02")}
+
+
+def test_vacuum_deletes_replaced_and_orphaned_files_past_the_retention_only(lakehouse, sail_spark, capsys):
+    day = labels(sail_spark, [("a", "i1", "L4", None, None, "train", "x")])
+    for _ in range(2):  # a day and its re-run: the first run's file is replaced
+        lakehouse.write_partition(day, "bronze.human_labels", "2026-01-01")
+    table_dir = Path(lakehouse.uri("bronze.human_labels"))
+    orphan = table_dir / "ds=2026-01-01" / "part-killed-write.parquet"  # a write killed before its commit
+    orphan.write_bytes(next(table_dir.glob("ds=2026-01-01/*.parquet")).read_bytes())
+    files = lambda: set(table_dir.glob("ds=*/*.parquet"))  # noqa: E731
+    before, content = files(), content_hash(lakehouse.read("bronze.human_labels"))
+    assert len(before) == 3
+    root = ["--set", f"lakehouse.root={lakehouse.config.root}"]
+
+    assert vacuum_main([*root]) == 0 and files() == before  # all younger than the 7-day retention
+    assert re.search(r"bronze.human_labels +0\n", capsys.readouterr().out)
+    assert vacuum_main([*root, "--retention-hours", "0", "--dry-run"]) == 0 and files() == before
+    assert re.search(r"would delete\n.*bronze.human_labels +2\n", capsys.readouterr().out, re.S)
+    assert vacuum_main([*root, "--retention-hours", "0"]) == 0
+    assert re.search(r"deleted\n.*bronze.human_labels +2\n", capsys.readouterr().out, re.S)
+    assert len(files()) == 1 and not orphan.exists()
+    assert content_hash(lakehouse.read("bronze.human_labels")) == content
 
 
 def test_snapshot_reads_pick_the_newest_day_not_after_ds(lakehouse, sail_spark):
