@@ -254,10 +254,9 @@ class RejectedDrop(InputsNotReady):
     """More of a drop failed validation than ``max_quarantined_share`` allows."""
 
 
-def rejection_message(source: str, cfg: IngestConfig, input_rows: int, quarantined) -> str:
+def rejection_message(source: str, cfg: IngestConfig, input_rows: int, quarantined, rows: int) -> str:
     """Why ``source``'s drop was rejected: its share of bad rows and their commonest reasons
-    (``quarantined``: the day's quarantine partition)."""
-    rows = quarantined.count()
+    (``quarantined``: the day's quarantine partition, of ``rows`` rows)."""
     reasons = quarantined.groupBy("reason").count().orderBy(F.desc("count"), "reason").limit(3).collect()
     listed = "; ".join(f"{r['count']:,} × {r['reason'][:120]}" for r in reasons)
     return (f"{source}: {rows:,} of {input_rows:,} rows ({rows / input_rows:.1%}) failed validation, more than "
@@ -314,7 +313,7 @@ def ingest_source(lakehouse, cfg: IngestConfig, source: str, raw_fs, files: list
         quarantined = lakehouse.read_partition(f"quarantine.{source}", cfg.ds_str)
         quarantined_rows = quarantined.count()
         if quarantined_rows > cfg.max_quarantined_share * staged.rows:
-            raise RejectedDrop(rejection_message(source, cfg, staged.rows, quarantined))
+            raise RejectedDrop(rejection_message(source, cfg, staged.rows, quarantined, quarantined_rows))
         lakehouse.write_partition(transform_accepted(validated), f"bronze.{source}", cfg.ds_str)
     counts = SourceCounts(
         source=source,
