@@ -32,8 +32,8 @@ DEFAULT_ARGS = {
 }
 
 
-def lore_task(task_id: str, command: str, *, spark_job: str | None = None, timeout_h: float = 2, keyed_by_ds: bool = True,
-              **kwargs):
+def lore_task(task_id: str, command: str, *, spark_job: str | None = None, timeout_h: float = 2,
+              keyed_by_ds: bool = True, **kwargs):
     """``lore <command> --ds {{ ds }}`` as a BashOperator (without ``--ds`` for a command that is not
     about one day), or ``spark_job`` through spark-submit."""
     timeout = dt.timedelta(hours=timeout_h)

@@ -245,9 +245,10 @@ def volume_baseline(rows: int, history: dict[str, int], ds: str, min_share: floa
     (True, None)
     """
     before = [history[day] for day in sorted(day for day in history if day < ds)[-VOLUME_HISTORY_DAYS:]]
-    if len(before) < VOLUME_MIN_HISTORY or rows >= min_share * statistics.median(before):
+    if len(before) < VOLUME_MIN_HISTORY:
         return None
-    return statistics.median(before)
+    median = statistics.median(before)
+    return median if rows < min_share * median else None
 
 
 class RejectedDrop(InputsNotReady):
@@ -285,7 +286,7 @@ def ingest_source(lakehouse, cfg: IngestConfig, source: str, raw_fs, files: list
         with scratch.open_output("drop.parquet") as sink, tqdm(
                 desc=f"stage {source}", unit="row", unit_scale=True, disable=None, file=sys.stderr) as bar:
             staged = stage_drop(files, RAW_FIELDS[source], sink, on_rows=bar.update, fs=raw_fs)
-        if source == "search_log":
+        if source == "search_log" and cfg.min_search_log_volume:  # 0: no check, no read of bronze's log
             usual = volume_baseline(staged.rows, lakehouse.partition_rows("bronze.search_log"), cfg.ds_str,
                                     cfg.min_search_log_volume)
             if usual is not None:

@@ -19,7 +19,8 @@ from typing import Callable
 COMMANDS = {
     "demo": ("lore_ml.demo", "Generate a marketplace and run the pipeline end to end."),
     "migrate-lakehouse": ("lore_ml.lakehouse:migrate_main", "After an upgrade: add new columns to the stored tables."),
-    "vacuum-lakehouse": ("lore_ml.lakehouse:vacuum_main", "Delete files of replaced days and killed writes (after 7 days)."),
+    "vacuum-lakehouse": ("lore_ml.lakehouse:vacuum_main",
+                         "Delete files of replaced days and killed writes (after 7 days)."),
     "generate": ("jobs.generate_marketplace", "Generate the synthetic marketplace raw drops."),
     "ingest": ("jobs.ingest", "Raw drops of one day -> bronze Delta tables + quarantine."),
     "load-home-depot": ("jobs.load_home_depot", "Load the human-rated Home Depot pairs into bronze."),
