@@ -505,19 +505,29 @@ def migrate_main(argv: list[str] | None = None) -> int:
 def vacuum_table(config: LakehouseConfig, table: str, retention_hours: int, dry_run: bool) -> list[str] | None:
     """Delete the files of ``table`` that its current version does not use and that were replaced
     (a re-run of a day) or left by a killed write more than ``retention_hours`` ago, and the Delta
-    log entries past the table's log retention (30 days); return the files (only listed with
-    ``dry_run``), or None when the table does not exist. No Spark: ``deltalake`` does it."""
+    log entries past the table's log retention (30 days); return the files deleted (with
+    ``dry_run``: that would be), or None when the table does not exist. No Spark: ``deltalake``
+    does it.
+
+    Delta keeps naming a replaced file until its removal expires from the log, after a vacuum has
+    deleted it too; only files still stored are counted, so a second run reports 0, not the same
+    files again.
+    """
+    import pyarrow.fs
     from deltalake import DeltaTable
 
     uri = config.table_uri(table)
     if not DeltaTable.is_deltatable(uri):
         return None
+    fs, path = filesystem(uri)
+    stored = {info.path[len(path) + 1:] for info in fs.get_file_info(pyarrow.fs.FileSelector(path, recursive=True))
+              if info.type == pyarrow.fs.FileType.File}
     delta = DeltaTable(uri)
     files = delta.vacuum(retention_hours=retention_hours, dry_run=dry_run, enforce_retention_duration=False,
                          full=True)  # full: also what a killed write left, which the log never mentions
     if not dry_run:
         delta.cleanup_metadata()
-    return files
+    return [file for file in files if file in stored]
 
 
 def vacuum_main(argv: list[str] | None = None) -> int:

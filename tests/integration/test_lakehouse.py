@@ -169,6 +169,8 @@ def test_vacuum_deletes_replaced_and_orphaned_files_past_the_retention_only(lake
     assert re.search(r"deleted\n.*bronze.human_labels +2\n", capsys.readouterr().out, re.S)
     assert len(files()) == 1 and not orphan.exists()
     assert content_hash(lakehouse.read("bronze.human_labels")) == content
+    assert vacuum_main([*root, "--retention-hours", "0"]) == 0  # the log still names the two: not counted again
+    assert re.search(r"deleted\n.*bronze.human_labels +0\n", capsys.readouterr().out, re.S)
 
 
 def test_snapshot_reads_pick_the_newest_day_not_after_ds(lakehouse, sail_spark):
