@@ -122,10 +122,12 @@ class DistillConfig(JobConfig):
 def _read(cfg: DistillConfig, table: str, **filters) -> "pd.DataFrame":  # noqa: F821
     from deltalake import DeltaTable
 
+    from lore_ml.lakehouse import read_delta
+
     uri = cfg.lakehouse.table_uri(table)
     if not DeltaTable.is_deltatable(uri):
         return None
-    return DeltaTable(uri).to_pandas(filters=[(k, "=", v) for k, v in filters.items()] or None)
+    return read_delta(uri, filters=[(k, "=", v) for k, v in filters.items()]).to_pandas()
 
 
 def labelled_pairs(cfg: DistillConfig):
@@ -190,8 +192,10 @@ def tower_vectors(cfg: DistillConfig, table: str, key: str) -> tuple[list[str], 
     """(keys, vectors) of ``table`` at ``ds``, written by ``jobs/embed_vectors.py``."""
     from deltalake import DeltaTable
 
+    from lore_ml.lakehouse import read_delta
+
     uri = cfg.lakehouse.table_uri(table)
-    rows = DeltaTable(uri).to_pyarrow_table(columns=[key, "vector"], filters=[("ds", "=", cfg.ds_str)]) \
+    rows = read_delta(uri, columns=[key, "vector"], filters=[("ds", "=", cfg.ds_str)]) \
         if DeltaTable.is_deltatable(uri) else None
     if rows is None or rows.num_rows == 0:
         raise SystemExit(f"no {table} for ds={cfg.ds_str}: run `lore embed-vectors --ds {cfg.ds_str}` first")

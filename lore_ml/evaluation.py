@@ -228,26 +228,26 @@ class EvalConfig(ReportConfig):
 def run_eval(cfg: EvalConfig) -> tuple[dict, Path]:
     """Judge the examples, write the report files and a gold.eval_reports row; return both."""
 
-    from deltalake import DeltaTable
     from pyspark.sql import functions as F
 
     from lore_ml.decision import fit_decision
     from lore_ml.inference import InferenceConfig, TransformersJudge
-    from lore_ml.lakehouse import open_lakehouse
+    from lore_ml.lakehouse import open_lakehouse, read_delta
     from lore_ml.modeling import save_decision
 
     if cfg.fit_decision and cfg.split == "test":
         raise ValueError("the decision rule is fitted on dev (or train), never on the test split it is reported on")
 
-    examples = DeltaTable(cfg.lakehouse.table_uri("gold.sft_examples")).to_pandas(
-        columns=["example_id", "query", "item_id", "label", "prompt"],
+    examples = read_delta(
+        cfg.lakehouse.table_uri("gold.sft_examples"), columns=["example_id", "query", "item_id", "label", "prompt"],
         filters=[("ds", "=", cfg.ds_str), ("split", "=", cfg.split), ("kind", "=", "gold")],
-    ).sort_values("example_id")
+    ).to_pandas().sort_values("example_id")
     examples = of_dataset(examples, cfg.dataset)
     examples = examples.head(cfg.max_examples) if cfg.max_examples else examples
     if examples.empty:
         raise ValueError(f"no human-labelled examples for ds={cfg.ds_str} split={cfg.split} dataset={cfg.dataset}")
-    labels = DeltaTable(cfg.lakehouse.table_uri("bronze.human_labels")).to_pandas(columns=["query", "item_id", "rating"])
+    labels = read_delta(cfg.lakehouse.table_uri("bronze.human_labels"), columns=["query", "item_id", "rating"])
+    labels = labels.to_pandas()
     ratings = labels.dropna().drop_duplicates(["query", "item_id"]).set_index(["query", "item_id"])["rating"]
     judge = TransformersJudge(InferenceConfig(model_path=cfg.model_path, think_first=cfg.think_first))
     texts, thoughts, probabilities = judge.read_labels(list(examples["prompt"]))

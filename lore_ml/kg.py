@@ -66,15 +66,12 @@ class KnowledgeGraph:
     @classmethod
     def load(cls, lakehouse: LakehouseConfig, ds: str) -> "KnowledgeGraph":
         """Read the ``ds`` partition of silver.kg_edges / kg_nodes with delta-rs (no Spark needed)."""
-        from deltalake import DeltaTable
+        from lore_ml.lakehouse import read_delta
 
-        edges = DeltaTable(lakehouse.table_uri("silver.kg_edges")).to_pyarrow_table(
-            columns=["src", "dst", "edge_type", "confidence"],
-            filters=[("ds", "=", ds), ("edge_type", "in", list(RETRIEVED_EDGE_TYPES))],
-        )
-        nodes = DeltaTable(lakehouse.table_uri("silver.kg_nodes")).to_pyarrow_table(
-            columns=["name"], filters=[("ds", "=", ds), ("node_type", "=", "brand")]
-        )
+        edges = read_delta(lakehouse.table_uri("silver.kg_edges"), columns=["src", "dst", "edge_type", "confidence"],
+                           filters=[("ds", "=", ds), ("edge_type", "in", list(RETRIEVED_EDGE_TYPES))])
+        nodes = read_delta(lakehouse.table_uri("silver.kg_nodes"), columns=["name"],
+                           filters=[("ds", "=", ds), ("node_type", "=", "brand")])
         rows = zip(*(edges.column(c).to_pylist() for c in ("src", "dst", "edge_type", "confidence")))
         return cls.from_edges(rows, brands=nodes.column("name").to_pylist())
 

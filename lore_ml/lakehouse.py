@@ -594,6 +594,25 @@ def conform(df: DataFrame, expected: StructType, table: str) -> DataFrame:
     return df.select(*expected.fieldNames())
 
 
+def read_delta(uri: str, columns: list[str] | None = None, filters: list[tuple] | None = None):
+    """The rows of the Delta table at ``uri`` as a ``pyarrow.Table``, without Spark: ``columns``
+    (default all) of the rows matching ``filters`` (``[("ds", "=", day), ("kind", "in", [...])]``,
+    all of them; a ``ds`` filter skips the other days' files).
+
+    deltalake lists the table's current files and pyarrow reads them through its own filesystem
+    for the URI. Left to its own file handler, deltalake's read from S3 is right but the process
+    then aborts at exit (SIGABRT, in 6 of 10 runs here against an S3-protocol server), which would
+    fail the task that read it.
+    """
+    import pyarrow.fs
+    import pyarrow.parquet as pq
+    from deltalake import DeltaTable
+
+    fs, path = filesystem(uri)
+    dataset = DeltaTable(uri).to_pyarrow_dataset(filesystem=pyarrow.fs.SubTreeFileSystem(path, fs))
+    return dataset.to_table(columns=columns, filter=pq.filters_to_expression(filters) if filters else None)
+
+
 def content_hash(df: DataFrame) -> str:
     """Order-independent SHA-256 of a DataFrame's rows: equal hashes mean equal contents.
 

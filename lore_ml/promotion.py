@@ -59,11 +59,13 @@ def evaluation_report(cfg: PromoteConfig, model_version: str) -> dict | None:
     """The metrics of ``model_version``'s report on the configured dataset/split for ``ds``, if any."""
     from deltalake import DeltaTable
 
+    from lore_ml.lakehouse import read_delta
+
     uri = cfg.lakehouse.table_uri("gold.eval_reports")
     if not DeltaTable.is_deltatable(uri):
         return None
     report_id = f"{model_version}/{cfg.dataset}/{cfg.split}"  # label-first, the format the gate compares
-    rows = DeltaTable(uri).to_pandas(filters=[("ds", "=", cfg.ds_str), ("report_id", "=", report_id)])
+    rows = read_delta(uri, filters=[("ds", "=", cfg.ds_str), ("report_id", "=", report_id)]).to_pandas()
     return json.loads(rows["metrics_json"].iloc[0]) if len(rows) else None
 
 

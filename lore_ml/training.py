@@ -74,14 +74,12 @@ class RlConfig(StageConfig):
 def load_examples(cfg: StageConfig, columns: Sequence[str]):
     """The stage's examples as a ``datasets.Dataset``."""
     from datasets import Dataset
-    from deltalake import DeltaTable
-
     from lore_ml.labels import of_dataset
+    from lore_ml.lakehouse import read_delta
 
-    table = DeltaTable(cfg.lakehouse.table_uri("gold.sft_examples")).to_pyarrow_table(
-        columns=list(dict.fromkeys(["example_id", "item_id", *columns])),
-        filters=[("ds", "=", cfg.ds_str), ("split", "=", cfg.split)],
-    )
+    table = read_delta(cfg.lakehouse.table_uri("gold.sft_examples"),
+                       columns=list(dict.fromkeys(["example_id", "item_id", *columns])),
+                       filters=[("ds", "=", cfg.ds_str), ("split", "=", cfg.split)])
     frame = of_dataset(table.to_pandas(), cfg.dataset).sort_values("example_id").reset_index(drop=True)
     if cfg.max_examples is not None:
         frame = frame.head(cfg.max_examples)

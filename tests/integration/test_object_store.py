@@ -122,3 +122,14 @@ def test_vacuum_and_migrate_work_on_the_bucket(chains, capsys):
     assert content_hash(lake.read_partition("silver.kg_edges", DS)) == before
     assert migrate_main(root) == 0
     assert "silver.kg_edges               up to date" in capsys.readouterr().out
+
+
+def test_a_process_reading_the_bucket_without_spark_exits_cleanly(chains):
+    """KnowledgeGraph.load (the teacher's prompts, the shim) reads the graph with deltalake; read
+    from S3 through deltalake's own file handler, 6 of 10 such processes aborted at exit here."""
+    root = chains["s3"].config.root
+    load = ("import sys; from lore_ml.config import LakehouseConfig; from lore_ml.kg import KnowledgeGraph; "
+            f"kg = KnowledgeGraph.load(LakehouseConfig(root={root!r}), {DS!r}); print(len(kg.brands))")
+    for _ in range(5):
+        done = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and int(done.stdout) > 0, (done.returncode, done.stderr[-2000:])
