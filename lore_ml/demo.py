@@ -302,6 +302,8 @@ def wait_for(check, what: str, timeout_s: float = 60.0) -> None:
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
+    from lore_ml.storage import is_uri
+
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     warnings.filterwarnings("ignore", category=UserWarning, module="trl")
@@ -309,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg.artifacts.mkdir(parents=True, exist_ok=True)
     summary = run(cfg)
     print(f"\ndone in {summary['seconds']:.0f}s")
-    print(f"  Delta tables     {Path(cfg.lakehouse.root).resolve()}  (bronze/silver/gold, e.g. gold/relevance_judgments)")
+    tables = cfg.lakehouse.root if is_uri(cfg.lakehouse.root) else Path(cfg.lakehouse.root).resolve()
+    print(f"  Delta tables     {tables}  (bronze/silver/gold, e.g. gold/relevance_judgments)")
     print(f"  models, reports  {cfg.artifacts.resolve()}  (champion/, eval/*/report.md, shim.log)")
     print(f"  Redis            {cfg.redis.url}  active cache version {summary['cache_version']}")
     print("  serve it         lore serve   (then POST /v1/relevance; GET /openapi.json)")

@@ -1,7 +1,8 @@
-"""The nightly chain on S3: the same jobs, with the raw drops and the lakehouse in a bucket of an
-S3-protocol server (moto, on this machine), write what they write on local disk, leave no scratch
-behind, and the lakehouse upkeep commands work there. Every engine finds the server the way it
-finds AWS: the ``AWS_*`` environment variables (Sail, pyarrow.fs and deltalake alike)."""
+"""The nightly chain on S3: the same jobs (and the weekly one that synthesises SFT examples), with
+the raw drops and the lakehouse in a bucket of an S3-protocol server (moto, on this machine),
+write what they write on local disk, leave no scratch behind, and the lakehouse upkeep commands
+work there. Every engine finds the server the way it finds AWS: the ``AWS_*`` environment
+variables (Sail, pyarrow.fs and deltalake alike)."""
 
 import socket
 import subprocess
@@ -10,7 +11,7 @@ import sys
 import pyarrow.fs
 import pytest
 
-from jobs import build_kg, mine_pairs, rollup_logs, stratify
+from jobs import build_kg, mine_pairs, rollup_logs, stratify, synth_cot
 from jobs.generate_marketplace import GenerateConfig, generate
 from jobs.ingest import IngestConfig
 from jobs.ingest import run as ingest
@@ -20,7 +21,7 @@ from lore_ml.lakehouse import Lakehouse, content_hash, migrate_main, vacuum_main
 DS = "2026-01-31"
 BUCKET = "lore-test"
 CHAIN_TABLES = ("silver.daily_impressions", "silver.query_tiers", "silver.kg_edges", "silver.kg_nodes",
-                "silver.training_pairs")
+                "silver.training_pairs", "gold.sft_examples")
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +68,7 @@ def run_chain(paths: dict, days: list[str]) -> None:
     stratify.run(stratify.StratifyConfig.load(overrides={**job, "head_min_searches": 5}))
     build_kg.run(build_kg.BuildKgConfig.load(overrides=job))
     mine_pairs.run(mine_pairs.MinePairsConfig.load(overrides=job))
+    synth_cot.run(synth_cot.SynthCotConfig.load(overrides=job))  # the weekly DAG's first job; reads the KG
 
 
 @pytest.fixture(scope="module")
