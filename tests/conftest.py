@@ -80,3 +80,24 @@ def redis_client():
     except redis.ConnectionError as exc:
         pytest.fail(f"no redis-server at {config.url} ({exc}): run `make redis` (scripts/ensure_redis.sh)")
     return client
+
+
+@pytest.fixture(scope="session")
+def run_nightly_chain():
+    """The nightly Spark jobs in the DAG's order, as a function of (paths overrides, the days to
+    ingest and roll up, the day to build for)."""
+    def run(paths: dict, days: list[str], ds: str) -> dict:
+        from jobs import build_kg, mine_pairs, rollup_logs, stratify
+        from jobs.ingest import IngestConfig
+        from jobs.ingest import run as ingest
+
+        for day in days:
+            ingest(IngestConfig.load(overrides={"ds": day, **paths}))
+            rollup_logs.run(rollup_logs.RollupLogsConfig.load(overrides={"ds": day, **paths}))
+        job = {"ds": ds, **paths}
+        stratify.run(stratify.StratifyConfig.load(overrides={**job, "head_min_searches": 5}))
+        build_kg.run(build_kg.BuildKgConfig.load(overrides=job))
+        mine_pairs.run(mine_pairs.MinePairsConfig.load(overrides=job))
+        return job
+
+    return run

@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
-from jobs import build_kg, mine_pairs, rollup_logs, stratify
+from jobs import mine_pairs, stratify
 from jobs.generate_marketplace import GenerateConfig, generate
-from jobs.ingest import IngestConfig
-from jobs.ingest import run as ingest
 from lore_ml.config import PROJECT_ROOT, LakehouseConfig
 from lore_ml.lakehouse import Lakehouse, content_hash
 from lore_ml.marketplace import MarketplaceTruth
@@ -22,20 +20,14 @@ DS = "2026-01-31"
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory, sail_spark):
+def chain(tmp_path_factory, sail_spark, run_nightly_chain):
     """The chain with its raw drops and lakehouse given as URIs, as on a cluster's shared storage
     (s3a://...); the generator writes a local folder."""
     root = tmp_path_factory.mktemp("chain")
     paths = {"data": {"raw_root": (root / "raw").as_uri()}, "lakehouse": {"root": (root / "lake").as_uri()}}
     manifest = generate(GenerateConfig.load(overrides={"ds": DS, "rows": 60_000, "days": 7, **paths,
                                                        "data": {"raw_root": str(root / "raw")}}))
-    for ds in manifest["days"]:
-        ingest(IngestConfig.load(overrides={"ds": ds, **paths}))
-        rollup_logs.run(rollup_logs.RollupLogsConfig.load(overrides={"ds": ds, **paths}))
-    job = {"ds": DS, **paths}
-    stratify.run(stratify.StratifyConfig.load(overrides={**job, "head_min_searches": 5}))
-    build_kg.run(build_kg.BuildKgConfig.load(overrides=job))
-    mine_pairs.run(mine_pairs.MinePairsConfig.load(overrides=job))
+    job = run_nightly_chain(paths, manifest["days"], DS)
     return root, job, Lakehouse(sail_spark, LakehouseConfig(root=str(root / "lake")))
 
 

@@ -11,10 +11,8 @@ import sys
 import pyarrow.fs
 import pytest
 
-from jobs import build_kg, mine_pairs, rollup_logs, stratify, synth_cot
+from jobs import build_kg, synth_cot
 from jobs.generate_marketplace import GenerateConfig, generate
-from jobs.ingest import IngestConfig
-from jobs.ingest import run as ingest
 from lore_ml.config import LakehouseConfig
 from lore_ml.lakehouse import Lakehouse, content_hash, migrate_main, vacuum_main
 
@@ -60,19 +58,8 @@ def s3_server(tmp_path_factory):
         log.close()
 
 
-def run_chain(paths: dict, days: list[str]) -> None:
-    for ds in days:
-        ingest(IngestConfig.load(overrides={"ds": ds, **paths}))
-        rollup_logs.run(rollup_logs.RollupLogsConfig.load(overrides={"ds": ds, **paths}))
-    job = {"ds": DS, **paths}
-    stratify.run(stratify.StratifyConfig.load(overrides={**job, "head_min_searches": 5}))
-    build_kg.run(build_kg.BuildKgConfig.load(overrides=job))
-    mine_pairs.run(mine_pairs.MinePairsConfig.load(overrides=job))
-    synth_cot.run(synth_cot.SynthCotConfig.load(overrides=job))  # the weekly DAG's first job; reads the KG
-
-
 @pytest.fixture(scope="module")
-def chains(s3_server, sail_spark, tmp_path_factory):
+def chains(s3_server, sail_spark, tmp_path_factory, run_nightly_chain):
     """One generated marketplace (four days: ingest's volume check reads the Delta log of three
     earlier ones), chained once from a bucket and once from local disk."""
     root = tmp_path_factory.mktemp("object-store")
@@ -84,7 +71,8 @@ def chains(s3_server, sail_spark, tmp_path_factory):
     s3 = {"data": {"raw_root": f"s3a://{BUCKET}/raw"}, "lakehouse": {"root": f"s3a://{BUCKET}/lake"}}
     local = {"data": {"raw_root": str(raw)}, "lakehouse": {"root": str(root / "lake")}}
     for paths in (s3, local):
-        run_chain(paths, manifest["days"])
+        job = run_nightly_chain(paths, manifest["days"], DS)
+        synth_cot.run(synth_cot.SynthCotConfig.load(overrides=job))  # the weekly DAG's first job; reads the KG
     return {name: Lakehouse(sail_spark, LakehouseConfig(root=paths["lakehouse"]["root"]))
             for name, paths in (("s3", s3), ("local", local))}
 
