@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DS ?= 2026-01-31
 ROWS ?= 200000
 
-.PHONY: setup redis java demo test test-slow test-all bench clean
+.PHONY: setup redis java azurite demo test test-slow test-azure test-all bench clean
 
 setup: $(STAMP) redis java  ## Create .venv with the pinned stack; make sure Redis answers and Java is there
 
@@ -24,6 +24,9 @@ $(STAMP): requirements.txt constraints.txt setup.py
 java:  ## Install Debian's headless JRE 17 when no java is on PATH (JVM Spark runtime)
 	@bash scripts/ensure_java.sh
 
+azurite:  ## Install Azurite (Azure Storage emulator) under .tools/ for `make test-azure`; needs npm
+	@bash scripts/ensure_azurite.sh
+
 redis:  ## Install Debian's redis-server when no Redis answers on 127.0.0.1:6379, and start it
 	@bash scripts/ensure_redis.sh
 
@@ -31,12 +34,15 @@ demo: setup  ## The main job end to end on the embedded defaults
 	$(VENV)/bin/lore demo --ds $(DS) --rows $(ROWS)
 
 test: setup  ## The default test suite (< 15 min); what .ci/run runs
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow and not azure"
 
 test-slow: setup  ## Slow tests (scale, training runs)
 	$(PY) -m pytest -m slow
 
-test-all: setup
+test-azure: setup azurite  ## The nightly chain on Azure Blob Storage (Azurite, from the npm registry)
+	$(PY) -m pytest -m azure
+
+test-all: setup azurite
 	$(PY) -m pytest
 
 bench: setup  ## Re-run the benchmarks; each prints a table

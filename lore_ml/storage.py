@@ -6,8 +6,11 @@ Spark reads and writes the lakehouse by URI itself; what this process reads (raw
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlsplit
 
 
 def is_uri(location: str) -> bool:
@@ -41,7 +44,34 @@ def filesystem(location: str):
 
     if not is_uri(location):
         return pyarrow.fs.LocalFileSystem(), str(Path(location).resolve())
+    if re.match(r"^abfss?://", location) and os.environ.get("AZURE_STORAGE_ACCOUNT_KEY"):
+        return azure_filesystem(location, os.environ)
     return pyarrow.fs.FileSystem.from_uri(pyarrow_uri(location))
+
+
+def azure_filesystem(uri: str, env: Mapping[str, str]) -> tuple:
+    """pyarrow's filesystem for ``abfs[s]://container@account.dfs.core.windows.net/path`` with the
+    account key (and the emulator) that Sail and deltalake read from the environment:
+    ``AZURE_STORAGE_ACCOUNT_KEY``, and ``AZURE_STORAGE_USE_EMULATOR`` with ``AZURITE_BLOB_STORAGE_URL``
+    (default ``http://127.0.0.1:10000``). pyarrow itself reads no key from the environment: given
+    the URI alone it tries Azure AD credentials only.
+
+    >>> fs, path = azure_filesystem("abfss://lake@devstoreaccount1.dfs.core.windows.net/lore/raw",
+    ...                             {"AZURE_STORAGE_ACCOUNT_KEY": "a2V5", "AZURE_STORAGE_USE_EMULATOR": "true"})
+    >>> type(fs).__name__, path
+    ('AzureFileSystem', 'lake/lore/raw')
+    """
+    import pyarrow.fs
+
+    parts = urlsplit(uri)
+    container, _, host = parts.netloc.rpartition("@")
+    options = {}
+    if env.get("AZURE_STORAGE_USE_EMULATOR", "").lower() in ("1", "true"):
+        emulator = urlsplit(env.get("AZURITE_BLOB_STORAGE_URL", "http://127.0.0.1:10000"))
+        options = {"blob_storage_authority": emulator.netloc, "blob_storage_scheme": emulator.scheme,
+                   "dfs_storage_authority": emulator.netloc, "dfs_storage_scheme": emulator.scheme}
+    fs = pyarrow.fs.AzureFileSystem(host.split(".")[0], account_key=env["AZURE_STORAGE_ACCOUNT_KEY"], **options)
+    return fs, f"{container}{parts.path}".rstrip("/")
 
 
 def local_folder(location: str, writer: str) -> Path:
