@@ -66,11 +66,11 @@ def s3_store(log_path):
     the network, which would stall a server thread of this one."""
     import boto3
 
-    endpoint = f"http://127.0.0.1:{free_port()}"
-    port = endpoint.rsplit(":", 1)[1]
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
     env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1",
            "AWS_ACCESS_KEY_ID": "lore-test", "AWS_SECRET_ACCESS_KEY": "lore-test"}
-    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", port]
+    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     create = lambda: boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)  # noqa: E731
     return emulator(command, env, create, log_path), f"s3a://{BUCKET}"
 
