@@ -65,7 +65,8 @@ class KnowledgeGraph:
 
     @classmethod
     def load(cls, lakehouse: LakehouseConfig, ds: str) -> "KnowledgeGraph":
-        """Read the ``ds`` partition of silver.kg_edges / kg_nodes with delta-rs (no Spark needed)."""
+        """Read the ``ds`` partition of silver.kg_edges / kg_nodes without Spark
+        (:func:`lore_ml.lakehouse.read_delta`)."""
         from lore_ml.lakehouse import read_delta
 
         edges = read_delta(lakehouse.table_uri("silver.kg_edges"), columns=["src", "dst", "edge_type", "confidence"],
