@@ -1,9 +1,11 @@
 """Nightly LORE pipeline (DESIGN.md §2): raw drops → tiers, KG, training pairs → head judgments → cache.
 
-ingest → rollup_logs → stratify → build_kg → mine_pairs → judge_head → fill_cache → vacuum_lakehouse,
+ingest → rollup_logs → stratify → build_kg → mine_pairs → judge_head → fill_cache → expire_partitions →
+vacuum_lakehouse,
 one run per logical date (rollup_logs aggregates the day's logs once; the window jobs sum the daily
 rollups); embed_vectors (the representation student's tower vectors) runs beside the KG branch after
-stratify. vacuum_lakehouse deletes the files of days replaced by re-runs over a week ago.
+stratify. expire_partitions removes the days older than each table's retention (``lakehouse.keep_days``;
+none by default) and vacuum_lakehouse deletes the files of days replaced or removed over a week ago.
 Each task is idempotent for its ``ds`` (re-running a day rewrites that day), so clearing and
 re-running a task is always safe. Settings: see ``lore_tasks.py``.
 """
@@ -35,7 +37,8 @@ with DAG(
     judge_head = lore_task("judge_head", "judge-head", timeout_h=4)  # driver-side vLLM: not spark-submitted
     fill_cache = lore_task("fill_cache", "fill-cache", timeout_h=1)
     embed_vectors = lore_task("embed_vectors", "embed-vectors", spark_job="embed_vectors", timeout_h=2)
+    expire_partitions = lore_task("expire_partitions", "expire-partitions", timeout_h=1)
     vacuum_lakehouse = lore_task("vacuum_lakehouse", "vacuum-lakehouse", keyed_by_ds=False, timeout_h=1)
 
-    ingest >> rollup_logs >> stratify >> build_kg >> mine_pairs >> judge_head >> fill_cache >> vacuum_lakehouse
-    stratify >> embed_vectors >> vacuum_lakehouse
+    ingest >> rollup_logs >> stratify >> build_kg >> mine_pairs >> judge_head >> fill_cache >> expire_partitions
+    stratify >> embed_vectors >> expire_partitions >> vacuum_lakehouse

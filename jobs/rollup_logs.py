@@ -97,7 +97,13 @@ def read_window(lakehouse, table: str, cfg: WindowJobConfig) -> DataFrame:
     """The rows of daily rollup ``table`` in ``cfg``'s window; fails naming each day of the window
     that has search logs but no rollup (a window job must not silently count fewer days), and
     when no day of the window has any (a mistyped ``--ds`` or a day not ingested yet would
-    otherwise write empty tiers, a KG without mined edges and pairs without weak labels)."""
+    otherwise write empty tiers, a KG without mined edges and pairs without weak labels), and when
+    ``table`` keeps fewer days than the window (``lakehouse.keep_days``: the days expired would read
+    as days before the logs began)."""
+    kept = cfg.lakehouse.retention().get(table)
+    if kept is not None and kept < cfg.window_days:
+        raise InputsNotReady(f"{table} keeps {kept} days (lakehouse.keep_days), fewer than the window of "
+                             f"{cfg.window_days}: shorten --window-days or keep more days")
     if not lakehouse.exists(table):
         raise InputsNotReady(f"no {table} yet: run python -m jobs.rollup_logs --ds <day> for each day of the window "
                              f"{cfg.first_ds}..{cfg.ds_str} (after jobs.ingest)")

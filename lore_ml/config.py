@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError, YamlConfigSettingsSource
 
 from lore_ml.storage import is_uri
@@ -72,6 +72,21 @@ class LakehouseConfig(_Section):
         description="Root folder or URI of the lakehouse; tables live at <root>/<layer>/<name>. "
         "Relative paths are resolved against the current directory.",
     )
+    keep_days: dict[str, dict[str, PositiveInt]] = Field(
+        default_factory=dict,
+        description="Partition retention, by layer then table name: the days ending at ds each table keeps, e.g. "
+        "{bronze: {search_log: 90}}; `lore expire-partitions` (the nightly DAG's expire_partitions task) drops "
+        "the older days. Empty (the default): every day is kept. lore_ml/retention.py says which tables may "
+        "expire and the fewest days each must keep.",
+    )
+
+    def retention(self) -> dict[str, int]:
+        """:attr:`keep_days` by full table name.
+
+        >>> LakehouseConfig(keep_days={"bronze": {"search_log": 90}, "silver": {"kg_edges": 14}}).retention()
+        {'bronze.search_log': 90, 'silver.kg_edges': 14}
+        """
+        return {f"{layer}.{name}": days for layer, tables in self.keep_days.items() for name, days in tables.items()}
 
     def table_uri(self, table: str) -> str:
         """``bronze.search_log`` → ``<root>/bronze/search_log`` (absolute for local paths)."""

@@ -3,6 +3,7 @@ DAG runs green end to end (`airflow dags test`, SQLite) on a small generated mar
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -17,7 +18,8 @@ DS = "2026-01-31"
 EXPECTED = {
     "lore_nightly": [("ingest", "rollup_logs"), ("rollup_logs", "stratify"), ("stratify", "build_kg"), ("build_kg", "mine_pairs"),
                      ("mine_pairs", "judge_head"), ("judge_head", "fill_cache"), ("stratify", "embed_vectors"),
-                     ("fill_cache", "vacuum_lakehouse"), ("embed_vectors", "vacuum_lakehouse")],
+                     ("fill_cache", "expire_partitions"), ("embed_vectors", "expire_partitions"),
+                     ("expire_partitions", "vacuum_lakehouse")],
     "lore_weekly_training": [("synth_cot", "sft"), ("sft", "rl"), ("rl", "distill"), ("distill", "evaluate"),
                              ("evaluate", "promote"), ("rl", "distill_cross")],
 }
@@ -108,6 +110,7 @@ def test_airflow_dags_test_runs_the_nightly_dag_green(small_marketplace, redis_c
         "LORE_JUDGE__MODEL_PATH": str(teacher),
         "LORE_JUDGE__MAX_MODEL_LEN": "16000",
         "LORE_MAX_ITEMS_PER_QUERY": "2",
+        "LORE_LAKEHOUSE__KEEP_DAYS__SILVER__KG_EDGES": "7",
     }
     env.pop("SPARK_CONNECT_MODE_ENABLED", None)
     airflow = str(Path(sys.executable).parent / "airflow")
@@ -119,6 +122,7 @@ def test_airflow_dags_test_runs_the_nightly_dag_green(small_marketplace, redis_c
         log = run.stdout + run.stderr
         assert run.returncode == 0, log[-5000:]
         assert "state=failed" not in log and "cache version" in log and "files replaced or orphaned" in log
+        assert re.search(r"silver.kg_edges +7 +0 +1  -", log)  # the retention ran; one day, nothing to remove
         active = redis_client.get(f"{prefix}:active")
         assert active is not None and active.decode().startswith(DS.replace("-", ""))
     finally:

@@ -117,3 +117,11 @@ def test_a_window_without_any_logs_fails_instead_of_writing_empty_tables(lakehou
     cfg = StratifyConfig.load(overrides={"ds": "2027-01-31", "window_days": 28})  # a year off
     with pytest.raises(RuntimeError, match=r"no day of the window 2027-01-04..2027-01-31 has search logs.*--ds"):
         read_window(lakehouse, "silver.daily_searches", cfg)
+
+
+def test_a_window_longer_than_the_rollups_retention_fails():
+    # Expired days would read as days before the logs began: the window would count fewer days silently.
+    cfg = StratifyConfig.load(overrides={"ds": "2026-01-31", "window_days": 28,
+                                         "lakehouse": {"keep_days": {"silver": {"daily_searches": 14}}}})
+    with pytest.raises(InputsNotReady, match="silver.daily_searches keeps 14 days .*fewer than the window of 28"):
+        read_window(None, "silver.daily_searches", cfg)
