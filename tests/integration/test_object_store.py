@@ -1,6 +1,6 @@
 """The nightly chain on object stores: the same jobs (and the weekly one that synthesises SFT
 examples), with the raw drops and the lakehouse in a bucket, write what they write on local disk,
-leave no scratch behind, and the lakehouse upkeep commands work there.
+leave no scratch behind, and the lakehouse upkeep commands (vacuum, migrate, expiry) work there.
 
 Two stores, each an emulator in a process of its own on a free local port: S3 (moto; in the
 default suite) and Azure Blob Storage (Azurite, from the npm registry; ``make test-azure``). Every
@@ -9,6 +9,7 @@ engine finds them the way it finds the real ones: through the environment (``AWS
 :func:`lore_ml.storage.filesystem`.
 """
 
+import re
 import socket
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from jobs import build_kg, synth_cot
 from jobs.generate_marketplace import GenerateConfig, generate
 from lore_ml.config import PROJECT_ROOT, LakehouseConfig
 from lore_ml.lakehouse import Lakehouse, content_hash, migrate_main, vacuum_main
+from lore_ml.retention import main as expire_main
 from lore_ml.storage import filesystem
 
 DS = "2026-01-31"
@@ -157,6 +159,19 @@ def test_vacuum_and_migrate_work_on_the_bucket(bucket, capsys):
     assert content_hash(bucket.read_partition("silver.kg_edges", DS)) == before
     assert migrate_main(root) == 0
     assert "silver.kg_edges               up to date" in capsys.readouterr().out
+
+
+def test_expired_days_leave_the_bucket(bucket, capsys):
+    table, root = "silver.daily_position_ratios", ["--set", f"lakehouse.root={bucket.config.root}"]
+    assert expire_main([*root, "--ds", DS, "--window-days", "2", "--set",
+                        "lakehouse.keep_days.silver.daily_position_ratios=2"]) == 0
+    assert re.search(rf"{table} +2 +2 +2  2026-01-28..2026-01-29\n", capsys.readouterr().out)
+    assert bucket.partitions(table) == {"2026-01-30", "2026-01-31"}
+    assert vacuum_main([*root, "--retention-hours", "0"]) == 0
+    fs, path = filesystem(bucket.uri(table))
+    stored = fs.get_file_info(pyarrow.fs.FileSelector(path, recursive=True))
+    assert {f.path[len(path) + 1:].split("/")[0] for f in stored if f.path.endswith(".parquet")} == {
+        "ds=2026-01-30", "ds=2026-01-31"}
 
 
 def test_a_process_reading_the_bucket_without_spark_exits_cleanly(bucket):
