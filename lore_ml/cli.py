@@ -20,7 +20,7 @@ COMMANDS = {
     "demo": ("lore_ml.demo", "Generate a marketplace and run the pipeline end to end."),
     "migrate-lakehouse": ("lore_ml.lakehouse:migrate_main", "After an upgrade: add new columns to the stored tables."),
     "vacuum-lakehouse": ("lore_ml.lakehouse:vacuum_main",
-                         "Delete files of replaced days and killed writes (after 7 days)."),
+                         "Delete files of replaced or expired days and killed writes (after 7 days)."),
     "expire-partitions": ("lore_ml.retention", "Remove the days older than each table's lakehouse.keep_days."),
     "generate": ("jobs.generate_marketplace", "Generate the synthetic marketplace raw drops."),
     "ingest": ("jobs.ingest", "Raw drops of one day -> bronze Delta tables + quarantine."),

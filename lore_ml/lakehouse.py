@@ -504,7 +504,8 @@ def migrate_main(argv: list[str] | None = None) -> int:
 
 def vacuum_table(config: LakehouseConfig, table: str, retention_hours: int, dry_run: bool) -> list[str] | None:
     """Delete the files of ``table`` that its current version does not use and that were replaced
-    (a re-run of a day) or left by a killed write more than ``retention_hours`` ago, and the Delta
+    (a re-run of a day), removed (a day past its retention, :mod:`lore_ml.retention`) or left by a
+    killed write more than ``retention_hours`` ago, and the Delta
     log entries past the table's log retention (30 days); return the files deleted (with
     ``dry_run``: that would be), or None when the table does not exist. No Spark: ``deltalake``
     does it.
@@ -532,8 +533,9 @@ def vacuum_table(config: LakehouseConfig, table: str, retention_hours: int, dry_
 
 def vacuum_main(argv: list[str] | None = None) -> int:
     """``lore vacuum-lakehouse``: every re-run of a day replaces its partition and leaves the old
-    files behind, and a killed write leaves files no commit names; this deletes both once they are
-    older than the retention, for every table (the nightly DAG's last task)."""
+    files behind, so does a day removed by ``lore expire-partitions``, and a killed write leaves
+    files no commit names; this deletes them once they are older than the retention, for every
+    table (the nightly DAG's last task)."""
     from pydantic import Field
 
     from lore_ml.config import LoreConfig
@@ -556,7 +558,7 @@ def vacuum_main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cfg = VacuumConfig.from_cli(argv, prog="lore vacuum-lakehouse")
     verb = "would delete" if cfg.dry_run else "deleted"
-    print(f"lakehouse {cfg.lakehouse.root}: files replaced or orphaned over {cfg.retention_hours} h ago")
+    print(f"lakehouse {cfg.lakehouse.root}: files replaced, expired or orphaned over {cfg.retention_hours} h ago")
     print(f"{'table':<30}{verb:>14}")
     total = 0
     for table in SCHEMAS:

@@ -58,7 +58,9 @@ class ExpirePartitionsConfig(JobConfig):
     @classmethod
     def add_arguments(cls, parser) -> None:
         super().add_arguments(parser)
-        parser.add_argument("--window-days", dest="window_days", type=int)
+        parser.add_argument("--window-days", dest="window_days", type=int,
+                            help="The longest window of the window jobs (default 28): the daily rollups keep at least "
+                            "this many days.")
         parser.add_argument("--dry-run", dest="dry_run", action="store_const", const=True,
                             help="List the days that would be removed; remove nothing.")
 

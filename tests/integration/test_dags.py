@@ -121,7 +121,7 @@ def test_airflow_dags_test_runs_the_nightly_dag_green(small_marketplace, redis_c
                              timeout=900, cwd=tmp_path)
         log = run.stdout + run.stderr
         assert run.returncode == 0, log[-5000:]
-        assert "state=failed" not in log and "cache version" in log and "files replaced or orphaned" in log
+        assert "state=failed" not in log and "cache version" in log and "files replaced, expired or orphaned" in log
         assert re.search(r"silver.kg_edges +7 +0 +1  -", log)  # the retention ran; one day, nothing to remove
         active = redis_client.get(f"{prefix}:active")
         assert active is not None and active.decode().startswith(DS.replace("-", ""))
