@@ -35,15 +35,13 @@ READ_WHOLE = {
 }
 """Tables whose old days are read by later runs: a retention on them is refused, with the reason."""
 
-WINDOW_TABLES = ("silver.daily_searches", "silver.daily_impressions", "silver.daily_position_ratios")
-
-
 def min_keep_days(table: str, window_days: int) -> int:
     """The fewest days ``table`` may keep: a window job's whole window of rollups, and for the raw
     logs the days ingest compares a new drop's size with (plus the day itself)."""
     from jobs.ingest import VOLUME_HISTORY_DAYS
+    from jobs.rollup_logs import TABLES as DAILY_ROLLUPS
 
-    if table in WINDOW_TABLES:
+    if table in DAILY_ROLLUPS:
         return window_days
     return VOLUME_HISTORY_DAYS + 1 if table == "bronze.search_log" else 1
 
