@@ -35,6 +35,7 @@ READ_WHOLE = {
 }
 """Tables whose old days are read by later runs: a retention on them is refused, with the reason."""
 
+
 def min_keep_days(table: str, window_days: int) -> int:
     """The fewest days ``table`` may keep: a window job's whole window of rollups, and for the raw
     logs the days ingest compares a new drop's size with (plus the day itself)."""
