@@ -505,10 +505,9 @@ def migrate_main(argv: list[str] | None = None) -> int:
 def vacuum_table(config: LakehouseConfig, table: str, retention_hours: int, dry_run: bool) -> list[str] | None:
     """Delete the files of ``table`` that its current version does not use and that were replaced
     (a re-run of a day), removed (a day past its retention, :mod:`lore_ml.retention`) or left by a
-    killed write more than ``retention_hours`` ago, and the Delta
-    log entries past the table's log retention (30 days); return the files deleted (with
-    ``dry_run``: that would be), or None when the table does not exist. No Spark: ``deltalake``
-    does it.
+    killed write more than ``retention_hours`` ago, and the Delta log entries past the table's log
+    retention (30 days); return the files deleted (with ``dry_run``: that would be), or None when
+    the table does not exist. No Spark: ``deltalake`` does it.
 
     Delta keeps naming a replaced file until its removal expires from the log, after a vacuum has
     deleted it too; only files still stored are counted, so a second run reports 0, not the same

@@ -74,9 +74,8 @@ class ExpirePartitionsConfig(JobConfig):
                                 f"{', '.join(sorted(set(SCHEMAS) - set(READ_WHOLE)))}")
             elif table in READ_WHOLE:
                 problems.append(f"{table} cannot expire: {READ_WHOLE[table]}")
-            elif days < min_keep_days(table, self.window_days):
-                problems.append(f"{table} must keep at least {min_keep_days(table, self.window_days)} days, "
-                                f"got {days}")
+            elif days < (least := min_keep_days(table, self.window_days)):
+                problems.append(f"{table} must keep at least {least} days, got {days}")
         if problems:
             raise ValueError("lakehouse.keep_days:\n    " + "\n    ".join(problems))
         return self
