@@ -49,6 +49,8 @@ class ServeConfig(LoreConfig):
     worker_block_ms: int = Field(1000, ge=1, description="How long a worker waits for new entries.")
     worker_claim_idle_ms: int = Field(60_000, ge=1, description="Take over entries a dead worker left pending.")
     worker_group: str = Field("lore-writeback", description="Redis consumer group of the workers.")
+    worker_redis_retry_max_s: float = Field(10.0, gt=0, description="A worker waits out a Redis outage, trying "
+                                            "again with growing pauses of at most this long.")
 
     @property
     def worker_stream(self) -> str:

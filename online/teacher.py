@@ -125,9 +125,9 @@ class OpenAITeacher:
         import httpx
 
         prompts = [p + LABEL_OPEN + "L" for p in tail_prompts(query_norm, items, self.rules)]
-        body = {"model": self.model, "prompt": prompts, "max_tokens": 1, "temperature": 0, "logprobs": len(LABELS),
-                "allowed_token_ids": self._label_token_ids(timeout_s)}
         try:  # orjson: a hundred prompts are ~175 kB of JSON, which the json module takes 0.6 ms to write
+            body = {"model": self.model, "prompt": prompts, "max_tokens": 1, "temperature": 0,
+                    "logprobs": len(LABELS), "allowed_token_ids": self._label_token_ids(timeout_s)}
             response = self.client.post("/v1/completions", content=orjson.dumps(body), timeout=timeout_s,
                                         headers={"Content-Type": "application/json"})
             response.raise_for_status()
@@ -140,13 +140,18 @@ class OpenAITeacher:
             raise TeacherError(f"teacher server: answer is not JSON ({exc})") from exc
 
     def _label_token_ids(self, timeout_s: float) -> list[int]:
-        """The token that ends ``<label>L1`` .. ``<label>L4`` in the server's tokenizer (asked once)."""
+        """The token that ends ``<label>L1`` .. ``<label>L4`` in the server's tokenizer (asked once,
+        on the first request; until a server answers, each request asks again)."""
         if self._digits is None:
             digits = {}
             for label in LABELS:
                 response = self.client.post("/tokenize", json={"model": self.model, "prompt": LABEL_OPEN + label,
                                                                "add_special_tokens": False}, timeout=timeout_s)
                 response.raise_for_status()
-                digits[label[1:]] = response.json()["tokens"][-1]
+                try:
+                    digits[label[1:]] = int(response.json()["tokens"][-1])
+                except (ValueError, KeyError, IndexError, TypeError) as exc:
+                    raise TeacherError(f"teacher server: unexpected /tokenize answer ({type(exc).__name__}: {exc})"
+                                       ) from exc
             self._digits = digits
         return list(self._digits.values())

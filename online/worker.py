@@ -3,7 +3,8 @@
 Reads ``lore:tail:queue`` through a Redis consumer group (several workers share the stream,
 each entry goes to one), judges the entry's items with the teacher (no deadline here), writes
 the judgments into the *active* cache version under the query's key — so the next identical
-request is a cache hit — and acknowledges the entry only after that write. Entries a dead
+request is a cache hit, while what the version already holds is never replaced — and
+acknowledges the entry in the same transaction as that write. Entries a dead
 worker left pending longer than ``worker_claim_idle_ms`` are claimed and redone; a teacher
 failure leaves the entry pending for the next attempt.
 
@@ -33,6 +34,7 @@ class WorkerStats:
     entries: int = 0
     judgments: int = 0
     failures: int = 0
+    malformed: int = 0
 
 
 class WriteBackWorker:
@@ -62,38 +64,91 @@ class WriteBackWorker:
         return streams[0][1] if streams else []
 
     def process(self, entry_id: bytes, fields: dict) -> None:
-        """Judge one entry, write it into the active version, then acknowledge it."""
-        items = json.loads(fields[b"items"])
-        query_norm, query_hash = fields[b"query_norm"].decode(), fields[b"query_hash"].decode()
+        """Judge one entry, write it into the active version, then acknowledge it. An entry that
+        cannot be read (not what the shim queues) is logged whole and acknowledged: left pending,
+        it would be claimed and fail again forever."""
+        try:
+            items = json.loads(fields[b"items"])
+            query_norm, query_hash = fields[b"query_norm"].decode(), fields[b"query_hash"].decode()
+            if not all(isinstance(item, dict) and isinstance(item.get("item_id"), str) for item in items):
+                raise ValueError("items must be objects with a string item_id")
+        except (KeyError, TypeError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            log.error("dropping malformed tail queue entry %s (%s: %s): %r", entry_id, type(exc).__name__, exc, fields)
+            self.client.xack(self.keys.tail_queue, self.cfg.worker_group, entry_id)
+            self.stats.malformed += 1
+            return
         predictions = self.teacher.judge_items(query_norm, items, timeout_s=3600.0)
-        version = self.client.get(self.keys.active)
         judged = {item["item_id"]: pack(p.label, p.p, self.teacher.model_version)
                   for item, p in zip(items, predictions) if p.status == "ok" and p.p}
-        pipe = self.client.pipeline(transaction=True)
-        if version is not None and judged:
-            pipe.hset(self.keys.query(version.decode(), query_hash), mapping=judged)
-        pipe.xack(self.keys.tail_queue, self.cfg.worker_group, entry_id)
-        pipe.execute()
+        self.stats.judgments += self._write_and_ack(entry_id, query_hash, judged)
         self.stats.entries += 1
-        self.stats.judgments += len(judged)
+
+    def _write_and_ack(self, entry_id: bytes, query_hash: str, judged: dict[str, str]) -> int:
+        """Write ``judged`` into the version active at the moment of the write and acknowledge the
+        entry, in one transaction; return how many judgments were new.
+
+        ``lore:active`` is watched: a fill that switches between reading it and writing would
+        otherwise leave the key under the replaced version, created after that version's keys were
+        given their TTL, and kept forever. Items the version already holds keep their judgment
+        (``HSETNX``): a write-back fills gaps and never replaces what a fill or an earlier
+        write-back stored.
+        """
+        import redis
+
+        with self.client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(self.keys.active)
+                    version = pipe.get(self.keys.active)
+                    pipe.multi()
+                    if version is not None:
+                        key = self.keys.query(version.decode(), query_hash)
+                        for item_id, packed in judged.items():
+                            pipe.hsetnx(key, item_id, packed)
+                    pipe.xack(self.keys.tail_queue, self.cfg.worker_group, entry_id)
+                    return sum(pipe.execute()[:-1])
+                except redis.WatchError:  # a fill switched the active version meanwhile: write into the new one
+                    continue
 
     def run(self, once: bool = False) -> WorkerStats:
+        """Judge entries until stopped or, with ``once``, until the queue is drained.
+
+        A Redis outage is waited out, ``worker_redis_retry_max_s`` at most between tries (a
+        restarted server must not leave the queue without a worker); the entry in flight stays
+        pending and is claimed again. With ``once`` the first Redis error is raised."""
+        import redis
+        from tenacity import Retrying, before_sleep_log, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+        retrying = Retrying(
+            retry=retry_if_exception_type((redis.ConnectionError, redis.TimeoutError)),
+            wait=wait_exponential(multiplier=0.1, max=self.cfg.worker_redis_retry_max_s),
+            stop=stop_after_attempt(1) if once else (lambda _: self.stopping),
+            before_sleep=before_sleep_log(log, logging.WARNING), reraise=True)
+        try:
+            retrying(self.ensure_group)
+            while not self.stopping and retrying(self._step, once):
+                pass
+        except (redis.ConnectionError, redis.TimeoutError):
+            if not self.stopping:
+                raise
+        return self.stats
+
+    def _step(self, once: bool) -> bool:
+        """Judge what one read of the queue returns; False when there is nothing more to do."""
         from online.teacher import TeacherError, TeacherTimeout
 
-        self.ensure_group()
-        while not self.stopping:
-            entries = self._entries(None if once else self.cfg.worker_block_ms)
-            if once and not entries:
-                break
-            for entry_id, fields in entries:
-                try:
-                    self.process(entry_id, fields)
-                except (TeacherError, TeacherTimeout) as exc:  # stays pending: claimed again later
-                    self.stats.failures += 1
-                    log.warning("teacher failed on %s: %s", entry_id, exc)
-                    if once:
-                        return self.stats
-        return self.stats
+        entries = self._entries(None if once else self.cfg.worker_block_ms)
+        if once and not entries:
+            return False
+        for entry_id, fields in entries:
+            try:
+                self.process(entry_id, fields)
+            except (TeacherError, TeacherTimeout) as exc:  # stays pending: claimed again later
+                self.stats.failures += 1
+                log.warning("teacher failed on %s: %s", entry_id, exc)
+                if once:
+                    return False
+        return True
 
 
 class WorkerConfig(ServeConfig):
@@ -118,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     worker = WriteBackWorker(connect(cfg.redis), teacher, Keys(cfg.redis.key_prefix), cfg)
     signal.signal(signal.SIGTERM, lambda *_: setattr(worker, "stopping", True))
     stats = worker.run(once=cfg.once)
-    print(f"write-back worker: {stats.entries} entries, {stats.judgments} judgments cached, {stats.failures} failures")
+    print(f"write-back worker: {stats.entries} entries, {stats.judgments} judgments cached, {stats.failures} failures, "
+          f"{stats.malformed} malformed entries dropped")
     return 0
 
 

@@ -199,6 +199,110 @@ def test_the_worker_acknowledges_only_after_writing(prefix, redis_client):
     assert done.entries == 1 and redis_client.xpending(Keys(prefix).tail_queue, cfg.worker_group)["pending"] == 0
 
 
+def queue_tail_request(redis_client, prefix, query, item_ids):
+    """What the shim queues when the teacher misses a tail request's deadline."""
+    query_norm = normalize_query(query)
+    redis_client.xadd(Keys(prefix).tail_queue, {"query_norm": query_norm, "query_hash": query_hash(query_norm),
+                                                "items": json.dumps([{"item_id": i} for i in item_ids])})
+
+
+def test_the_worker_never_replaces_a_judgment_the_version_holds(prefix, redis_client):
+    queue_tail_request(redis_client, prefix, HEAD, ["a", "c"])  # "a" was filled as L4 by teacher@v1
+    cfg = ServeConfig.load(overrides={"redis": {"key_prefix": prefix}})
+    stats = WriteBackWorker(redis_client, FakeTeacher(), Keys(prefix), cfg).run(once=True)
+    assert (stats.entries, stats.judgments) == (1, 1)
+    key = Keys(prefix).query("v1", query_hash(normalize_query(HEAD)))
+    assert redis_client.hget(key, "a") == pack("L4", [0, 0, 0.1, 0.9], "teacher@v1").encode()
+    assert redis_client.hget(key, "c") == pack("L4", [0.01, 0.02, 0.07, 0.9], "teacher@test").encode()
+
+
+def test_a_malformed_queue_entry_is_dropped_and_logged_not_retried_forever(prefix, redis_client, caplog):
+    queue = Keys(prefix).tail_queue
+    redis_client.xadd(queue, {"query_norm": "lamp", "items": "[]"})  # no query_hash
+    redis_client.xadd(queue, {"query_norm": "lamp", "query_hash": "h", "items": "not json"})
+    redis_client.xadd(queue, {"query_norm": "lamp", "query_hash": "h", "items": '[{"title": "no id"}]'})
+    queue_tail_request(redis_client, prefix, "vintage brass lamp", ["a"])
+    cfg = ServeConfig.load(overrides={"redis": {"key_prefix": prefix}})
+    stats = WriteBackWorker(redis_client, FakeTeacher(), Keys(prefix), cfg).run(once=True)
+    assert (stats.malformed, stats.entries, stats.judgments) == (3, 1, 1)
+    assert redis_client.xpending(queue, cfg.worker_group)["pending"] == 0
+    assert sum("dropping malformed tail queue entry" in r.getMessage() for r in caplog.records) == 3
+
+
+class FlakyRedis:
+    """A Redis client whose first ``failures`` reads of the queue fail as if the server restarted."""
+
+    def __init__(self, client, failures):
+        self.client, self.failures = client, failures
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def xautoclaim(self, *args, **kwargs):
+        if self.failures:
+            self.failures -= 1
+            raise redis.ConnectionError("Connection refused")
+        return self.client.xautoclaim(*args, **kwargs)
+
+
+def test_the_worker_waits_out_a_redis_outage(prefix, redis_client, caplog):
+    queue_tail_request(redis_client, prefix, "vintage brass lamp", ["a"])
+    cfg = ServeConfig.load(overrides={"redis": {"key_prefix": prefix}, "worker_redis_retry_max_s": 0.05})
+    with pytest.raises(redis.ConnectionError):  # --once: the error, at once
+        WriteBackWorker(FlakyRedis(redis_client, 1), FakeTeacher(), Keys(prefix), cfg).run(once=True)
+
+    class StopAfterJudging(FakeTeacher):
+        def judge_items(self, query_norm, items, timeout_s):
+            worker.stopping = True
+            return super().judge_items(query_norm, items, timeout_s)
+
+    flaky = FlakyRedis(redis_client, 3)
+    worker = WriteBackWorker(flaky, StopAfterJudging(), Keys(prefix), cfg)
+    stats = worker.run()
+    assert flaky.failures == 0 and (stats.entries, stats.judgments) == (1, 1)
+    assert sum("Connection refused" in r.getMessage() for r in caplog.records) == 3
+
+
+class SwitchAfterFirstRead:
+    """A Redis client on which a fill of ``v2`` switches the active version right after the first
+    read of it, whether read directly or through a pipeline: a nightly fill racing the worker."""
+
+    def __init__(self, client, prefix):
+        self.client, self.prefix, self.switched = client, prefix, False
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def _after(self, read):
+        def get(key):
+            value = read(key)
+            if key == Keys(self.prefix).active and not self.switched:
+                self.switched = True
+                CacheWriter(self.client, Keys(self.prefix), old_version_ttl_s=600).fill("v2", "2026-02-01", [{}], {})
+            return value
+        return get
+
+    def get(self, key):
+        return self._after(self.client.get)(key)
+
+    def pipeline(self, *args, **kwargs):
+        pipe = self.client.pipeline(*args, **kwargs)
+        pipe.get = self._after(pipe.get)
+        return pipe
+
+
+def test_a_fill_switching_during_a_write_back_leaves_no_key_without_a_ttl(prefix, redis_client):
+    queue_tail_request(redis_client, prefix, "vintage brass lamp", ["a", "b"])
+    cfg = ServeConfig.load(overrides={"redis": {"key_prefix": prefix}})
+    racing = SwitchAfterFirstRead(redis_client, prefix)
+    stats = WriteBackWorker(racing, FakeTeacher(), Keys(prefix), cfg).run(once=True)
+    assert racing.switched and (stats.entries, stats.judgments) == (1, 2)
+    lamp = query_hash(normalize_query("vintage brass lamp"))
+    assert redis_client.hlen(Keys(prefix).query("v2", lamp)) == 2  # written into the version now active
+    replaced = list(redis_client.scan_iter(match=Keys(prefix).version_pattern("v1")))
+    assert replaced and all(0 < redis_client.ttl(key) <= 600 for key in replaced)
+
+
 def test_redis_down_still_answers_from_the_student_and_readyz_says_degraded(prefix):
     dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.05, socket_timeout=0.05)
     client = make_app(prefix, dead, FakeTeacher()).test_client()

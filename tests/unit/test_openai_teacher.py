@@ -52,3 +52,32 @@ def test_a_slow_server_costs_the_deadline_in_total_not_per_phase():
 def test_a_malformed_answer_is_a_teacher_error_not_a_crash():
     with pytest.raises(TeacherError, match="2 prompts"):
         OpenAITeacher("http://teacher", "m", client=server([{"4": 0.0}])).judge_items("q", ITEMS, 1.0)
+
+
+
+def test_a_server_down_before_its_first_answer_is_a_teacher_error_until_it_answers():
+    """The label tokens are asked on the first request: a server that is down then, or that answers
+    /tokenize with an error or an unexpected body, must give the router a TeacherError to fall back
+    on, not an exception it does not handle (a 500 to the ad server, a dead write-back worker)."""
+    answering = server([{"4": 0.0}] * 2)
+    tokenize = {"answer": None}  # None: the server is down
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if tokenize["answer"] is None:
+            raise httpx.ConnectError("connection refused", request=request)
+        if request.url.path == "/tokenize" and tokenize["answer"] != "ok":
+            status, body = tokenize["answer"]
+            return httpx.Response(status, json=body)
+        return answering.send(request)
+
+    teacher = OpenAITeacher("http://teacher", "m", client=httpx.Client(base_url="http://teacher",
+                                                                         transport=httpx.MockTransport(handle)))
+    with pytest.raises(TeacherError, match="connection refused"):
+        teacher.judge_items("q", ITEMS, 1.0)
+    for answer, error in [((503, {}), "503"), ((200, {"tokens": []}), "IndexError"),
+                          ((200, {"detail": "no"}), "KeyError"), ((200, {"tokens": ["x"]}), "ValueError")]:
+        tokenize["answer"] = answer
+        with pytest.raises(TeacherError, match=error):
+            teacher.judge_items("q", ITEMS, 1.0)
+    tokenize["answer"] = "ok"
+    assert [p.label for p in teacher.judge_items("q", ITEMS, 1.0)] == ["L4", "L4"]
