@@ -96,20 +96,28 @@ class JudgeSummary:
         return "\n".join(lines)
 
 
-def _previous_judgments(lakehouse, model_version: str, ds: str) -> dict[tuple[str, str, str], dict]:
-    """Successful judgments of this model version up to ``ds``, by (query_hash, item_id, prompt_hash)."""
+def transform_previous_judgments(judgments: DataFrame, candidates: DataFrame, model_version: str) -> DataFrame:
+    """The latest ``ok`` judgment by ``model_version`` in ``judgments`` (``gold.relevance_judgments``
+    up to ds) of each (query_hash, item_id) of ``candidates`` (:func:`transform_candidates`), per
+    prompt_hash: what this run can reuse. Only that reaches the driver, however many days and
+    queries the table holds."""
+    latest = Window.partitionBy("query_hash", "item_id", "prompt_hash").orderBy(F.desc("ds"))
+    return (
+        judgments.where((F.col("model_version") == model_version) & (F.col("status") == "ok"))
+        .join(candidates.select("query_hash", "item_id"), ["query_hash", "item_id"], "left_semi")
+        .withColumn("n", F.row_number().over(latest))
+        .where(F.col("n") == 1)
+        .select("query_hash", "item_id", "prompt_hash", "label", "p", "score", "reasoning")
+    )
+
+
+def _previous_judgments(lakehouse, candidates: DataFrame, model_version: str, ds: str) -> dict[tuple, dict]:
+    """:func:`transform_previous_judgments` by (query_hash, item_id, prompt_hash)."""
     if not lakehouse.exists("gold.relevance_judgments"):
         return {}
-    rows = (
-        lakehouse.read("gold.relevance_judgments")
-        .where((F.col("model_version") == model_version) & (F.col("status") == "ok") & (F.col("ds") <= ds))
-        .select("query_hash", "item_id", "prompt_hash", "label", "p", "score", "reasoning", "ds")
-        .collect()
-    )
-    latest: dict[tuple[str, str, str], dict] = {}
-    for row in sorted(rows, key=lambda r: r["ds"]):
-        latest[(row["query_hash"], row["item_id"], row["prompt_hash"])] = row.asDict()
-    return latest
+    judgments = lakehouse.read("gold.relevance_judgments").where(F.col("ds") <= ds)
+    return {(row["query_hash"], row["item_id"], row["prompt_hash"]): row.asDict()
+            for row in transform_previous_judgments(judgments, candidates, model_version).collect()}
 
 
 def run(cfg: JudgeHeadConfig, judge=None) -> JudgeSummary:
@@ -136,7 +144,7 @@ def run(cfg: JudgeHeadConfig, judge=None) -> JudgeSummary:
           file=sys.stderr)
     items = load_items(lakehouse, cfg.ds_str, (item_id for _, _, item_id in pairs))
     kg = load_kg(lakehouse, cfg.ds_str)
-    previous = _previous_judgments(lakehouse, summary.model_version, cfg.ds_str)
+    previous = _previous_judgments(lakehouse, candidates, summary.model_version, cfg.ds_str)
     rows, todo = [], []
     for query, query_hash, item_id in pairs:
         item = items.get(item_id)
