@@ -5,6 +5,9 @@ Writes a new cache version (DESIGN.md §4 key layout, pipelined batches) holding
 then switches ``lore:active`` in one step; the previous version expires after
 ``old_version_ttl_s``. The version id is ``<ds>-<content digest>``: re-running the same day
 with the same judgments is a no-op, and a run that died half-way is resumed by the next.
+The judgments stream from Spark in query-hash order into a local file of batches (the system's
+temporary folder, one JSON line per batch), which the Redis writer reads back batch by batch:
+the process never holds the day's judgments at once.
 
     python -m jobs.fill_cache --ds 2026-01-31 [--force]
 """
@@ -13,9 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import sys
+import tempfile
 import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 
+import orjson
 from pydantic import Field
 
 from lore_ml.config import JobConfig
@@ -37,37 +45,77 @@ class FillCacheConfig(JobConfig):
         parser.add_argument("--force", action="store_true", default=None)
 
 
-def build_batches(judgments, batch_queries: int) -> list[dict[str, dict[str, str]]]:
-    """``[{query_hash: {item_id: packed}}]`` in query-hash order, ``batch_queries`` queries each.
+def stream_batches(judgments: Iterable[tuple], batch_queries: int) -> Iterator[dict[str, dict[str, str]]]:
+    """``{query_hash: {item_id: packed}}`` batches of ``batch_queries`` queries, as the
+    (query_hash, item_id, label, p, model_version) rows come; the rows arrive sorted by query_hash.
 
-    >>> rows = [("q2", "i1", "L4", [0, 0, 0, 1], "m"), ("q1", "i2", "L1", [1, 0, 0, 0], "m")]
-    >>> build_batches(rows, 1)[0]
+    >>> rows = [("q1", "i2", "L1", [1, 0, 0, 0], "m"), ("q2", "i1", "L4", [0, 0, 0, 1], "m")]
+    >>> next(stream_batches(rows, 1))
     {'q1': {'i2': '["L1",[1.0,0.0,0.0,0.0],"m",0.0]'}}
     """
     from lore_ml.online_store import pack
 
-    per_query: dict[str, dict[str, str]] = {}
+    batch: dict[str, dict[str, str]] = {}
     for query_hash, item_id, label, p, model_version in judgments:
-        per_query.setdefault(query_hash, {})[item_id] = pack(label, p, model_version)
-    ordered = sorted(per_query)
-    return [{q: per_query[q] for q in ordered[i : i + batch_queries]} for i in range(0, len(ordered), batch_queries)]
+        if query_hash not in batch:
+            if len(batch) == batch_queries:
+                yield batch
+                batch = {}
+            batch[query_hash] = {}
+        batch[query_hash][item_id] = pack(label, p, model_version)
+    if batch:
+        yield batch
 
 
-def cache_version(ds: str, batches, tiers: dict[str, str]) -> str:
-    """``<yyyymmdd>-<digest of the content>``: same content, same version.
+def _digest_batch(digest, batch: Mapping[str, Mapping[str, str]]) -> None:
+    for query_hash, items in batch.items():
+        digest.update(query_hash.encode())
+        for item_id in sorted(items):
+            digest.update(f"{item_id}={items[item_id]}".encode())
 
-    >>> cache_version("2026-01-31", [], {})
+
+def version_id(ds: str, digest, tiers: Mapping[str, str]) -> str:
+    """``<yyyymmdd>-<digest>``, the digest of the batches (``digest``, see :class:`SpilledBatches`)
+    and then of ``tiers``: same content, same version.
+
+    >>> version_id("2026-01-31", hashlib.sha1(), {})
     '20260131-da39a3ee'
     """
-    digest = hashlib.sha1()
-    for batch in batches:
-        for query_hash, items in batch.items():
-            digest.update(query_hash.encode())
-            for item_id in sorted(items):
-                digest.update(f"{item_id}={items[item_id]}".encode())
     for query_hash in sorted(tiers):
         digest.update(f"{query_hash}:{tiers[query_hash]}".encode())
     return f"{ds.replace('-', '')}-{digest.hexdigest()[:8]}"
+
+
+class SpilledBatches(Sequence):
+    """The batches of :func:`stream_batches`, written to ``path`` one JSON line each as they stream
+    from Spark and read back one at a time by the writer's threads: the process holds a batch or
+    two, not the day's judgments (2M of them collected at once took 2.2 GB). The content digest
+    that names the version (:func:`version_id`) is computed on the way.
+    """
+
+    def __init__(self, path: Path, batches: Iterable[Mapping[str, Mapping[str, str]]]):
+        self.path, self.offsets, self.digest = path, [], hashlib.sha1()
+        with path.open("wb") as out:
+            for batch in batches:
+                _digest_batch(self.digest, batch)
+                line = orjson.dumps(batch)
+                self.offsets.append((out.tell(), len(line)))
+                out.write(line)
+        self._fd = os.open(path, os.O_RDONLY)
+
+    def version(self, ds: str, tiers: Mapping[str, str]) -> str:
+        """:func:`version_id` of these batches and ``tiers``."""
+        return version_id(ds, self.digest.copy(), tiers)
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __getitem__(self, index: int) -> dict[str, dict[str, str]]:
+        offset, size = self.offsets[index]
+        return orjson.loads(os.pread(self._fd, size, offset))  # pread: the writer threads share the file
+
+    def close(self) -> None:
+        os.close(self._fd)
 
 
 def run(cfg: FillCacheConfig, client=None):
@@ -79,14 +127,7 @@ def run(cfg: FillCacheConfig, client=None):
     from lore_ml.online_store import CacheWriter, Keys, connect
 
     lakehouse = open_lakehouse(cfg)
-    judgments = (
-        lakehouse.read_partition("gold.relevance_judgments", cfg.ds_str)
-        .where(F.col("status") == "ok")
-        .select("query_hash", "item_id", "label", "p", "model_version")
-        .collect()
-    )
-    if not judgments:
-        raise ValueError(f"no ok judgments in gold.relevance_judgments for ds={cfg.ds_str}: run jobs.judge_head first")
+    judgments = lakehouse.read_partition("gold.relevance_judgments", cfg.ds_str).where(F.col("status") == "ok")
     tiers = {
         row["query_hash"]: row["tier"]
         for row in lakehouse.read_partition("silver.query_tiers", cfg.ds_str)
@@ -94,14 +135,24 @@ def run(cfg: FillCacheConfig, client=None):
         .select("query_hash", "tier")
         .collect()
     }
-    batches = build_batches(judgments, cfg.batch_queries)
-    version = cache_version(cfg.ds_str, batches, tiers)
-    models = sorted({row["model_version"] for row in judgments})
-    writer = CacheWriter(client or connect(cfg.redis), Keys(cfg.redis.key_prefix), cfg.pending_ttl_s,
-                         cfg.old_version_ttl_s)
-    with tqdm(total=len(batches), desc="fill_cache", unit="batch", disable=None, file=sys.stderr) as bar:
-        return writer.fill(version, cfg.ds_str, batches, tiers, {"model_versions": ",".join(models)},
-                           force=cfg.force, on_batch=lambda done, total: bar.update(1))
+    rows = judgments.select("query_hash", "item_id", "label", "p", "model_version").orderBy("query_hash", "item_id")
+    with tempfile.TemporaryDirectory(prefix="lore-fill-cache-") as scratch:
+        batches = SpilledBatches(Path(scratch) / "batches.jsonl",
+                                 stream_batches(rows.toLocalIterator(prefetchPartitions=True), cfg.batch_queries))
+        try:
+            log.info("%d batches of judgments streamed to %s", len(batches), batches.path)
+            if not batches:
+                raise ValueError(f"no ok judgments in gold.relevance_judgments for ds={cfg.ds_str}: "
+                                 "run jobs.judge_head first")
+            models = sorted(row["model_version"] for row in judgments.select("model_version").distinct().collect())
+            writer = CacheWriter(client or connect(cfg.redis), Keys(cfg.redis.key_prefix), cfg.pending_ttl_s,
+                                 cfg.old_version_ttl_s)
+            with tqdm(total=len(batches), desc="fill_cache", unit="batch", disable=None, file=sys.stderr) as bar:
+                return writer.fill(batches.version(cfg.ds_str, tiers), cfg.ds_str, batches, tiers,
+                                   {"model_versions": ",".join(models)}, force=cfg.force,
+                                   on_batch=lambda done, total: bar.update(1))
+        finally:
+            batches.close()
 
 
 def main(argv: list[str] | None = None) -> int:
