@@ -264,22 +264,19 @@ class CacheWriter(CacheReader):
         pipe.execute()
 
     def _switch(self, version: str, ds: str, force: bool) -> None:
-        """Point ``active`` at ``version`` in one transaction; expire the version it replaced."""
-        import redis
+        """Point ``active`` at ``version`` in one transaction, which redis-py's ``transaction`` runs
+        again (re-checking against the newcomer) when another fill switched meanwhile; expire the
+        version it replaced."""
 
-        with self.client.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(self.keys.active)
-                    current = pipe.get(self.keys.active)
-                    current = current.decode() if current is not None else None
-                    self._refuse_stale(current, ds, force)
-                    pipe.multi()
-                    pipe.set(self.keys.active, version)
-                    pipe.execute()
-                    break
-                except redis.WatchError:  # another fill switched meanwhile: re-check against it
-                    continue
+        def switch(pipe) -> str | None:
+            current = pipe.get(self.keys.active)
+            current = current.decode() if current is not None else None
+            self._refuse_stale(current, ds, force)
+            pipe.multi()
+            pipe.set(self.keys.active, version)
+            return current
+
+        current = self.client.transaction(switch, self.keys.active, value_from_callable=True)
         if current is not None and current != version:
             expire = self.client.pipeline(transaction=False)
             for key in self._version_keys(current):

@@ -87,28 +87,23 @@ class WriteBackWorker:
         """Write ``judged`` into the version active at the moment of the write and acknowledge the
         entry, in one transaction; return how many judgments were new.
 
-        ``lore:active`` is watched: a fill that switches between reading it and writing would
-        otherwise leave the key under the replaced version, created after that version's keys were
-        given their TTL, and kept forever. Items the version already holds keep their judgment
-        (``HSETNX``): a write-back fills gaps and never replaces what a fill or an earlier
-        write-back stored.
+        ``lore:active`` is watched, and redis-py's ``transaction`` runs the write again (into the
+        new version) when a fill switched meanwhile: otherwise the key would be left under the
+        replaced version, created after that version's keys were given their TTL, and kept
+        forever. Items the version already holds keep their judgment (``HSETNX``): a write-back
+        fills gaps and never replaces what a fill or an earlier write-back stored.
         """
-        import redis
 
-        with self.client.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(self.keys.active)
-                    version = pipe.get(self.keys.active)
-                    pipe.multi()
-                    if version is not None:
-                        key = self.keys.query(version.decode(), query_hash)
-                        for item_id, packed in judged.items():
-                            pipe.hsetnx(key, item_id, packed)
-                    pipe.xack(self.keys.tail_queue, self.cfg.worker_group, entry_id)
-                    return sum(pipe.execute()[:-1])
-                except redis.WatchError:  # a fill switched the active version meanwhile: write into the new one
-                    continue
+        def write(pipe) -> None:
+            version = pipe.get(self.keys.active)
+            pipe.multi()
+            if version is not None:
+                key = self.keys.query(version.decode(), query_hash)
+                for item_id, packed in judged.items():
+                    pipe.hsetnx(key, item_id, packed)
+            pipe.xack(self.keys.tail_queue, self.cfg.worker_group, entry_id)
+
+        return sum(self.client.transaction(write, self.keys.active)[:-1])
 
     def run(self, once: bool = False) -> WorkerStats:
         """Judge entries until stopped or, with ``once``, until the queue is drained.

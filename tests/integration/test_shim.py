@@ -265,7 +265,7 @@ def test_the_worker_waits_out_a_redis_outage(prefix, redis_client, caplog):
 
 class SwitchAfterFirstRead:
     """A Redis client on which a fill of ``v2`` switches the active version right after the first
-    read of it, whether read directly or through a pipeline: a nightly fill racing the worker."""
+    read of it, whether read directly or inside a transaction: a nightly fill racing the worker."""
 
     def __init__(self, client, prefix):
         self.client, self.prefix, self.switched = client, prefix, False
@@ -285,10 +285,11 @@ class SwitchAfterFirstRead:
     def get(self, key):
         return self._after(self.client.get)(key)
 
-    def pipeline(self, *args, **kwargs):
-        pipe = self.client.pipeline(*args, **kwargs)
-        pipe.get = self._after(pipe.get)
-        return pipe
+    def transaction(self, func, *watches, **kwargs):
+        def hooked(pipe):
+            pipe.get = self._after(pipe.get)
+            return func(pipe)
+        return self.client.transaction(hooked, *watches, **kwargs)
 
 
 def test_a_fill_switching_during_a_write_back_leaves_no_key_without_a_ttl(prefix, redis_client):
