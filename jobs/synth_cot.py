@@ -34,9 +34,14 @@ class SynthCotConfig(JobConfig):
     max_facts: int = Field(6, ge=0, description="KG facts per prompt.")
     reasoning_endpoint: str | None = Field(None, description="OpenAI-compatible server (http://host:8000) whose "
                                            "model writes the reasoning; unset: the template engine.")
-    reasoning_model: str | None = Field(None, description="Model name at reasoning_endpoint.")
+    reasoning_model: str | None = Field(None, description="Model name at reasoning_endpoint; unset: the one "
+                                        "model the endpoint serves.")
     reasoning_api_key: SecretStr | None = Field(None, description="Set through LORE_REASONING_API_KEY.")
     reasoning_concurrency: int = Field(8, ge=1, description="Requests in flight to the reasoning endpoint.")
+    reasoning_max_fallback_share: float = Field(
+        0.2, ge=0, le=1, description="Largest share of pairs that may keep the template's reasoning (an HTTP "
+        "failure after retries, or an answer that is not one <think> block citing a rule). Above it the run stops, "
+        "sends nothing more and writes nothing; 1 accepts any share.")
 
 
 def _unit_hash(*parts: str) -> float:
@@ -67,7 +72,8 @@ def synthesize_examples(pairs: list[dict], items: dict[str, dict], kg, vocabular
     """Examples for ``pairs`` (query, item_id, label, dimension, source, split).
 
     The template engine writes every reasoning path; a ``reasoner``
-    (:class:`lore_ml.cot_llm.LlmReasoner`) then rewrites them from the same facts and label.
+    (:class:`lore_ml.cot_llm.LlmReasoner`) then rewrites them from the same facts and label,
+    with a progress bar of its own.
     """
     from lore_ml.cot import PERTURBABLE, extract_demands, hard_case, synthesize
 
@@ -94,7 +100,10 @@ def synthesize_examples(pairs: list[dict], items: dict[str, dict], kg, vocabular
             drafts.append((query, changed, kg.facts(query, changed, cfg.max_facts), label, reasoning, "hard_case",
                            pair["split"]))
     if reasoner is not None:
-        rewritten = reasoner.write([draft[:5] for draft in drafts])
+        from tqdm import tqdm
+
+        with tqdm(total=len(drafts), desc="synth-cot reasoning", unit="pair", disable=None, file=sys.stderr) as bar:
+            rewritten = reasoner.write([draft[:5] for draft in drafts], bar)
         drafts = [(*draft[:4], reasoning, *draft[5:]) for draft, reasoning in zip(drafts, rewritten)]
     return [_example(draft, cfg) for draft in drafts]
 
@@ -122,6 +131,14 @@ def run(cfg: SynthCotConfig) -> Counter:
     from lore_ml.lakehouse import open_lakehouse, schema_of
     from lore_ml.pair_context import load_items, load_kg
 
+    reasoner = None
+    if cfg.reasoning_endpoint:  # checked first: a server that is down fails the run in seconds, not after the reads
+        from lore_ml.cot_llm import LlmReasoner
+
+        key = cfg.reasoning_api_key.get_secret_value() if cfg.reasoning_api_key else None
+        reasoner = LlmReasoner(cfg.reasoning_endpoint, cfg.reasoning_model, key, cfg.reasoning_concurrency,
+                               max_fallback_share=cfg.reasoning_max_fallback_share)
+        print(f"[synth-cot] reasoning by {reasoner.check()} at {cfg.reasoning_endpoint}", file=sys.stderr)
     lakehouse = open_lakehouse(cfg)
     pairs = lakehouse.read_partition("silver.training_pairs", cfg.ds_str).where(F.col("confidence") >= cfg.min_confidence)
     pairs = pairs.orderBy(F.xxhash64("query_norm", "item_id")).limit(cfg.max_pairs)
@@ -132,18 +149,13 @@ def run(cfg: SynthCotConfig) -> Counter:
         for dimension, value in item["attributes"].items():
             vocabulary.setdefault(dimension, set()).add(str(value).lower())
     kg = load_kg(lakehouse, cfg.ds_str)
-    reasoner = None
-    if cfg.reasoning_endpoint:
-        from lore_ml.cot_llm import LlmReasoner
-
-        key = cfg.reasoning_api_key.get_secret_value() if cfg.reasoning_api_key else None
-        reasoner = LlmReasoner(cfg.reasoning_endpoint, cfg.reasoning_model or "default", key, cfg.reasoning_concurrency)
     with tqdm(total=len(pair_rows), desc="synth-cot", unit="pair", disable=None, file=sys.stderr) as bar:
         examples = synthesize_examples(pair_rows, items, kg, {k: sorted(v) for k, v in vocabulary.items()}, cfg, bar,
                                        reasoner)
     if reasoner is not None:
+        why = ", ".join(f"{reason} ({n:,})" for reason, n in reasoner.fallback_reasons.most_common())
         print(f"[synth-cot] {len(examples) - reasoner.fallbacks:,} reasoning paths from {cfg.reasoning_endpoint}, "
-              f"{reasoner.fallbacks:,} kept the template's", file=sys.stderr)
+              f"{reasoner.fallbacks:,} kept the template's" + (f": {why}" if why else ""), file=sys.stderr)
     columns = [f.name for f in schema_of("gold.sft_examples").fields if f.name != "ds"]  # all strings
     lakehouse.write_arrow(pa.table({c: pa.array([e[c] for e in examples], pa.string()) for c in columns}),
                           "gold.sft_examples", cfg.ds_str)
@@ -162,4 +174,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from lore_ml.cli import run_entry_point
+
+    sys.exit(run_entry_point(main))

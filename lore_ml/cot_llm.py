@@ -5,7 +5,13 @@ API), each pair's reasoning is written by that model instead of the template eng
 the rules digest, the KG facts, the query, the item and the gold label, and the template's own
 path as a skeleton to follow. Its answer must be one ``<think>…</think>`` block that parses as a
 well-formed judgment and cites a rule id; anything else — or an HTTP failure after retries —
-falls back to the template's reasoning for that pair, and the fallbacks are counted.
+falls back to the template's reasoning for that pair, and the fallbacks are counted by reason.
+
+Two checks keep a run from silently becoming a template run, or from spending hours on a dead
+server: :meth:`LlmReasoner.check` asks the endpoint which models it serves before the first pair
+(:class:`~lore_ml.config.InputsNotReady` when it is down or does not serve the model), and
+:meth:`LlmReasoner.write` stops with :class:`ReasoningFailed`, sending nothing more, as soon as
+more pairs fell back than ``max_fallback_share`` allows.
 """
 
 from __future__ import annotations
@@ -13,8 +19,11 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import re
+import threading
+from collections import Counter
 from typing import Mapping, Sequence
 
+from lore_ml.config import InputsNotReady
 from lore_ml.prompts import RULE_ID, MalformedOutput, format_answer, format_item, parse_judgment
 from lore_ml.rules import digest
 
@@ -54,24 +63,79 @@ def accept(text: str, label: str) -> str:
     return judgment.reasoning
 
 
-class LlmReasoner:
-    """Writes reasoning for many pairs concurrently; falls back per pair, never fails the job."""
+class ReasoningFailed(RuntimeError):
+    """More pairs fell back to the template than allowed; the job writes nothing."""
 
-    def __init__(self, base_url: str, model: str, api_key: str | None = None, concurrency: int = 8,
-                 timeout_s: float = 60.0, client=None):
+
+def _fallback_reason(exc: Exception) -> str:
+    """A short, countable name for why a pair kept the template's reasoning.
+
+    >>> _fallback_reason(MalformedOutput("the reasoning cites no rule id"))
+    'malformed: the reasoning cites no rule id'
+    >>> _fallback_reason(KeyError("choices"))
+    'unexpected answer: KeyError'
+    """
+    import httpx
+
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"HTTP {exc.response.status_code}"
+    if isinstance(exc, httpx.HTTPError):
+        return f"HTTP failure: {type(exc).__name__}"
+    if isinstance(exc, MalformedOutput):
+        return f"malformed: {exc}"
+    return f"unexpected answer: {type(exc).__name__}"
+
+
+class LlmReasoner:
+    """Writes reasoning for many pairs concurrently; falls back per pair, within a budget.
+
+    ``model`` None takes the endpoint's only model (see :meth:`check`).
+    """
+
+    def __init__(self, base_url: str, model: str | None, api_key: str | None = None, concurrency: int = 8,
+                 timeout_s: float = 60.0, max_fallback_share: float = 1.0, client=None):
         import httpx
 
-        self.model, self.concurrency = model, concurrency
+        self.base_url, self.model, self.concurrency = base_url, model, concurrency
+        self.max_fallback_share = max_fallback_share
         self.client = client or httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s,
                                              headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
         self.fallbacks = 0  # pairs that kept the template's reasoning in the last write()
+        self.fallback_reasons: Counter = Counter()  # why, in the last write()
 
-    def _ask(self, messages: list[dict]) -> str:
+    @staticmethod
+    def _retrying():
         import httpx
         from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-        @retry(retry=retry_if_exception_type(httpx.HTTPError), stop=stop_after_attempt(3),
-               wait=wait_exponential(multiplier=0.5, max=8), reraise=True)
+        return retry(retry=retry_if_exception_type(httpx.HTTPError), stop=stop_after_attempt(3),
+                     wait=wait_exponential(multiplier=0.5, max=8), reraise=True)
+
+    def check(self) -> str:
+        """The model the endpoint will be asked for; raises InputsNotReady when the endpoint is down,
+        answers ``/v1/models`` with an error, or does not serve ``model``."""
+        import httpx
+
+        @self._retrying()
+        def served() -> list[str]:
+            response = self.client.get("/v1/models")
+            response.raise_for_status()
+            return [str(entry["id"]) for entry in response.json()["data"]]
+
+        try:
+            models = served()
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            raise InputsNotReady(f"reasoning endpoint {self.base_url} did not list its models ({_fallback_reason(exc)}: "
+                                 f"{exc}): start the server, or unset reasoning_endpoint for the template engine") from exc
+        if self.model is None and len(models) == 1:
+            self.model = models[0]
+        if self.model not in models:
+            raise InputsNotReady(f"reasoning endpoint {self.base_url} serves {models}, not "
+                                 f"{self.model or 'one model'}: set reasoning_model to one of them")
+        return self.model
+
+    def _ask(self, messages: list[dict]) -> str:
+        @self._retrying()
         def post() -> str:
             response = self.client.post("/v1/chat/completions", json={
                 "model": self.model, "messages": messages, "temperature": 0.2, "max_tokens": 512})
@@ -80,17 +144,42 @@ class LlmReasoner:
 
         return post()
 
-    def _one(self, request: tuple) -> str | None:
+    def _one(self, request: tuple) -> tuple[str | None, str | None]:
+        """(reasoning, None), or (None, why it falls back)."""
         query, item, facts, label, skeleton = request
         try:
-            return accept(self._ask(chat_prompt(query, item, facts, label, skeleton)), label)
-        except Exception as exc:  # HTTP failure after retries or a malformed answer: keep the template's
+            return accept(self._ask(chat_prompt(query, item, facts, label, skeleton)), label), None
+        except Exception as exc:  # HTTP failure after retries or an unusable answer: keep the template's
             log.debug("reasoning endpoint fell back on %r: %s", query, exc)
-            return None
+            return None, _fallback_reason(exc)
 
-    def write(self, requests: Sequence[tuple]) -> list[str]:
-        """Reasoning per (query, item, facts, label, template reasoning), in order."""
+    def write(self, requests: Sequence[tuple], progress=None) -> list[str]:
+        """Reasoning per (query, item, facts, label, template reasoning), in order; ``progress``
+        (a tqdm bar) advances per answer. Raises ReasoningFailed once the fallbacks exceed
+        ``max_fallback_share`` of the requests; no request is sent after that."""
+        budget = int(self.max_fallback_share * len(requests))
+        self.fallback_reasons = Counter()
+        counting, stop = threading.Lock(), threading.Event()
+
+        def one(request: tuple) -> str | None:
+            if stop.is_set():
+                return None
+            text, reason = self._one(request)
+            with counting:
+                if reason is not None:
+                    self.fallback_reasons[reason] += 1
+                    if sum(self.fallback_reasons.values()) > budget:
+                        stop.set()
+                if progress is not None:
+                    progress.update(1)
+            return text
+
         with concurrent.futures.ThreadPoolExecutor(self.concurrency) as pool:
-            written = list(pool.map(self._one, requests))
-        self.fallbacks = sum(text is None for text in written)
+            written = list(pool.map(one, requests))
+        self.fallbacks = sum(self.fallback_reasons.values())
+        if stop.is_set():
+            raise ReasoningFailed(
+                f"{self.fallbacks:,} of {len(requests):,} pairs fell back to the template, more than max share "
+                f"{self.max_fallback_share:g} allows; stopped. Why: "
+                + ", ".join(f"{why} ({n:,})" for why, n in self.fallback_reasons.most_common(3)))
         return [text if text is not None else request[-1] for text, request in zip(written, requests)]

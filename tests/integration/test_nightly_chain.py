@@ -111,6 +111,58 @@ def test_sft_examples_parse_and_carry_their_label(chain):
     assert 0.1 < sum(e["completion"].startswith("<label>") for e in examples) / len(examples) < 0.4
 
 
+@pytest.fixture
+def reasoning_server():
+    """An OpenAI-compatible server on a free local port serving one model, ``llm-7b``; its
+    ``answer`` (a dict, changed by the test) is what every chat completion says."""
+    import threading
+
+    from flask import Flask, jsonify, request
+    from werkzeug.serving import make_server
+
+    app, answer = Flask("reasoning"), {"content": "<think>demands checked by the endpoint: R-BRD-01</think>"}
+    app.add_url_rule("/v1/models", "models", lambda: jsonify({"object": "list", "data": [{"id": "llm-7b"}]}))
+
+    @app.post("/v1/chat/completions")
+    def chat():
+        if request.get_json()["model"] != "llm-7b":
+            return jsonify({"error": {"message": "model not found"}}), 404
+        return jsonify({"choices": [{"message": answer}]})
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", answer, server
+    server.shutdown()
+
+
+def test_sft_reasoning_from_an_endpoint_and_nothing_written_when_it_fails(chain, reasoning_server):
+    """The endpoint's model is found and writes every path; a run whose answers are unusable, or
+    whose endpoint is down, stops with the reason and leaves the day's examples as they were."""
+    from jobs import synth_cot
+    from lore_ml.config import InputsNotReady
+    from lore_ml.cot_llm import ReasoningFailed
+
+    _, job, lakehouse = chain
+    url, answer, server = reasoning_server
+    cfg = synth_cot.SynthCotConfig.load(overrides={**job, "reasoning_endpoint": url, "max_pairs": 300})
+    counts = synth_cot.run(cfg)
+    examples = lakehouse.read_partition("gold.sft_examples", DS)
+    assert examples.count() == sum(counts.values()) >= 300
+    assert examples.where(~F.col("completion").contains("demands checked by the endpoint")).count() == 0
+    before = content_hash(examples)
+
+    answer["content"] = "L4, clearly"
+    with pytest.raises(ReasoningFailed, match="more than max share 0.2 allows; stopped. Why: malformed"):
+        synth_cot.run(cfg)
+    assert content_hash(lakehouse.read_partition("gold.sft_examples", DS)) == before
+
+    server.shutdown()
+    with pytest.raises(InputsNotReady, match=f"reasoning endpoint {url} did not list its models"):
+        synth_cot.run(cfg)
+    assert content_hash(lakehouse.read_partition("gold.sft_examples", DS)) == before
+
+
 @pytest.fixture(scope="module")
 def tiny_teacher(chain, tmp_path_factory):
     """A tiny teacher whose tokenizer is trained on the chain's SFT examples."""

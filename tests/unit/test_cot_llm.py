@@ -3,8 +3,10 @@
 import json
 
 import httpx
+import pytest
 
-from lore_ml.cot_llm import LlmReasoner
+from lore_ml.config import InputsNotReady
+from lore_ml.cot_llm import LlmReasoner, ReasoningFailed
 
 ITEM = {"item_id": "m-1", "title": "Aeroline running shoes", "brand": "Aeroline"}
 
@@ -29,6 +31,56 @@ def test_good_answers_are_used_and_bad_ones_fall_back_to_the_template():
                 for n in ("one", "two", "three")]
     assert reasoner.write(requests) == ["(1) brand Stridex (2) brand field (3) Aeroline conflicts (4) R-BRD-01",
                                         "template two", "template three"]
-    assert reasoner.fallbacks == 2
+    assert reasoner.fallbacks == 2 and reasoner.fallback_reasons == {"malformed: no <think>...</think> block": 1,
+                                                                      "HTTP 503": 1}
     assert "Correct label: L2:brand" in seen[0] and "Aeroline competes with Stridex" in seen[0]
     assert sum("query three" in prompt for prompt in seen) == 3  # an HTTP error is retried, then falls back
+
+
+def _endpoint(models, answer="<think>(4) R-BRD-01</think>"):
+    """A scripted server: ``models`` is /v1/models' answer (an int: that HTTP status); every chat
+    request gets ``answer`` and is recorded."""
+    asked = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/models":
+            if isinstance(models, int):
+                return httpx.Response(models)
+            return httpx.Response(200, json={"object": "list", "data": [{"id": m} for m in models]})
+        asked.append(json.loads(request.content)["model"])
+        return httpx.Response(200, json={"choices": [{"message": {"content": answer}}]})
+
+    return httpx.Client(base_url="http://llm", transport=httpx.MockTransport(handler)), asked
+
+
+def test_the_check_names_the_served_model_or_says_why_the_endpoint_cannot_be_used():
+    client, asked = _endpoint(["qwen-72b"])
+    reasoner = LlmReasoner("http://llm", None, client=client)
+    assert reasoner.check() == "qwen-72b"  # unset: the endpoint's only model
+    reasoner.write([("q", ITEM, [], "L2:brand", "template")])
+    assert asked == ["qwen-72b"]
+    with pytest.raises(InputsNotReady, match=r"serves \['qwen-72b'\], not teacher-xl: set reasoning_model"):
+        LlmReasoner("http://llm", "teacher-xl", client=_endpoint(["qwen-72b"])[0]).check()
+    with pytest.raises(InputsNotReady, match=r"serves \['a', 'b'\], not one model"):
+        LlmReasoner("http://llm", None, client=_endpoint(["a", "b"])[0]).check()
+    with pytest.raises(InputsNotReady, match="did not list its models .HTTP 404"):
+        LlmReasoner("http://llm", "a", client=_endpoint(404)[0]).check()
+
+    def refuse(request):
+        raise httpx.ConnectError("connection refused", request=request)
+
+    down = httpx.Client(base_url="http://llm", transport=httpx.MockTransport(refuse))
+    with pytest.raises(InputsNotReady, match="HTTP failure: ConnectError.*start the server"):
+        LlmReasoner("http://llm", "a", client=down).check()
+
+
+def test_past_the_fallback_budget_the_run_stops_and_sends_nothing_more():
+    client, asked = _endpoint(["m"], answer="L2:brand, obviously")  # never a <think> block
+    reasoner = LlmReasoner("http://llm", "m", concurrency=1, max_fallback_share=0.1, client=client)
+    requests = [(f"q{n}", ITEM, [], "L2:brand", f"template {n}") for n in range(100)]
+    with pytest.raises(ReasoningFailed, match=r"11 of 100 pairs fell back .* malformed: no <think>...</think> block \(11\)"):
+        reasoner.write(requests)
+    assert len(asked) == 11  # one request in flight at a time: none after the one over budget
+    good, _ = _endpoint(["m"])
+    within = LlmReasoner("http://llm", "m", max_fallback_share=0.1, client=good)
+    assert within.write(requests) == ["(4) R-BRD-01"] * 100 and within.fallbacks == 0
