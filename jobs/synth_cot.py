@@ -6,7 +6,12 @@ pair (prompt from :func:`lore_ml.prompts.build_prompt`, completion from
 :func:`lore_ml.cot.synthesize`), plus hard cases made by perturbing one demand of exact pairs.
 A share of examples uses the label-first format the real-time tier decodes.
 
+With ``reasoning_endpoint`` an LLM rewrites each path (:mod:`lore_ml.cot_llm`); its accepted
+answers are saved under ``<lakehouse.root>/_checkpoints/synth_cot/<ds>/`` as they come, so a run
+that fails or is killed resumes there, and deleted once the day's examples are written.
+
     python -m jobs.synth_cot --ds 2026-01-31
+    python -m jobs.synth_cot --ds 2026-01-31 --set reasoning_endpoint=http://llm:8000
 """
 
 from __future__ import annotations
@@ -68,12 +73,12 @@ def _example(draft: tuple, cfg: SynthCotConfig) -> dict[str, Any]:
 
 
 def synthesize_examples(pairs: list[dict], items: dict[str, dict], kg, vocabulary: dict[str, list[str]],
-                        cfg: SynthCotConfig, progress=None, reasoner=None) -> list[dict]:
+                        cfg: SynthCotConfig, progress=None, reasoner=None, checkpoint=None) -> list[dict]:
     """Examples for ``pairs`` (query, item_id, label, dimension, source, split).
 
     The template engine writes every reasoning path; a ``reasoner``
     (:class:`lore_ml.cot_llm.LlmReasoner`) then rewrites them from the same facts and label,
-    with a progress bar of its own.
+    with a progress bar of its own, resuming from and saving to ``checkpoint``.
     """
     from lore_ml.cot import PERTURBABLE, extract_demands, hard_case, synthesize
 
@@ -103,7 +108,7 @@ def synthesize_examples(pairs: list[dict], items: dict[str, dict], kg, vocabular
         from tqdm import tqdm
 
         with tqdm(total=len(drafts), desc="synth-cot reasoning", unit="pair", disable=None, file=sys.stderr) as bar:
-            rewritten = reasoner.write([draft[:5] for draft in drafts], bar)
+            rewritten = reasoner.write([draft[:5] for draft in drafts], bar, checkpoint)
         drafts = [(*draft[:4], reasoning, *draft[5:]) for draft, reasoning in zip(drafts, rewritten)]
     return [_example(draft, cfg) for draft in drafts]
 
@@ -149,16 +154,24 @@ def run(cfg: SynthCotConfig) -> Counter:
         for dimension, value in item["attributes"].items():
             vocabulary.setdefault(dimension, set()).add(str(value).lower())
     kg = load_kg(lakehouse, cfg.ds_str)
+    checkpoint = None
+    if reasoner is not None:
+        from lore_ml.cot_llm import ReasoningCheckpoint
+
+        checkpoint = ReasoningCheckpoint(f"{cfg.lakehouse.table_uri('_checkpoints.synth_cot')}/{cfg.ds_str}")
     with tqdm(total=len(pair_rows), desc="synth-cot", unit="pair", disable=None, file=sys.stderr) as bar:
         examples = synthesize_examples(pair_rows, items, kg, {k: sorted(v) for k, v in vocabulary.items()}, cfg, bar,
-                                       reasoner)
+                                       reasoner, checkpoint)
     if reasoner is not None:
         why = ", ".join(f"{reason} ({n:,})" for reason, n in reasoner.fallback_reasons.most_common())
-        print(f"[synth-cot] {len(examples) - reasoner.fallbacks:,} reasoning paths from {cfg.reasoning_endpoint}, "
-              f"{reasoner.fallbacks:,} kept the template's" + (f": {why}" if why else ""), file=sys.stderr)
+        print(f"[synth-cot] {len(examples) - reasoner.fallbacks:,} reasoning paths from {cfg.reasoning_endpoint} "
+              f"({reasoner.resumed:,} saved by an earlier run of the day), {reasoner.fallbacks:,} kept the template's"
+              + (f": {why}" if why else ""), file=sys.stderr)
     columns = [f.name for f in schema_of("gold.sft_examples").fields if f.name != "ds"]  # all strings
     lakehouse.write_arrow(pa.table({c: pa.array([e[c] for e in examples], pa.string()) for c in columns}),
                           "gold.sft_examples", cfg.ds_str)
+    if checkpoint is not None:
+        checkpoint.clear()  # written: a re-run of the day asks the endpoint afresh
     return Counter((e["kind"], label_level(e["label"])) for e in examples)
 
 

@@ -11,15 +11,20 @@ Two checks keep a run from silently becoming a template run, or from spending ho
 server: :meth:`LlmReasoner.check` asks the endpoint which models it serves before the first pair
 (:class:`~lore_ml.config.InputsNotReady` when it is down or does not serve the model), and
 :meth:`LlmReasoner.write` stops with :class:`ReasoningFailed`, sending nothing more, as soon as
-more pairs fell back than ``max_fallback_share`` allows.
+more pairs fell back than ``max_fallback_share`` allows. Accepted answers are saved as they come
+in a :class:`ReasoningCheckpoint`, so a run that stopped, failed or was killed resumes where it
+was instead of asking the endpoint again.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
+import json
 import logging
 import re
 import threading
+import uuid
 from collections import Counter
 from typing import Mapping, Sequence
 
@@ -63,6 +68,79 @@ def accept(text: str, label: str) -> str:
     return judgment.reasoning
 
 
+def request_key(model: str, messages: list[dict]) -> str:
+    """What an answer is saved under: the model and everything it was shown.
+
+    >>> request_key("m", [{"role": "user", "content": "q"}]) == request_key("m", [{"role": "user", "content": "q"}])
+    True
+    >>> request_key("m", [{"role": "user", "content": "q"}]) == request_key("n", [{"role": "user", "content": "q"}])
+    False
+    """
+    return hashlib.sha1(json.dumps([model, messages], sort_keys=True).encode("utf-8")).hexdigest()
+
+
+class ReasoningCheckpoint:
+    """Accepted answers of one day's reasoning, saved in parts of ``flush_every`` as they come, at
+    ``uri`` (a local folder or a storage URI: parts are whole files, as object stores require).
+
+    :meth:`load` reads the parts every earlier run of the day left; :meth:`clear` deletes them once
+    the day's examples are written. A killed run loses at most its last unsaved part.
+    """
+
+    def __init__(self, uri: str, flush_every: int = 200):
+        from lore_ml.storage import filesystem
+
+        self.uri, self.flush_every = uri, flush_every
+        self._fs, self._root = filesystem(uri)
+        self._run, self._parts, self._pending, self._lock = uuid.uuid4().hex[:12], 0, [], threading.Lock()
+
+    def _part_paths(self) -> list[str]:
+        import pyarrow.fs
+
+        if self._fs.get_file_info(self._root).type != pyarrow.fs.FileType.Directory:
+            return []
+        return sorted(info.path for info in self._fs.get_file_info(pyarrow.fs.FileSelector(self._root))
+                      if info.base_name.endswith(".jsonl"))
+
+    def load(self) -> dict[str, str]:
+        """{request key: reasoning} of every saved part."""
+        answers = {}
+        for path in self._part_paths():
+            with self._fs.open_input_stream(path) as part:
+                for line in part.read().decode("utf-8").splitlines():
+                    key, reasoning = json.loads(line)
+                    answers[key] = reasoning
+        return answers
+
+    def add(self, key: str, reasoning: str) -> None:
+        with self._lock:
+            self._pending.append((key, reasoning))
+            if len(self._pending) >= self.flush_every:
+                self._write_part()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._write_part()
+
+    def _write_part(self) -> None:
+        if not self._pending:
+            return
+        self._fs.create_dir(self._root, recursive=True)
+        body = "".join(json.dumps(entry) + "\n" for entry in self._pending).encode("utf-8")
+        with self._fs.open_output_stream(f"{self._root}/part-{self._run}-{self._parts:05d}.jsonl") as part:
+            part.write(body)
+        self._parts, self._pending = self._parts + 1, []
+
+    def clear(self) -> None:
+        """Delete every saved part (the day's examples are written: nothing is left to resume)."""
+        import pyarrow.fs
+
+        with self._lock:
+            self._pending = []
+        if self._fs.get_file_info(self._root).type == pyarrow.fs.FileType.Directory:
+            self._fs.delete_dir(self._root)
+
+
 class ReasoningFailed(RuntimeError):
     """More pairs fell back to the template than allowed; the job writes nothing."""
 
@@ -102,6 +180,7 @@ class LlmReasoner:
                                              headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
         self.fallbacks = 0  # pairs that kept the template's reasoning in the last write()
         self.fallback_reasons: Counter = Counter()  # why, in the last write()
+        self.resumed = 0  # answers of the last write() that a checkpoint already held
 
     @staticmethod
     def _retrying():
@@ -144,28 +223,38 @@ class LlmReasoner:
 
         return post()
 
-    def _one(self, request: tuple) -> tuple[str | None, str | None]:
+    def _one(self, messages: list[dict], label: str) -> tuple[str | None, str | None]:
         """(reasoning, None), or (None, why it falls back)."""
-        query, item, facts, label, skeleton = request
         try:
-            return accept(self._ask(chat_prompt(query, item, facts, label, skeleton)), label), None
+            return accept(self._ask(messages), label), None
         except Exception as exc:  # HTTP failure after retries or an unusable answer: keep the template's
-            log.debug("reasoning endpoint fell back on %r: %s", query, exc)
+            log.debug("reasoning endpoint fell back on %r: %s", messages[-1]["content"][-200:], exc)
             return None, _fallback_reason(exc)
 
-    def write(self, requests: Sequence[tuple], progress=None) -> list[str]:
+    def write(self, requests: Sequence[tuple], progress=None, checkpoint: ReasoningCheckpoint | None = None) -> list[str]:
         """Reasoning per (query, item, facts, label, template reasoning), in order; ``progress``
         (a tqdm bar) advances per answer. Raises ReasoningFailed once the fallbacks exceed
-        ``max_fallback_share`` of the requests; no request is sent after that."""
+        ``max_fallback_share`` of the requests; no request is sent after that. With a
+        ``checkpoint``, answers it holds are not asked again and new ones are saved to it."""
         budget = int(self.max_fallback_share * len(requests))
-        self.fallback_reasons = Counter()
+        self.fallback_reasons, self.resumed = Counter(), 0
+        saved = checkpoint.load() if checkpoint is not None else {}
         counting, stop = threading.Lock(), threading.Event()
 
         def one(request: tuple) -> str | None:
             if stop.is_set():
                 return None
-            text, reason = self._one(request)
+            query, item, facts, label, skeleton = request
+            messages = chat_prompt(query, item, facts, label, skeleton)
+            key = request_key(self.model, messages)
+            if key in saved:
+                text, reason = saved[key], None
+            else:
+                text, reason = self._one(messages, label)
+                if text is not None and checkpoint is not None:
+                    checkpoint.add(key, text)
             with counting:
+                self.resumed += key in saved
                 if reason is not None:
                     self.fallback_reasons[reason] += 1
                     if sum(self.fallback_reasons.values()) > budget:
@@ -174,8 +263,12 @@ class LlmReasoner:
                     progress.update(1)
             return text
 
-        with concurrent.futures.ThreadPoolExecutor(self.concurrency) as pool:
-            written = list(pool.map(one, requests))
+        try:
+            with concurrent.futures.ThreadPoolExecutor(self.concurrency) as pool:
+                written = list(pool.map(one, requests))
+        finally:
+            if checkpoint is not None:
+                checkpoint.flush()
         self.fallbacks = sum(self.fallback_reasons.values())
         if stop.is_set():
             raise ReasoningFailed(

@@ -113,54 +113,71 @@ def test_sft_examples_parse_and_carry_their_label(chain):
 
 @pytest.fixture
 def reasoning_server():
-    """An OpenAI-compatible server on a free local port serving one model, ``llm-7b``; its
-    ``answer`` (a dict, changed by the test) is what every chat completion says."""
+    """An OpenAI-compatible server on a free local port serving one model, ``llm-7b``. Its chat
+    completions are a well-formed path until ``script["good"]`` of them were given, then ``script["bad"]``;
+    ``script["asked"]`` counts them."""
     import threading
 
     from flask import Flask, jsonify, request
     from werkzeug.serving import make_server
 
-    app, answer = Flask("reasoning"), {"content": "<think>demands checked by the endpoint: R-BRD-01</think>"}
+    app, lock = Flask("reasoning"), threading.Lock()
+    script = {"good": 10**9, "bad": "L4, clearly", "asked": 0}
     app.add_url_rule("/v1/models", "models", lambda: jsonify({"object": "list", "data": [{"id": "llm-7b"}]}))
 
     @app.post("/v1/chat/completions")
     def chat():
         if request.get_json()["model"] != "llm-7b":
             return jsonify({"error": {"message": "model not found"}}), 404
-        return jsonify({"choices": [{"message": answer}]})
+        with lock:
+            script["asked"] += 1
+            good = script["asked"] <= script["good"]
+        content = "<think>demands checked by the endpoint: R-BRD-01</think>" if good else script["bad"]
+        return jsonify({"choices": [{"message": {"content": content}}]})
 
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", answer, server
+    yield f"http://127.0.0.1:{server.server_port}", script, server
     server.shutdown()
 
 
-def test_sft_reasoning_from_an_endpoint_and_nothing_written_when_it_fails(chain, reasoning_server):
-    """The endpoint's model is found and writes every path; a run whose answers are unusable, or
-    whose endpoint is down, stops with the reason and leaves the day's examples as they were."""
+def test_sft_reasoning_from_an_endpoint_resumes_and_writes_nothing_when_it_fails(chain, reasoning_server):
+    """The endpoint's model is found and writes every path. A run whose answers turn unusable
+    stops with the reason and leaves the day's examples as they were; the re-run asks only for the
+    paths the failed run did not save. An endpoint that is down fails the run before it reads."""
     from jobs import synth_cot
     from lore_ml.config import InputsNotReady
     from lore_ml.cot_llm import ReasoningFailed
 
-    _, job, lakehouse = chain
-    url, answer, server = reasoning_server
+    root, job, lakehouse = chain
+    url, script, server = reasoning_server
+    checkpoint = root / "lake" / "_checkpoints" / "synth_cot" / DS
     cfg = synth_cot.SynthCotConfig.load(overrides={**job, "reasoning_endpoint": url, "max_pairs": 300})
+
+    def examples_now():
+        present = lakehouse.has_partition("gold.sft_examples", DS)
+        return content_hash(lakehouse.read_partition("gold.sft_examples", DS)) if present else None
+
+    before = examples_now()
+    script["good"] = 150
+    with pytest.raises(ReasoningFailed, match="more than max share 0.2 allows; stopped. Why: malformed"):
+        synth_cot.run(cfg)
+    assert examples_now() == before and checkpoint.is_dir()
+
+    script["good"], script["asked"] = 10**9, 0
     counts = synth_cot.run(cfg)
     examples = lakehouse.read_partition("gold.sft_examples", DS)
     assert examples.count() == sum(counts.values()) >= 300
+    assert script["asked"] == sum(counts.values()) - 150  # the 150 saved paths were not asked again
     assert examples.where(~F.col("completion").contains("demands checked by the endpoint")).count() == 0
-    before = content_hash(examples)
-
-    answer["content"] = "L4, clearly"
-    with pytest.raises(ReasoningFailed, match="more than max share 0.2 allows; stopped. Why: malformed"):
-        synth_cot.run(cfg)
-    assert content_hash(lakehouse.read_partition("gold.sft_examples", DS)) == before
+    assert not checkpoint.exists()  # written: nothing left to resume
 
     server.shutdown()
+    written = examples_now()
     with pytest.raises(InputsNotReady, match=f"reasoning endpoint {url} did not list its models"):
         synth_cot.run(cfg)
-    assert content_hash(lakehouse.read_partition("gold.sft_examples", DS)) == before
+    assert examples_now() == written
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from lore_ml.config import InputsNotReady
-from lore_ml.cot_llm import LlmReasoner, ReasoningFailed
+from lore_ml.cot_llm import LlmReasoner, ReasoningCheckpoint, ReasoningFailed
 
 ITEM = {"item_id": "m-1", "title": "Aeroline running shoes", "brand": "Aeroline"}
 
@@ -84,3 +84,39 @@ def test_past_the_fallback_budget_the_run_stops_and_sends_nothing_more():
     good, _ = _endpoint(["m"])
     within = LlmReasoner("http://llm", "m", max_fallback_share=0.1, client=good)
     assert within.write(requests) == ["(4) R-BRD-01"] * 100 and within.fallbacks == 0
+
+
+def test_a_run_that_stopped_resumes_from_its_checkpoint_and_asks_only_the_rest(tmp_path):
+    """The first run saves what it accepted before it stopped; the second asks only for the rest,
+    and clearing the checkpoint (the day is written) removes every part."""
+    broken_after = {"n": 30}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        prompt = json.loads(request.content)["messages"][1]["content"]
+        asked.append(prompt)
+        number = int(prompt.split("Query: q", 1)[1].split("\n", 1)[0])
+        if number >= broken_after["n"]:
+            return httpx.Response(200, json={"choices": [{"message": {"content": "no idea"}}]})
+        return httpx.Response(200, json={"choices": [{"message": {"content": f"<think>q{number}: R-BRD-01</think>"}}]})
+
+    asked = []
+    client = httpx.Client(base_url="http://llm", transport=httpx.MockTransport(handler))
+    requests = [(f"q{n}", ITEM, [], "L2:brand", f"template {n}") for n in range(100)]
+    checkpoint = ReasoningCheckpoint(str(tmp_path / "ckpt"), flush_every=7)
+    with pytest.raises(ReasoningFailed):
+        LlmReasoner("http://llm", "m", concurrency=1, max_fallback_share=0.05, client=client).write(
+            requests, checkpoint=checkpoint)
+    assert len(ReasoningCheckpoint(str(tmp_path / "ckpt")).load()) == 30  # the last, short part is saved too
+
+    asked.clear()
+    broken_after["n"] = 100
+    again = LlmReasoner("http://llm", "m", concurrency=4, client=client)
+    assert again.write(requests, checkpoint=ReasoningCheckpoint(str(tmp_path / "ckpt"))) == [
+        f"q{n}: R-BRD-01" for n in range(100)]
+    assert len(asked) == 70 and again.resumed == 30
+    other_model = LlmReasoner("http://llm", "m2", client=client)
+    asked.clear()
+    other_model.write(requests[:5], checkpoint=ReasoningCheckpoint(str(tmp_path / "ckpt")))
+    assert len(asked) == 5  # what another model wrote is not reused
+    ReasoningCheckpoint(str(tmp_path / "ckpt")).clear()
+    assert not (tmp_path / "ckpt").exists() and ReasoningCheckpoint(str(tmp_path / "ckpt")).load() == {}
