@@ -222,6 +222,8 @@ class EvalConfig(ReportConfig):
                                "refused on test. The report then shows the labels under the fitted rule.")
     think_first: bool = Field(False, description="Generate the reasoning before reading the label (slower); "
                               "default: label-first, as the real-time tier decodes.")
+    max_model_len: int = Field(4096, ge=256, description="Longest prompt + answer in tokens (at most the model's "
+                               "context). An example longer fails the run: a report over the rest would not compare.")
     out_dir: Path = Field(Path("artifacts/eval"), description="Reports go to <out_dir>/<model>-<dataset>-<split>/.")
 
 
@@ -249,8 +251,13 @@ def run_eval(cfg: EvalConfig) -> tuple[dict, Path]:
     labels = read_delta(cfg.lakehouse.table_uri("bronze.human_labels"), columns=["query", "item_id", "rating"])
     labels = labels.to_pandas()
     ratings = labels.dropna().drop_duplicates(["query", "item_id"]).set_index(["query", "item_id"])["rating"]
-    judge = TransformersJudge(InferenceConfig(model_path=cfg.model_path, think_first=cfg.think_first))
+    judge = TransformersJudge(InferenceConfig(model_path=cfg.model_path, think_first=cfg.think_first,
+                                              max_model_len=cfg.max_model_len))
     texts, thoughts, probabilities = judge.read_labels(list(examples["prompt"]))
+    too_long = examples["example_id"][np.isnan(probabilities).any(axis=1)].tolist()
+    if too_long:
+        raise ValueError(f"{len(too_long)} of {len(examples)} examples (e.g. {too_long[0]}) do not fit max_model_len="
+                         f"{cfg.max_model_len} with their answer: raise it (up to the model's context)")
     model_version = judge.model_version
     if cfg.fit_decision:
         judge.decision = fit_decision(probabilities, np.array([LABELS.index(label_level(g)) for g in examples["label"]]))

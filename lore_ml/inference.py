@@ -114,11 +114,13 @@ class Judge:
         """p(L1..L4) per label-first prompt, shape (n, 4), in the order given; NaN rows for prompts too long."""
         return self._label_distribution([as_label_first(p) for p in prompts])
 
-    def _label_distribution(self, texts: list[str]) -> np.ndarray:
-        """p(L1..L4) of the label that follows each text."""
-        token_ids = [self.tokenizer(text, add_special_tokens=False).input_ids + self.shared_ids for text in texts]
+    def _label_distribution(self, texts: list[str | None]) -> np.ndarray:
+        """p(L1..L4) of the label that follows each text; NaN for None (a prompt already too long)."""
+        token_ids = [None if text is None else self.tokenizer(text, add_special_tokens=False).input_ids + self.shared_ids
+                     for text in texts]
         limit = self.cfg.max_model_len - self._budget_and_stop[0]
-        order = sorted((i for i, ids in enumerate(token_ids) if len(ids) <= limit), key=texts.__getitem__)
+        order = sorted((i for i, ids in enumerate(token_ids) if ids is not None and len(ids) <= limit),
+                       key=texts.__getitem__)
         result = np.full((len(texts), len(LABELS)), np.nan)
         if order:
             logprobs = self._label_logprobs([token_ids[i] for i in order])
@@ -126,14 +128,24 @@ class Judge:
             result[order] = probabilities / probabilities.sum(axis=1, keepdims=True)
         return result
 
-    def _answer_prefixes(self, prompts: Sequence[str]) -> tuple[list[str], list[str | None]]:
-        """The text each label follows, and the reasoning generated before it (think-first)."""
+    def _answer_prefixes(self, prompts: Sequence[str]) -> tuple[list[str | None], list[str | None]]:
+        """The text each label follows, and the reasoning generated before it (think-first).
+
+        A think-first prompt with no room for its reasoning and answer within ``max_model_len`` is
+        not generated from (vLLM would refuse the whole batch): its text is None.
+        """
         if not self.cfg.think_first:
             return [as_label_first(p) for p in prompts], [None] * len(prompts)
         heads = [p + THINK_OPEN for p in prompts]
-        thoughts = [t.split(THINK_CLOSE, 1)[0].strip()
-                    for t in self._generate(heads, self.cfg.max_reasoning_tokens, THINK_CLOSE, sample=False)]
-        return [head + thought + THINK_CLOSE for head, thought in zip(heads, thoughts)], thoughts
+        answer_tokens = (self.cfg.max_reasoning_tokens + len(self.tokenizer(THINK_CLOSE, add_special_tokens=False).input_ids)
+                         + len(self.shared_ids) + self._budget_and_stop[0])
+        fits = [len(self.tokenizer(head, add_special_tokens=False).input_ids) + answer_tokens <= self.cfg.max_model_len
+                for head in heads]
+        room = [head for head, fit in zip(heads, fits) if fit]
+        generated = iter(self._generate(room, self.cfg.max_reasoning_tokens, THINK_CLOSE, sample=False) if room else [])
+        thoughts = [next(generated).split(THINK_CLOSE, 1)[0].strip() if fit else None for fit in fits]
+        return [head + thought + THINK_CLOSE if fit else None
+                for head, thought, fit in zip(heads, thoughts, fits)], thoughts
 
     @property
     def _reason_after_label(self) -> bool:
@@ -160,12 +172,12 @@ class Judge:
     def judge(self, prompts: Sequence[str]) -> list[Prediction]:
         return self.finish(*self.read_labels(prompts))
 
-    def read_labels(self, prompts: Sequence[str]) -> tuple[list[str], list[str | None], np.ndarray]:
+    def read_labels(self, prompts: Sequence[str]) -> tuple[list[str | None], list[str | None], np.ndarray]:
         """The first half of :meth:`judge`: answer prefixes, think-first reasoning and p(L1..L4)."""
         texts, thoughts = self._answer_prefixes(prompts)
         return texts, thoughts, self._label_distribution(texts)
 
-    def finish(self, texts: list[str], thoughts: list[str | None], probabilities: np.ndarray) -> list[Prediction]:
+    def finish(self, texts: list[str | None], thoughts: list[str | None], probabilities: np.ndarray) -> list[Prediction]:
         """The second half: labels under :attr:`decision`, then an L2's dimension (and reasoning) decoded."""
         predictions = []
         ok = ~np.isnan(probabilities).any(axis=1)

@@ -40,6 +40,19 @@ def test_a_prompt_too_long_is_a_recorded_failure(teacher):
     assert predictions[0].p is None and "max_model_len=256" in predictions[0].error
 
 
+@pytest.mark.parametrize("backend", ["transformers", "vllm"])
+def test_a_think_first_prompt_without_room_to_reason_fails_alone(teacher, backend):
+    """vLLM refuses a whole batch when one prompt exceeds max_model_len: a think-first prompt with no
+    room for its reasoning is never generated from, and fails with the reason; the others are judged."""
+    judge = TransformersJudge(InferenceConfig(model_path=teacher))
+    room = len(judge.tokenizer(PROMPTS[0], add_special_tokens=False).input_ids) + 80
+    config = InferenceConfig(model_path=teacher, backend=backend, think_first=True, max_model_len=room,
+                             max_reasoning_tokens=32, vllm_compile=False)
+    predictions = make_judge(config).judge([PROMPTS[0], PROMPTS[1] + " and more words" * 100])
+    assert [p.status for p in predictions] == ["ok", "failed"] and predictions[0].p is not None
+    assert predictions[1].p is None and f"max_model_len={room}" in predictions[1].error
+
+
 def test_batching_and_order_do_not_change_probabilities(teacher):
     one_by_one = TransformersJudge(teacher, batch_size=1).label_probabilities(PROMPTS)
     batched = TransformersJudge(teacher, batch_size=5).label_probabilities(PROMPTS[::-1])[::-1]

@@ -206,6 +206,15 @@ def test_eval_writes_a_report_and_a_table_row(chain, tiny_teacher, tmp_path):
     assert rows[0]["report_id"].endswith("/marketplace/test") and json.loads(rows[0]["metrics_json"])["n"] == 6
 
 
+def test_eval_refuses_examples_longer_than_max_model_len(chain, tiny_teacher, tmp_path):
+    from lore_ml.evaluation import EvalConfig, run_eval
+
+    _, job, _ = chain
+    with pytest.raises(ValueError, match=r"6 of 6 examples \(e.g. \w+\) do not fit max_model_len=256"):
+        run_eval(EvalConfig.load(overrides={**job, "model_path": str(tiny_teacher), "max_examples": 6,
+                                            "max_model_len": 256, "out_dir": str(tmp_path / "eval")}))
+
+
 def test_a_decision_rule_fitted_on_dev_is_stored_and_labels_the_test_report(chain, tiny_teacher, tmp_path):
     import shutil
 
