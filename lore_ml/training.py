@@ -54,7 +54,8 @@ class StageConfig(JobConfig):
 class SftConfig(StageConfig):
     """Supervised fine-tuning on gold.sft_examples."""
 
-    max_length: int = Field(2048, ge=16, description="Prompt + completion tokens; longer examples are truncated.")
+    max_length: int = Field(2048, ge=16, description="Prompt + completion tokens; longer examples are left out "
+                            "(cut, they would lose the end of their answer) and counted in a warning.")
     lora: bool = Field(False, description="Train LoRA adapters instead of all weights (merged on save).")
     lora_rank: int = Field(16, ge=1)
     deepspeed: Path | None = Field(None, description="DeepSpeed JSON config (ZeRO stage etc.).")
@@ -89,6 +90,20 @@ def load_examples(cfg: StageConfig, columns: Sequence[str]):
     return Dataset.from_pandas(frame[list(columns)], preserve_index=False)
 
 
+def drop_overlong(dataset, tokenizer, max_length: int, chunk: int = 1000):
+    """(the examples whose prompt + completion + EOS fit in ``max_length`` tokens, how many did not).
+
+    TRL cuts a longer example at its end, which is the completion's end: a think-first answer
+    would lose its label and teach reasoning that stops short.
+    """
+    keep = []
+    for start in range(0, len(dataset), chunk):
+        rows = dataset[start : start + chunk]
+        ids = tokenizer([p + c for p, c in zip(rows["prompt"], rows["completion"])]).input_ids
+        keep.extend(start + i for i, tokens in enumerate(ids) if len(tokens) + 1 <= max_length)
+    return dataset.select(keep), len(dataset) - len(keep)
+
+
 def _trainer_args(cfg: StageConfig) -> dict[str, Any]:
     """Arguments both TRL configs take the same way: steps, batch, logging, device."""
     import torch
@@ -115,6 +130,12 @@ def run_sft(cfg: SftConfig, dataset=None) -> list[dict]:
 
     model, tokenizer = load_causal_lm(cfg.model_path)
     dataset = dataset if dataset is not None else load_examples(cfg, ("prompt", "completion"))
+    dataset, dropped = drop_overlong(dataset, tokenizer, cfg.max_length)
+    if dropped:
+        log.warning("%d of %d examples are longer than max_length=%d tokens and are left out: raise max_length "
+                    "(up to the model's context) to train on them", dropped, dropped + len(dataset), cfg.max_length)
+    if len(dataset) == 0:
+        raise ValueError(f"every example is longer than max_length={cfg.max_length} tokens: raise max_length")
     peft_config = None
     if cfg.lora:
         from peft import LoraConfig

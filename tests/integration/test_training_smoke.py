@@ -48,6 +48,24 @@ def test_sft_logs_a_loss_and_changes_weights(base, tmp_path):
     assert changed(weights(base), tmp_path / "sft")
 
 
+def test_sft_leaves_out_examples_that_would_lose_the_end_of_their_answer(base, tmp_path, caplog):
+    from datasets import Dataset
+
+    from lore_ml.training import drop_overlong
+
+    rows = [{"prompt": prompt(q, t), "completion": format_answer(l, w)} for q, t, l, w in PAIRS]
+    rows.append({"prompt": prompt("stridex sneakers " * 40, "Stridex running shoes"), "completion": format_answer("L4", "ok")})
+    _, tokenizer = load_causal_lm(base)
+    longest_kept = max(len(tokenizer(r["prompt"] + r["completion"]).input_ids) + 1 for r in rows[:-1])
+    kept, dropped = drop_overlong(Dataset.from_list(rows), tokenizer, longest_kept, chunk=2)
+    assert dropped == 1 and kept["prompt"] == [r["prompt"] for r in rows[:-1]]
+    assert drop_overlong(Dataset.from_list(rows), tokenizer, longest_kept - 1)[1] >= 2  # the bound is inclusive
+    run_sft(cfg(SftConfig, base, tmp_path / "sft", max_length=longest_kept), dataset=Dataset.from_list(rows))
+    assert f"1 of 5 examples are longer than max_length={longest_kept} tokens" in caplog.text
+    with pytest.raises(ValueError, match="every example is longer than max_length=16"):
+        run_sft(cfg(SftConfig, base, tmp_path / "none", max_length=16), dataset=Dataset.from_list(rows))
+
+
 def test_sft_with_lora_saves_a_merged_model(base, tmp_path):
     from datasets import Dataset
 
