@@ -6,7 +6,10 @@ query. Each pair gets the teacher's prompt (rules, KG facts, item fields); pairs
 by the same model version with the same prompt (any earlier run or day) are reused, not
 re-judged, so a re-run costs nothing. The rest go to the inference backend of ``judge.backend``
 (vLLM in production, transformers anywhere). Failures are written with ``status=failed`` and
-their reason in ``reasoning``; ``fill_cache`` serves only ``ok``.
+their reason in ``reasoning``; ``fill_cache`` serves only ``ok``. Each ``ok`` judgment is also
+saved as it comes (:class:`lore_ml.checkpoint.RunCheckpoint`, under
+``<lakehouse.root>/_checkpoints/judge_head/<ds>/``), so a run that fails or is killed before
+it writes the table resumes there: the next run of the day judges only the rest.
 
     python -m jobs.judge_head --ds 2026-01-31 --set judge.backend=vllm --set judge.model_path=artifacts/teacher-rl
 """
@@ -14,6 +17,7 @@ their reason in ``reasoning``; ``fill_cache`` serves only ``ok``.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import sys
 import time
@@ -41,6 +45,8 @@ class JudgeHeadConfig(WindowJobConfig):
     max_facts: int = Field(6, ge=0, description="KG facts per prompt (as in training).")
     rules_in_prompt: RulesDigest = Field(DEFAULT_RULES_DIGEST, description="Rules digest (as in training).")
     chunk_size: int = Field(256, ge=1, description="Pairs per backend call (progress granularity).")
+    checkpoint_every: int = Field(2048, ge=1, description="Judgments per saved part of the run's checkpoint "
+                                  "(what a killed run can lose).")
 
 
 def transform_impressions(daily_impressions: DataFrame) -> DataFrame:
@@ -78,6 +84,7 @@ def prompt_hash(prompt: str) -> str:
 class JudgeSummary:
     pairs: int = 0
     reused: int = 0
+    resumed: int = 0
     judged: int = 0
     failed: int = 0
     missing_items: int = 0
@@ -88,7 +95,8 @@ class JudgeSummary:
     def format(self) -> str:
         rate = self.judged / self.seconds if self.seconds else 0.0
         lines = [
-            f"model {self.model_version}: {self.pairs:,} pairs — {self.reused:,} reused, {self.judged:,} judged "
+            f"model {self.model_version}: {self.pairs:,} pairs — {self.reused:,} reused, {self.resumed:,} resumed "
+            f"from an interrupted run, {self.judged:,} judged "
             f"({rate:,.1f}/s), {self.failed:,} failed, {self.missing_items:,} skipped (item not in catalog)",
             f"{'label':<8}{'pairs':>8}",
         ]
@@ -120,12 +128,18 @@ def _previous_judgments(lakehouse, candidates: DataFrame, model_version: str, ds
             for row in transform_previous_judgments(judgments, candidates, model_version).collect()}
 
 
+def _checkpoint_key(model_version: str, key: tuple) -> str:
+    """A judgment's key in the run's checkpoint: the model and (query_hash, item_id, prompt_hash)."""
+    return json.dumps([model_version, *key])
+
+
 def run(cfg: JudgeHeadConfig, judge=None) -> JudgeSummary:
     """Write ``gold.relevance_judgments`` for cfg.ds; ``judge`` overrides the configured backend."""
     import pyarrow as pa
     from tqdm import tqdm
 
     from jobs.rollup_logs import read_window
+    from lore_ml.checkpoint import RunCheckpoint
     from lore_ml.inference import make_judge
     from lore_ml.lakehouse import open_lakehouse, schema_of
     from lore_ml.modeling import model_version as version_of
@@ -145,6 +159,8 @@ def run(cfg: JudgeHeadConfig, judge=None) -> JudgeSummary:
     items = load_items(lakehouse, cfg.ds_str, (item_id for _, _, item_id in pairs))
     kg = load_kg(lakehouse, cfg.ds_str)
     previous = _previous_judgments(lakehouse, candidates, summary.model_version, cfg.ds_str)
+    checkpoint = RunCheckpoint.for_job(cfg.lakehouse, "judge_head", cfg.ds_str, cfg.checkpoint_every)
+    saved = checkpoint.load()
     rows, todo = [], []
     for query, query_hash, item_id in pairs:
         item = items.get(item_id)
@@ -155,25 +171,33 @@ def run(cfg: JudgeHeadConfig, judge=None) -> JudgeSummary:
         key = (query_hash, item_id, prompt_hash(prompt))
         base = {"query_norm": query, "query_hash": query_hash, "item_id": item_id, "prompt_hash": key[2],
                 "model_version": summary.model_version}
-        if key in previous:
-            old = previous[key]
-            rows.append({**base, "label": old["label"], "p": old["p"], "score": old["score"],
-                         "reasoning": old["reasoning"], "status": "ok"})
-            summary.reused += 1
+        done = previous.get(key) or saved.get(_checkpoint_key(summary.model_version, key))
+        if done is not None:
+            rows.append({**base, "label": done["label"], "p": done["p"], "score": done["score"],
+                         "reasoning": done["reasoning"], "status": "ok"})
+            summary.reused += key in previous
+            summary.resumed += key not in previous
         else:
             todo.append((base, prompt))
     if todo:
         judge = judge or make_judge(cfg.judge)
         with tqdm(total=len(todo), desc="judge_head", unit="pair", disable=None, file=sys.stderr) as bar:
-            for start in range(0, len(todo), cfg.chunk_size):
-                chunk = todo[start : start + cfg.chunk_size]
-                for (base, _), pred in zip(chunk, judge.judge([prompt for _, prompt in chunk])):
-                    ok = pred.status == "ok"
-                    rows.append({**base, "label": pred.label or None, "p": pred.p,
-                                 "score": score(pred.p) if pred.p else None,
-                                 "reasoning": pred.reasoning or pred.error, "status": pred.status})
-                    summary.failed += not ok
-                bar.update(len(chunk))
+            try:
+                for start in range(0, len(todo), cfg.chunk_size):
+                    chunk = todo[start : start + cfg.chunk_size]
+                    for (base, _), pred in zip(chunk, judge.judge([prompt for _, prompt in chunk])):
+                        row = {**base, "label": pred.label or None, "p": pred.p,
+                               "score": score(pred.p) if pred.p else None,
+                               "reasoning": pred.reasoning or pred.error, "status": pred.status}
+                        rows.append(row)
+                        if pred.status == "ok":
+                            checkpoint.add(_checkpoint_key(summary.model_version, (base["query_hash"], base["item_id"],
+                                                                                   base["prompt_hash"])),
+                                           {name: row[name] for name in ("label", "p", "score", "reasoning")})
+                        summary.failed += pred.status != "ok"
+                    bar.update(len(chunk))
+            finally:
+                checkpoint.flush()
         summary.judged = len(todo)
     summary.pairs = len(rows)
     summary.labels.update(r["label"] for r in rows if r["status"] == "ok")
@@ -181,6 +205,7 @@ def run(cfg: JudgeHeadConfig, judge=None) -> JudgeSummary:
                                  pa.float64() if f.name == "score" else pa.string())
                         for f in schema_of("gold.relevance_judgments").fields if f.name != "ds"])
     lakehouse.write_arrow(pa.Table.from_pylist(rows, schema=schema), "gold.relevance_judgments", cfg.ds_str)
+    checkpoint.clear()  # written: a re-run reuses the table instead
     summary.seconds = time.perf_counter() - started
     return summary
 

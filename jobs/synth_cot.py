@@ -156,9 +156,9 @@ def run(cfg: SynthCotConfig) -> Counter:
     kg = load_kg(lakehouse, cfg.ds_str)
     checkpoint = None
     if reasoner is not None:
-        from lore_ml.cot_llm import ReasoningCheckpoint
+        from lore_ml.checkpoint import RunCheckpoint
 
-        checkpoint = ReasoningCheckpoint(f"{cfg.lakehouse.table_uri('_checkpoints.synth_cot')}/{cfg.ds_str}")
+        checkpoint = RunCheckpoint.for_job(cfg.lakehouse, "synth_cot", cfg.ds_str)
     with tqdm(total=len(pair_rows), desc="synth-cot", unit="pair", disable=None, file=sys.stderr) as bar:
         examples = synthesize_examples(pair_rows, items, kg, {k: sorted(v) for k, v in vocabulary.items()}, cfg, bar,
                                        reasoner, checkpoint)

@@ -12,7 +12,7 @@ server: :meth:`LlmReasoner.check` asks the endpoint which models it serves befor
 (:class:`~lore_ml.config.InputsNotReady` when it is down or does not serve the model), and
 :meth:`LlmReasoner.write` stops with :class:`ReasoningFailed`, sending nothing more, as soon as
 more pairs fell back than ``max_fallback_share`` allows. Accepted answers are saved as they come
-in a :class:`ReasoningCheckpoint`, so a run that stopped, failed or was killed resumes where it
+in a :class:`~lore_ml.checkpoint.RunCheckpoint`, so a run that stopped, failed or was killed resumes where it
 was instead of asking the endpoint again.
 """
 
@@ -24,10 +24,10 @@ import json
 import logging
 import re
 import threading
-import uuid
 from collections import Counter
 from typing import Mapping, Sequence
 
+from lore_ml.checkpoint import RunCheckpoint
 from lore_ml.config import InputsNotReady
 from lore_ml.prompts import RULE_ID, MalformedOutput, format_answer, format_item, parse_judgment
 from lore_ml.rules import digest
@@ -77,68 +77,6 @@ def request_key(model: str, messages: list[dict]) -> str:
     False
     """
     return hashlib.sha1(json.dumps([model, messages], sort_keys=True).encode("utf-8")).hexdigest()
-
-
-class ReasoningCheckpoint:
-    """Accepted answers of one day's reasoning, saved in parts of ``flush_every`` as they come, at
-    ``uri`` (a local folder or a storage URI: parts are whole files, as object stores require).
-
-    :meth:`load` reads the parts every earlier run of the day left; :meth:`clear` deletes them once
-    the day's examples are written. A killed run loses at most its last unsaved part.
-    """
-
-    def __init__(self, uri: str, flush_every: int = 200):
-        from lore_ml.storage import filesystem
-
-        self.uri, self.flush_every = uri, flush_every
-        self._fs, self._root = filesystem(uri)
-        self._run, self._parts, self._pending, self._lock = uuid.uuid4().hex[:12], 0, [], threading.Lock()
-
-    def _part_paths(self) -> list[str]:
-        import pyarrow.fs
-
-        if self._fs.get_file_info(self._root).type != pyarrow.fs.FileType.Directory:
-            return []
-        return sorted(info.path for info in self._fs.get_file_info(pyarrow.fs.FileSelector(self._root))
-                      if info.base_name.endswith(".jsonl"))
-
-    def load(self) -> dict[str, str]:
-        """{request key: reasoning} of every saved part."""
-        answers = {}
-        for path in self._part_paths():
-            with self._fs.open_input_stream(path) as part:
-                for line in part.read().decode("utf-8").splitlines():
-                    key, reasoning = json.loads(line)
-                    answers[key] = reasoning
-        return answers
-
-    def add(self, key: str, reasoning: str) -> None:
-        with self._lock:
-            self._pending.append((key, reasoning))
-            if len(self._pending) >= self.flush_every:
-                self._write_part()
-
-    def flush(self) -> None:
-        with self._lock:
-            self._write_part()
-
-    def _write_part(self) -> None:
-        if not self._pending:
-            return
-        self._fs.create_dir(self._root, recursive=True)
-        body = "".join(json.dumps(entry) + "\n" for entry in self._pending).encode("utf-8")
-        with self._fs.open_output_stream(f"{self._root}/part-{self._run}-{self._parts:05d}.jsonl") as part:
-            part.write(body)
-        self._parts, self._pending = self._parts + 1, []
-
-    def clear(self) -> None:
-        """Delete every saved part (the day's examples are written: nothing is left to resume)."""
-        import pyarrow.fs
-
-        with self._lock:
-            self._pending = []
-        if self._fs.get_file_info(self._root).type == pyarrow.fs.FileType.Directory:
-            self._fs.delete_dir(self._root)
 
 
 class ReasoningFailed(RuntimeError):
@@ -231,7 +169,7 @@ class LlmReasoner:
             log.debug("reasoning endpoint fell back on %r: %s", messages[-1]["content"][-200:], exc)
             return None, _fallback_reason(exc)
 
-    def write(self, requests: Sequence[tuple], progress=None, checkpoint: ReasoningCheckpoint | None = None) -> list[str]:
+    def write(self, requests: Sequence[tuple], progress=None, checkpoint: RunCheckpoint | None = None) -> list[str]:
         """Reasoning per (query, item, facts, label, template reasoning), in order; ``progress``
         (a tqdm bar) advances per answer. Raises ReasoningFailed once the fallbacks exceed
         ``max_fallback_share`` of the requests; no request is sent after that. With a

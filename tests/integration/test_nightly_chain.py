@@ -238,18 +238,19 @@ def test_a_decision_rule_fitted_on_dev_is_stored_and_labels_the_test_report(chai
 
 class HashJudge:
     """A stand-in teacher with decided answers (label by prompt hash, every 7th a failure), so the
-    job's bookkeeping is checked independently of what a tiny random model happens to output."""
+    job's bookkeeping is checked independently of what a tiny random model happens to output.
+    With ``crash_after`` it raises once it has judged that many prompts (an engine that died)."""
 
-    model_version = "hash-judge@1"
-
-    def __init__(self):
-        self.calls = 0
+    def __init__(self, model_version="hash-judge@1", crash_after=None):
+        self.model_version, self.crash_after, self.calls = model_version, crash_after, 0
 
     def judge(self, prompts):
         import hashlib
 
         from lore_ml.inference import Prediction
 
+        if self.crash_after is not None and self.calls >= self.crash_after:
+            raise RuntimeError("engine died")
         self.calls += len(prompts)
         predictions = []
         for prompt in prompts:
@@ -261,6 +262,28 @@ class HashJudge:
             predictions.append(Prediction(label, p, status="failed" if failed else "ok",
                                           error="greedy: no </label>" if failed else None))
         return predictions
+
+
+def test_judge_head_resumes_a_run_that_died_and_judges_only_the_rest(chain):
+    from jobs import judge_head
+
+    root, job, lakehouse = chain
+    checkpoint = root / "lake" / "_checkpoints" / "judge_head" / DS
+    config = judge_head.JudgeHeadConfig.load(overrides={**job, "max_items_per_query": 3, "chunk_size": 4,
+                                                        "checkpoint_every": 5})
+    dying = HashJudge("hash-judge@resume", crash_after=12)
+    with pytest.raises(RuntimeError, match="engine died"):
+        judge_head.run(config, judge=dying)
+    assert dying.calls == 12 and checkpoint.is_dir()
+    again = HashJudge("hash-judge@resume")
+    summary = judge_head.run(config, judge=again)
+    ok_of_the_dead_run = summary.resumed
+    assert 0 < ok_of_the_dead_run <= 12 and again.calls == summary.judged == summary.pairs - ok_of_the_dead_run
+    judgments = lakehouse.read_partition("gold.relevance_judgments", DS)
+    assert judgments.where(F.col("model_version") != "hash-judge@resume").count() == 0
+    assert judgments.count() == summary.pairs and not checkpoint.exists()
+    fresh = judge_head.run(config, judge=HashJudge("hash-judge@resume"))
+    assert (fresh.reused, fresh.resumed) == (summary.pairs - summary.failed, 0)  # the written table, not the checkpoint
 
 
 @pytest.mark.redis

@@ -186,17 +186,17 @@ def test_a_process_reading_the_bucket_without_spark_exits_cleanly(bucket):
 
 def test_synth_cots_reasoning_checkpoint_saves_resumes_and_clears_in_the_bucket(bucket):
     """The parts of an LLM reasoning run (lore_ml.cot_llm) are whole objects in the bucket."""
-    from lore_ml.cot_llm import ReasoningCheckpoint
+    from lore_ml.checkpoint import RunCheckpoint
 
     uri = f"{bucket.config.root}/_checkpoints/synth_cot/{DS}"
-    assert ReasoningCheckpoint(uri).load() == {}
-    first = ReasoningCheckpoint(uri, flush_every=2)
+    assert RunCheckpoint(uri).load() == {}
+    first = RunCheckpoint(uri, flush_every=2)
     for n in range(5):
         first.add(f"key-{n}", f"path {n}: R-BRD-01")
     first.flush()
-    second = ReasoningCheckpoint(uri)
+    second = RunCheckpoint(uri)
     second.add("key-5", "path 5")
     second.flush()
-    assert ReasoningCheckpoint(uri).load() == {**{f"key-{n}": f"path {n}: R-BRD-01" for n in range(5)}, "key-5": "path 5"}
-    ReasoningCheckpoint(uri).clear()
-    assert ReasoningCheckpoint(uri).load() == {}
+    assert RunCheckpoint(uri).load() == {**{f"key-{n}": f"path {n}: R-BRD-01" for n in range(5)}, "key-5": "path 5"}
+    RunCheckpoint(uri).clear()
+    assert RunCheckpoint(uri).load() == {}

@@ -6,7 +6,8 @@ import httpx
 import pytest
 
 from lore_ml.config import InputsNotReady
-from lore_ml.cot_llm import LlmReasoner, ReasoningCheckpoint, ReasoningFailed
+from lore_ml.checkpoint import RunCheckpoint
+from lore_ml.cot_llm import LlmReasoner, ReasoningFailed
 
 ITEM = {"item_id": "m-1", "title": "Aeroline running shoes", "brand": "Aeroline"}
 
@@ -102,21 +103,21 @@ def test_a_run_that_stopped_resumes_from_its_checkpoint_and_asks_only_the_rest(t
     asked = []
     client = httpx.Client(base_url="http://llm", transport=httpx.MockTransport(handler))
     requests = [(f"q{n}", ITEM, [], "L2:brand", f"template {n}") for n in range(100)]
-    checkpoint = ReasoningCheckpoint(str(tmp_path / "ckpt"), flush_every=7)
+    checkpoint = RunCheckpoint(str(tmp_path / "ckpt"), flush_every=7)
     with pytest.raises(ReasoningFailed):
         LlmReasoner("http://llm", "m", concurrency=1, max_fallback_share=0.05, client=client).write(
             requests, checkpoint=checkpoint)
-    assert len(ReasoningCheckpoint(str(tmp_path / "ckpt")).load()) == 30  # the last, short part is saved too
+    assert len(RunCheckpoint(str(tmp_path / "ckpt")).load()) == 30  # the last, short part is saved too
 
     asked.clear()
     broken_after["n"] = 100
     again = LlmReasoner("http://llm", "m", concurrency=4, client=client)
-    assert again.write(requests, checkpoint=ReasoningCheckpoint(str(tmp_path / "ckpt"))) == [
+    assert again.write(requests, checkpoint=RunCheckpoint(str(tmp_path / "ckpt"))) == [
         f"q{n}: R-BRD-01" for n in range(100)]
     assert len(asked) == 70 and again.resumed == 30
     other_model = LlmReasoner("http://llm", "m2", client=client)
     asked.clear()
-    other_model.write(requests[:5], checkpoint=ReasoningCheckpoint(str(tmp_path / "ckpt")))
+    other_model.write(requests[:5], checkpoint=RunCheckpoint(str(tmp_path / "ckpt")))
     assert len(asked) == 5  # what another model wrote is not reused
-    ReasoningCheckpoint(str(tmp_path / "ckpt")).clear()
-    assert not (tmp_path / "ckpt").exists() and ReasoningCheckpoint(str(tmp_path / "ckpt")).load() == {}
+    RunCheckpoint(str(tmp_path / "ckpt")).clear()
+    assert not (tmp_path / "ckpt").exists() and RunCheckpoint(str(tmp_path / "ckpt")).load() == {}
