@@ -6,11 +6,13 @@ or is killed near the end would otherwise redo every call. :class:`RunCheckpoint
 finished call's result under a key that names everything it depends on (model, prompt), in
 parts of JSON lines at ``<lakehouse.root>/_checkpoints/<job>/<ds>/`` — whole files, as object
 stores require. The next run of the day loads them and skips those calls; once the day's table
-is written the job clears the folder.
+is written the job clears the folder; ``lore expire-partitions`` deletes the folders of days
+that were never run again (:func:`expire_checkpoints`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import threading
@@ -100,3 +102,29 @@ class RunCheckpoint:
             self._pending = []
         if self._fs.get_file_info(self._root).type == pyarrow.fs.FileType.Directory:
             self._fs.delete_dir(self._root)
+
+
+def expire_checkpoints(lakehouse, ds: str, keep_days: int, dry_run: bool = False) -> dict[str, tuple[list[str], int]]:
+    """Delete the checkpoints of days before the ``keep_days`` days ending at ``ds`` (a day whose
+    run failed and was not run again within them will not be); with ``dry_run`` only list them.
+    Returns {job: (expired days, days left)} for every job with checkpoints."""
+    import pyarrow.fs
+
+    from lore_ml.storage import filesystem
+
+    fs, root = filesystem(f"{lakehouse.root.rstrip('/')}/_checkpoints")
+    if fs.get_file_info(root).type != pyarrow.fs.FileType.Directory:
+        return {}
+    first_kept = (dt.date.fromisoformat(ds) - dt.timedelta(days=keep_days - 1)).isoformat()
+    result = {}
+    for job in sorted(fs.get_file_info(pyarrow.fs.FileSelector(root)), key=lambda info: info.base_name):
+        if job.type != pyarrow.fs.FileType.Directory:
+            continue
+        days = sorted(info.base_name for info in fs.get_file_info(pyarrow.fs.FileSelector(job.path))
+                      if info.type == pyarrow.fs.FileType.Directory)
+        expired = [day for day in days if day < first_kept]
+        for day in expired if not dry_run else ():
+            fs.delete_dir(f"{job.path}/{day}")
+            log.info("removed the checkpoint of %s for %s", job.base_name, day)
+        result[job.base_name] = (expired, len(days) - len(expired))
+    return result

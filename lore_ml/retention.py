@@ -12,7 +12,10 @@ before the ``keep_days`` days ending at ``D``:
   and a re-run removes nothing more; the files stay until ``lore vacuum-lakehouse`` deletes them
   past its retention (168 h by default), which is also how long the days can be read back by version;
 * tables that jobs read whole cannot be given a retention (:data:`READ_WHOLE`), and the daily
-  rollups must keep at least the longest window a job reads (``window_days``).
+  rollups must keep at least the longest window a job reads (``window_days``);
+* the run checkpoints of days before the ``checkpoint_keep_days`` ending at ``D`` are deleted
+  (:func:`lore_ml.checkpoint.expire_checkpoints`): a day whose run failed and was not run again
+  within them will not be. This needs no policy.
 
     lore expire-partitions --ds 2026-01-31 --dry-run --set lakehouse.keep_days.bronze.search_log=90
 """
@@ -24,6 +27,7 @@ import logging
 
 from pydantic import Field, model_validator
 
+from lore_ml.checkpoint import expire_checkpoints
 from lore_ml.config import JobConfig
 
 log = logging.getLogger("lore.retention")
@@ -53,6 +57,8 @@ class ExpirePartitionsConfig(JobConfig):
     window_days: int = Field(28, ge=1, description="The longest window of the window jobs: the daily rollups "
                              "(silver.daily_*) must keep at least this many days.")
     dry_run: bool = Field(False, description="List what would be removed; remove nothing.")
+    checkpoint_keep_days: int = Field(7, ge=1, description="Days (ending at ds) whose run checkpoints "
+                                      "(_checkpoints/<job>/<ds>) are kept for a re-run; older ones are deleted.")
 
     @classmethod
     def add_arguments(cls, parser) -> None:
@@ -124,18 +130,31 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cfg = ExpirePartitionsConfig.from_cli(argv, prog="lore expire-partitions")
     policy = cfg.lakehouse.retention()
+    verb = "would remove" if cfg.dry_run else "removed"
+
+    def header(kind: str) -> str:
+        return f"{kind:<30}{'keep days':>10}{verb:>14}{'days left':>11}  from..to"
+
     if not policy:
         print(f"lakehouse {cfg.lakehouse.root}: no lakehouse.keep_days set, every day of every table is kept")
-        return 0
-    verb = "would remove" if cfg.dry_run else "removed"
-    print(f"lakehouse {cfg.lakehouse.root}: days before each table's retention, counted back from {cfg.ds_str}")
-    print(f"{'table':<30}{'keep days':>10}{verb:>14}{'days left':>11}  from..to")
-    for table, keep_days in sorted(policy.items()):
-        result = expire_table(cfg, table, keep_days)
-        if result is None:
-            print(f"{table:<30}{keep_days:>10}{'absent':>14}")
-            continue
-        expired, left = result
-        span = f"{expired[0]}..{expired[-1]}" if expired else "-"
-        print(f"{table:<30}{keep_days:>10}{len(expired):>14}{left:>11}  {span}")
+    else:
+        print(f"lakehouse {cfg.lakehouse.root}: days before each table's retention, counted back from {cfg.ds_str}")
+        print(header("table"))
+        for table, keep_days in sorted(policy.items()):
+            result = expire_table(cfg, table, keep_days)
+            if result is None:
+                print(f"{table:<30}{keep_days:>10}{'absent':>14}")
+                continue
+            _print_row(table, keep_days, *result)
+    checkpoints = expire_checkpoints(cfg.lakehouse, cfg.ds_str, cfg.checkpoint_keep_days, cfg.dry_run)
+    if checkpoints:
+        print(f"run checkpoints older than {cfg.checkpoint_keep_days} days, counted back from {cfg.ds_str}")
+        print(header("checkpoint"))
+        for job, (expired, left) in checkpoints.items():
+            _print_row(f"_checkpoints/{job}", cfg.checkpoint_keep_days, expired, left)
     return 0
+
+
+def _print_row(name: str, keep_days: int, expired: list[str], left: int) -> None:
+    span = f"{expired[0]}..{expired[-1]}" if expired else "-"
+    print(f"{name:<30}{keep_days:>10}{len(expired):>14}{left:>11}  {span}")

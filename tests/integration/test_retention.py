@@ -70,6 +70,29 @@ def test_a_table_not_written_yet_is_reported_absent(lakehouse, capsys):
     assert re.search(re.escape(TABLE) + r" +2 +absent\n", capsys.readouterr().out)
 
 
+def test_run_checkpoints_of_days_not_run_again_are_deleted_without_a_policy(tmp_path, capsys):
+    from lore_ml.checkpoint import RunCheckpoint
+    from lore_ml.config import LakehouseConfig
+
+    lake = LakehouseConfig(root=str(tmp_path / "lake"))
+    for job, day in [("judge_head", "2026-01-20"), ("judge_head", "2026-01-25"), ("synth_cot", "2026-01-24"),
+                     ("synth_cot", "2026-01-31"), ("synth_cot", "2026-02-02")]:  # 02-02: a backfill ahead of ds
+        saving = RunCheckpoint.for_job(lake, job, day)
+        saving.add("key", "value")
+        saving.flush()
+    checkpoints = tmp_path / "lake" / "_checkpoints"
+    every = {str(p.relative_to(checkpoints)) for p in checkpoints.glob("*/*")}
+    command = ["--ds", "2026-01-31", "--set", f"lakehouse.root={lake.root}"]
+    assert expire_main([*command, "--dry-run"]) == 0  # the default keeps 01-25..01-31
+    assert re.search(r"_checkpoints/judge_head +7 +1 +1  2026-01-20..2026-01-20\n"
+                     r"_checkpoints/synth_cot +7 +1 +2  2026-01-24..2026-01-24\n", capsys.readouterr().out)
+    assert {str(p.relative_to(checkpoints)) for p in checkpoints.glob("*/*")} == every
+    assert expire_main([*command, "--set", "checkpoint_keep_days=8"]) == 0  # keeps 01-24..01-31
+    assert re.search(r"_checkpoints/judge_head +8 +1 +1  2026-01-20..2026-01-20\n"
+                     r"_checkpoints/synth_cot +8 +0 +3  -\n", capsys.readouterr().out)
+    assert {str(p.relative_to(checkpoints)) for p in checkpoints.glob("*/*")} == every - {"judge_head/2026-01-20"}
+
+
 @pytest.mark.parametrize(("keep", "problem"), [
     ("bronze.human_labels=30", "bronze.human_labels cannot expire: every label up to ds trains"),
     ("bronze.catalog=30", "bronze.catalog cannot expire: embed_vectors and the pair context read every snapshot"),
