@@ -34,7 +34,8 @@ with DAG(
     stratify = lore_task("stratify", "stratify", spark_job="stratify")
     build_kg = lore_task("build_kg", "build-kg", spark_job="build_kg")
     mine_pairs = lore_task("mine_pairs", "mine-pairs", spark_job="mine_pairs")
-    judge_head = lore_task("judge_head", "judge-head", timeout_h=4)  # driver-side vLLM: not spark-submitted
+    # driver-side vLLM: not spark-submitted; a run that times out resumes on retry from its checkpoint
+    judge_head = lore_task("judge_head", "judge-head", timeout_h=4)
     fill_cache = lore_task("fill_cache", "fill-cache", timeout_h=1)
     embed_vectors = lore_task("embed_vectors", "embed-vectors", spark_job="embed_vectors", timeout_h=2)
     expire_partitions = lore_task("expire_partitions", "expire-partitions", timeout_h=1)

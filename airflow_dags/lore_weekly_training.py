@@ -29,7 +29,8 @@ with DAG(
     default_args=DEFAULT_ARGS,
     tags=["lore", "training"],
 ):
-    synth_cot = lore_task("synth_cot", "synth-cot", spark_job="synth_cot")
+    # hours when an LLM writes the reasoning; a run that times out resumes on retry from its checkpoint
+    synth_cot = lore_task("synth_cot", "synth-cot", spark_job="synth_cot", timeout_h=12)
     sft = lore_task("sft", "train sft", timeout_h=24)
     rl = lore_task("rl", "train rl", timeout_h=12)
     distill = lore_task("distill", "distill", timeout_h=4)

@@ -48,6 +48,8 @@ def test_task_graph(dagbag, dag_id):
         assert task.retries >= 1 and task.execution_timeout is not None
         assert task.bash_command.startswith(os.environ.get("LORE_CLI", "lore"))
         assert ("{{ ds }}" in task.bash_command) == (task.task_id != "vacuum_lakehouse")  # the one task not about a day
+    if dag_id == "lore_weekly_training":  # an LLM writing 50k reasoning paths takes hours
+        assert dag.get_task("synth_cot").execution_timeout.total_seconds() >= 12 * 3600
 
 
 def test_parse_time_under_two_seconds_per_file(dagbag):
