@@ -136,14 +136,16 @@ def run(cfg: SynthCotConfig) -> Counter:
     from lore_ml.lakehouse import open_lakehouse, schema_of
     from lore_ml.pair_context import load_items, load_kg
 
-    reasoner = None
+    reasoner = checkpoint = None
     if cfg.reasoning_endpoint:  # checked first: a server that is down fails the run in seconds, not after the reads
+        from lore_ml.checkpoint import RunCheckpoint
         from lore_ml.cot_llm import LlmReasoner
 
         key = cfg.reasoning_api_key.get_secret_value() if cfg.reasoning_api_key else None
         reasoner = LlmReasoner(cfg.reasoning_endpoint, cfg.reasoning_model, key, cfg.reasoning_concurrency,
                                max_fallback_share=cfg.reasoning_max_fallback_share)
         print(f"[synth-cot] reasoning by {reasoner.check()} at {cfg.reasoning_endpoint}", file=sys.stderr)
+        checkpoint = RunCheckpoint.for_job(cfg.lakehouse, "synth_cot", cfg.ds_str)
     lakehouse = open_lakehouse(cfg)
     pairs = lakehouse.read_partition("silver.training_pairs", cfg.ds_str).where(F.col("confidence") >= cfg.min_confidence)
     pairs = pairs.orderBy(F.xxhash64("query_norm", "item_id")).limit(cfg.max_pairs)
@@ -154,11 +156,6 @@ def run(cfg: SynthCotConfig) -> Counter:
         for dimension, value in item["attributes"].items():
             vocabulary.setdefault(dimension, set()).add(str(value).lower())
     kg = load_kg(lakehouse, cfg.ds_str)
-    checkpoint = None
-    if reasoner is not None:
-        from lore_ml.checkpoint import RunCheckpoint
-
-        checkpoint = RunCheckpoint.for_job(cfg.lakehouse, "synth_cot", cfg.ds_str)
     with tqdm(total=len(pair_rows), desc="synth-cot", unit="pair", disable=None, file=sys.stderr) as bar:
         examples = synthesize_examples(pair_rows, items, kg, {k: sorted(v) for k, v in vocabulary.items()}, cfg, bar,
                                        reasoner, checkpoint)

@@ -22,6 +22,11 @@ from typing import Any
 log = logging.getLogger("lore.checkpoint")
 
 
+def checkpoints_uri(lakehouse) -> str:
+    """Where every job's checkpoints live: ``<root>/_checkpoints`` of a :class:`LakehouseConfig`."""
+    return lakehouse.table_uri("_checkpoints.job").rpartition("/")[0]
+
+
 class RunCheckpoint:
     """Results by key of one job's day, saved in parts of ``flush_every`` as they come, at ``uri``
     (a local folder or a storage URI). A killed run loses at most its last unsaved part.
@@ -48,7 +53,7 @@ class RunCheckpoint:
     @classmethod
     def for_job(cls, lakehouse, job: str, ds: str, flush_every: int = 200) -> "RunCheckpoint":
         """The checkpoint of ``job`` for ``ds`` under the lakehouse root (a :class:`LakehouseConfig`)."""
-        return cls(f"{lakehouse.table_uri(f'_checkpoints.{job}')}/{ds}", flush_every)
+        return cls(f"{checkpoints_uri(lakehouse)}/{job}/{ds}", flush_every)
 
     def _part_paths(self) -> list[str]:
         import pyarrow.fs
@@ -112,7 +117,7 @@ def expire_checkpoints(lakehouse, ds: str, keep_days: int, dry_run: bool = False
 
     from lore_ml.storage import filesystem
 
-    fs, root = filesystem(f"{lakehouse.root.rstrip('/')}/_checkpoints")
+    fs, root = filesystem(checkpoints_uri(lakehouse))
     if fs.get_file_info(root).type != pyarrow.fs.FileType.Directory:
         return {}
     first_kept = (dt.date.fromisoformat(ds) - dt.timedelta(days=keep_days - 1)).isoformat()
