@@ -105,8 +105,7 @@ def run(cfg: EmbedVectorsConfig) -> dict[str, tuple[int, int]]:
     from lore_ml.lakehouse import open_lakehouse, staging_area
 
     lakehouse = open_lakehouse(cfg)
-    if not lakehouse.exists("bronze.catalog") or not lakehouse.has_partition("silver.query_tiers", cfg.ds_str):
-        raise SystemExit(f"need bronze.catalog and silver.query_tiers for ds={cfg.ds_str}: run ingest and stratify")
+    lakehouse.require_partition("silver.query_tiers", cfg.ds_str)  # stratify runs after ingest
     model = encoder_id()
     catalog = lakehouse.read("bronze.catalog").where(F.col("ds") <= cfg.ds_str)
     sources = {
@@ -143,4 +142,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from lore_ml.cli import run_entry_point
+
+    sys.exit(run_entry_point(main))

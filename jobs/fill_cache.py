@@ -26,7 +26,7 @@ from pathlib import Path
 import orjson
 from pydantic import Field
 
-from lore_ml.config import JobConfig
+from lore_ml.config import InputsNotReady, JobConfig
 
 log = logging.getLogger("lore.fill_cache")
 
@@ -142,8 +142,8 @@ def run(cfg: FillCacheConfig, client=None):
         try:
             log.info("%d batches of judgments streamed to %s", len(batches), batches.path)
             if not batches:
-                raise ValueError(f"no ok judgments in gold.relevance_judgments for ds={cfg.ds_str}: "
-                                 "run jobs.judge_head first")
+                raise InputsNotReady(f"no ok judgments in gold.relevance_judgments for ds={cfg.ds_str}: "
+                                     f"run `lore judge-head --ds {cfg.ds_str}` first")
             models = sorted(row["model_version"] for row in judgments.select("model_version").distinct().collect())
             writer = CacheWriter(client or connect(cfg.redis), Keys(cfg.redis.key_prefix), cfg.pending_ttl_s,
                                  cfg.old_version_ttl_s)
@@ -172,4 +172,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from lore_ml.cli import run_entry_point
+
+    sys.exit(run_entry_point(main))

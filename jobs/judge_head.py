@@ -151,6 +151,7 @@ def run(cfg: JudgeHeadConfig, judge=None) -> JudgeSummary:
     lakehouse = open_lakehouse(cfg)
     summary = JudgeSummary(model_version=judge.model_version if judge else version_of(cfg.judge.model_path))
     daily_impressions = read_window(lakehouse, "silver.daily_impressions", cfg)
+    lakehouse.require_partition("silver.query_tiers", cfg.ds_str)
     tiers = lakehouse.read_partition("silver.query_tiers", cfg.ds_str)
     candidates = transform_candidates(transform_impressions(daily_impressions), tiers, cfg)
     pairs = sorted((r["query_norm"], r["query_hash"], r["item_id"]) for r in candidates.collect())

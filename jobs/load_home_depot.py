@@ -24,6 +24,7 @@ from pydantic import Field
 
 from jobs.ingest import IngestConfig, format_counts
 from jobs.ingest import run as run_ingest
+from lore_ml.config import InputsNotReady
 from lore_ml.labels import rating_to_label
 
 log = logging.getLogger("lore.load_home_depot")
@@ -45,7 +46,7 @@ class HomeDepotConfig(IngestConfig):
         parser.add_argument("--raw-root", dest="data.raw_root")
 
 
-class HomeDepotMissing(FileNotFoundError):
+class HomeDepotMissing(InputsNotReady, FileNotFoundError):
     pass
 
 
@@ -111,4 +112,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from lore_ml.cli import run_entry_point
+
+    sys.exit(run_entry_point(main))

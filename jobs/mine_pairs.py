@@ -37,7 +37,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.rollup_logs import COUNTS
-from lore_ml.config import InputsNotReady, WindowJobConfig
+from lore_ml.config import WindowJobConfig
 from lore_ml.spark_udfs import lookup_column, split_column, with_query_norm
 
 log = logging.getLogger("lore.mine_pairs")
@@ -290,9 +290,7 @@ def run(cfg: MinePairsConfig) -> list[tuple]:
     else:
         log.warning("no bronze.human_labels: training pairs are weak labels only")
         gold = lakehouse.spark.createDataFrame([], ", ".join(f"{c} string" for c in GOLD_COLUMNS))
-    if not lakehouse.has_partition("silver.query_tiers", cfg.ds_str):  # the balance is per tier
-        raise InputsNotReady(
-            f"no silver.query_tiers for {cfg.ds_str}: run python -m jobs.stratify --ds {cfg.ds_str} first")
+    lakehouse.require_partition("silver.query_tiers", cfg.ds_str)  # the balance is per tier
     tiers = lakehouse.read_partition("silver.query_tiers", cfg.ds_str)
 
     # Sail keeps no cache(): what several transforms read is staged once.

@@ -153,8 +153,7 @@ def run(cfg: RollupLogsConfig) -> dict[str, int]:
     from lore_ml.lakehouse import open_lakehouse, staging_area
 
     lakehouse = open_lakehouse(cfg)
-    if not lakehouse.has_partition("bronze.search_log", cfg.ds_str):
-        raise InputsNotReady(f"no bronze.search_log rows for {cfg.ds_str}: run jobs.ingest --ds {cfg.ds_str} first")
+    lakehouse.require_partition("bronze.search_log", cfg.ds_str)
     logs = lakehouse.read_partition("bronze.search_log", cfg.ds_str)
     with staging_area(cfg.lakehouse, "rollup_logs", cfg.ds_str) as scratch:
         searches = scratch.stage(transform_daily_searches(logs), "searches")  # read twice

@@ -147,6 +147,7 @@ def run(cfg: SynthCotConfig) -> Counter:
         print(f"[synth-cot] reasoning by {reasoner.check()} at {cfg.reasoning_endpoint}", file=sys.stderr)
         checkpoint = RunCheckpoint.for_job(cfg.lakehouse, "synth_cot", cfg.ds_str)
     lakehouse = open_lakehouse(cfg)
+    lakehouse.require_partition("silver.training_pairs", cfg.ds_str)
     pairs = lakehouse.read_partition("silver.training_pairs", cfg.ds_str).where(F.col("confidence") >= cfg.min_confidence)
     pairs = pairs.orderBy(F.xxhash64("query_norm", "item_id")).limit(cfg.max_pairs)
     pair_rows = [r.asDict() for r in pairs.select("query", "item_id", "label", "dimension", "source", "split").collect()]

@@ -320,4 +320,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from lore_ml.cli import run_entry_point
+
+    sys.exit(run_entry_point(main))

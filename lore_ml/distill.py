@@ -45,7 +45,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from lore_ml.config import JobConfig, _Section
+from lore_ml.config import InputsNotReady, JobConfig, _Section
 from lore_ml.labels import DATASETS, DatasetName
 
 NOT_PROMOTED = 99
@@ -119,32 +119,33 @@ class DistillConfig(JobConfig):
         return self.out_dir / ("current" if self.student == "representation" else "current-cross")
 
 
-def _read(cfg: DistillConfig, table: str, **filters) -> "pd.DataFrame":  # noqa: F821
-    from deltalake import DeltaTable
-
+def _read(cfg: DistillConfig, table: str, **filters) -> "pd.DataFrame | None":  # noqa: F821
+    """The rows of ``table`` equal to ``filters``, or None when there is no such table yet."""
     from lore_ml.lakehouse import read_delta
 
-    uri = cfg.lakehouse.table_uri(table)
-    if not DeltaTable.is_deltatable(uri):
+    try:
+        return read_delta(cfg.lakehouse, table, filters=[(k, "=", v) for k, v in filters.items()]).to_pandas()
+    except InputsNotReady:
         return None
-    return read_delta(uri, filters=[(k, "=", v) for k, v in filters.items()]).to_pandas()
 
 
 def labelled_pairs(cfg: DistillConfig):
     """Human-labelled (query_norm, item_id, level, split) pairs of ``ds``, the items' fields, and the
     split of every human-labelled query (of any dataset, before ``max_pairs``)."""
     from lore_ml.labels import LABELS, label_level, of_dataset
+    from lore_ml.lakehouse import read_delta
 
     pairs = _read(cfg, "silver.training_pairs", ds=cfg.ds_str, source="gold")
     if pairs is None or pairs.empty:
-        raise SystemExit(f"no human-labelled pairs in silver.training_pairs for ds={cfg.ds_str}: run mine-pairs")
+        raise InputsNotReady(f"no human-labelled pairs in silver.training_pairs for ds={cfg.ds_str}: "
+                             f"run `lore mine-pairs --ds {cfg.ds_str}` first")
     query_split = dict(zip(pairs["query_norm"], pairs["split"]))
     pairs = of_dataset(pairs, cfg.dataset)
     pairs = pairs.sort_values(["query_norm", "item_id"]).reset_index(drop=True)
     if cfg.max_pairs:
         pairs = pairs.head(cfg.max_pairs)
     pairs["level"] = [LABELS.index(label_level(label)) for label in pairs["label"]]
-    catalog = _read(cfg, "bronze.catalog")
+    catalog = read_delta(cfg.lakehouse, "bronze.catalog").to_pandas()
     catalog = catalog[catalog["ds"] <= cfg.ds_str].sort_values("ds").drop_duplicates("item_id", keep="last")
     items = {row.item_id: row._asdict() for row in catalog[["item_id", "title", "brand", "category"]].itertuples(index=False)}
     pairs = pairs[pairs["item_id"].isin(items)].reset_index(drop=True)
@@ -190,15 +191,11 @@ def target_distributions(cfg: DistillConfig, pairs, teacher: np.ndarray) -> np.n
 
 def tower_vectors(cfg: DistillConfig, table: str, key: str) -> tuple[list[str], np.ndarray]:
     """(keys, vectors) of ``table`` at ``ds``, written by ``jobs/embed_vectors.py``."""
-    from deltalake import DeltaTable
-
     from lore_ml.lakehouse import read_delta
 
-    uri = cfg.lakehouse.table_uri(table)
-    rows = read_delta(uri, columns=[key, "vector"], filters=[("ds", "=", cfg.ds_str)]) \
-        if DeltaTable.is_deltatable(uri) else None
-    if rows is None or rows.num_rows == 0:
-        raise SystemExit(f"no {table} for ds={cfg.ds_str}: run `lore embed-vectors --ds {cfg.ds_str}` first")
+    rows = read_delta(cfg.lakehouse, table, columns=[key, "vector"], filters=[("ds", "=", cfg.ds_str)])
+    if rows.num_rows == 0:
+        raise InputsNotReady(f"no {table} for ds={cfg.ds_str}: run `lore embed-vectors --ds {cfg.ds_str}` first")
     rows = rows.sort_by(key)
     flat = np.asarray(rows["vector"].combine_chunks().flatten(), dtype=np.float32)
     return rows[key].to_pylist(), flat.reshape(rows.num_rows, -1)
@@ -347,8 +344,8 @@ def train_representation(cfg: DistillConfig, pairs, items, targets: np.ndarray) 
     item_row = {item_id: row for row, item_id in enumerate(item_ids)}
     missing_items = sorted(set(pairs["item_id"]) - set(item_row))
     if missing_items:
-        raise SystemExit(f"{len(missing_items):,} labelled items (e.g. {missing_items[0]}) have no vector in "
-                         f"silver.item_vectors for ds={cfg.ds_str}: run `lore embed-vectors --ds {cfg.ds_str}`")
+        raise InputsNotReady(f"{len(missing_items):,} labelled items (e.g. {missing_items[0]}) have no vector in "
+                             f"silver.item_vectors for ds={cfg.ds_str}: run `lore embed-vectors --ds {cfg.ds_str}`")
     query_vectors = dict(zip(tower_queries, tower_query_vectors))
     unseen = sorted(set(pairs["query_norm"]) - set(query_vectors))  # labelled queries outside head/mid
     print(f"[distill] {len(item_ids):,} item and {len(tower_queries):,} query vectors from Delta; "
@@ -447,8 +444,8 @@ def transfer_set(cfg: DistillConfig, pairs, items) -> tuple["pd.DataFrame", dict
 
     teacher_dir = cfg.cross.transfer_teacher
     if not (teacher_dir / "manifest.json").is_file():
-        raise SystemExit(f"cross.transfer_teacher={teacher_dir} is not a cross-encoder student directory (no "
-                         f"manifest.json): train one with `lore distill --student cross` first")
+        raise InputsNotReady(f"cross.transfer_teacher={teacher_dir} is not a cross-encoder student directory (no "
+                             f"manifest.json): train one with `lore distill --student cross` first")
     teacher = CrossEncoderStudent(teacher_dir)
     chosen = transfer_pairs(pairs, items, cfg.cross.transfer_per_query)
     queries = np.array([query for query, _ in chosen], dtype=object)
@@ -535,4 +532,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from lore_ml.cli import run_entry_point
+
+    sys.exit(run_entry_point(main))

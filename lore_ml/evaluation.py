@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 from pydantic import Field
 
-from lore_ml.config import JobConfig
+from lore_ml.config import InputsNotReady, JobConfig
 from lore_ml.labels import DATASETS, GAINS, LABELS, RELEVANT_LABELS, DatasetName, label_level, of_dataset
 
 
@@ -241,14 +241,15 @@ def run_eval(cfg: EvalConfig) -> tuple[dict, Path]:
         raise ValueError("the decision rule is fitted on dev (or train), never on the test split it is reported on")
 
     examples = read_delta(
-        cfg.lakehouse.table_uri("gold.sft_examples"), columns=["example_id", "query", "item_id", "label", "prompt"],
+        cfg.lakehouse, "gold.sft_examples", columns=["example_id", "query", "item_id", "label", "prompt"],
         filters=[("ds", "=", cfg.ds_str), ("split", "=", cfg.split), ("kind", "=", "gold")],
     ).to_pandas().sort_values("example_id")
     examples = of_dataset(examples, cfg.dataset)
     examples = examples.head(cfg.max_examples) if cfg.max_examples else examples
     if examples.empty:
-        raise ValueError(f"no human-labelled examples for ds={cfg.ds_str} split={cfg.split} dataset={cfg.dataset}")
-    labels = read_delta(cfg.lakehouse.table_uri("bronze.human_labels"), columns=["query", "item_id", "rating"])
+        raise InputsNotReady(f"no human-labelled examples in gold.sft_examples for ds={cfg.ds_str} split={cfg.split} "
+                             f"dataset={cfg.dataset}: run `lore synth-cot --ds {cfg.ds_str}` first")
+    labels = read_delta(cfg.lakehouse, "bronze.human_labels", columns=["query", "item_id", "rating"])
     labels = labels.to_pandas()
     ratings = labels.dropna().drop_duplicates(["query", "item_id"]).set_index(["query", "item_id"])["rating"]
     judge = TransformersJudge(InferenceConfig(model_path=cfg.model_path, think_first=cfg.think_first,

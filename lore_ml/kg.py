@@ -69,9 +69,9 @@ class KnowledgeGraph:
         (:func:`lore_ml.lakehouse.read_delta`)."""
         from lore_ml.lakehouse import read_delta
 
-        edges = read_delta(lakehouse.table_uri("silver.kg_edges"), columns=["src", "dst", "edge_type", "confidence"],
+        edges = read_delta(lakehouse, "silver.kg_edges", columns=["src", "dst", "edge_type", "confidence"],
                            filters=[("ds", "=", ds), ("edge_type", "in", list(RETRIEVED_EDGE_TYPES))])
-        nodes = read_delta(lakehouse.table_uri("silver.kg_nodes"), columns=["name"],
+        nodes = read_delta(lakehouse, "silver.kg_nodes", columns=["name"],
                            filters=[("ds", "=", ds), ("node_type", "=", "brand")])
         rows = zip(*(edges.column(c).to_pylist() for c in ("src", "dst", "edge_type", "confidence")))
         return cls.from_edges(rows, brands=nodes.column("name").to_pylist())

@@ -35,7 +35,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from lore_ml.config import LakehouseConfig
+from lore_ml.config import InputsNotReady, LakehouseConfig
 from lore_ml.storage import filesystem
 
 log = logging.getLogger("lore.lakehouse")
@@ -201,6 +201,28 @@ QUARANTINE_SOURCES = ("search_log", "catalog", "human_labels")
 for _source in QUARANTINE_SOURCES:
     SCHEMAS[f"quarantine.{_source}"] = QUARANTINE_SCHEMA
 
+# The command that writes each table: what a reader that finds no table tells the user to run.
+WRITTEN_BY: dict[str, str] = {
+    **{table: "lore ingest" for table in SCHEMAS if table.startswith(("bronze.", "quarantine."))},
+    **dict.fromkeys(("silver.daily_searches", "silver.daily_impressions", "silver.daily_position_ratios"),
+                    "lore rollup-logs"),
+    "silver.query_tiers": "lore stratify",
+    "silver.kg_nodes": "lore build-kg",
+    "silver.kg_edges": "lore build-kg",
+    "silver.training_pairs": "lore mine-pairs",
+    "silver.item_vectors": "lore embed-vectors",
+    "silver.query_vectors": "lore embed-vectors",
+    "gold.sft_examples": "lore synth-cot",
+    "gold.relevance_judgments": "lore judge-head",
+    "gold.eval_reports": "lore eval",
+}
+
+
+def missing_table(config: LakehouseConfig, table: str) -> InputsNotReady:
+    """The error of a reader that finds no ``table``: where it looked and what writes it."""
+    return InputsNotReady(f"no {table} at {config.table_uri(table)}: run `{WRITTEN_BY[table]}` first "
+                          "(for the days this one reads)")
+
 
 class SchemaMismatch(ValueError):
     """A DataFrame does not match the schema of the table it is written to."""
@@ -320,9 +342,11 @@ class Lakehouse:
     def read(self, table: str) -> DataFrame:
         """The whole table, columns in schema order (Sail returns partition columns last). A column
         this version added and the stored table lacks yet (not migrated, not written since the
-        upgrade) reads as null."""
-        df = self.spark.read.format("delta").load(self.uri(table))
+        upgrade) reads as null. Raises :class:`InputsNotReady` when there is no such table yet."""
         changes = schema_changes(self.config, table)
+        if changes is None:
+            raise missing_table(self.config, table)
+        df = self.spark.read.format("delta").load(self.uri(table))
         if changes and changes.conflicts:
             raise SchemaMismatch(f"{table} at {self.uri(table)} does not hold what this version reads: "
                                  f"{'; '.join(changes.conflicts)}")
@@ -382,6 +406,13 @@ class Lakehouse:
     def has_partition(self, table: str, ds: str) -> bool:
         """Whether ``table`` has rows for exactly ``ds``."""
         return self.latest_partition(table, ds) == ds
+
+    def require_partition(self, table: str, ds: str) -> None:
+        """Raise :class:`InputsNotReady` unless ``table`` holds ``ds`` (its writer not run for that
+        day): a job fed an empty day would write an empty day of its own and exit 0."""
+        if ds not in self.partitions(table):
+            raise InputsNotReady(f"no {table} rows for ds={ds} (not written for that day, or written empty): "
+                                 f"run `{WRITTEN_BY[table]} --ds {ds}` first")
 
     def read_snapshot(self, table: str, ds: str) -> DataFrame | None:
         """The newest partition at or before ``ds``, or None when there is none."""
@@ -595,10 +626,12 @@ def conform(df: DataFrame, expected: StructType, table: str) -> DataFrame:
     return df.select(*expected.fieldNames())
 
 
-def read_delta(uri: str, columns: list[str] | None = None, filters: list[tuple] | None = None):
-    """The rows of the Delta table at ``uri`` as a ``pyarrow.Table``, without Spark: ``columns``
-    (default all) of the rows matching ``filters`` (``[("ds", "=", day), ("kind", "in", [...])]``,
-    all of them; a ``ds`` filter skips the other days' files).
+def read_delta(config: LakehouseConfig, table: str, columns: list[str] | None = None,
+               filters: list[tuple] | None = None):
+    """The rows of ``table`` as a ``pyarrow.Table``, without Spark: ``columns`` (default all) of
+    the rows matching ``filters`` (``[("ds", "=", day), ("kind", "in", [...])]``, all of them; a
+    ``ds`` filter skips the other days' files). Raises :class:`InputsNotReady` when there is no
+    such table yet.
 
     deltalake lists the table's current files and pyarrow reads them through its own filesystem
     for the URI. Left to its own file handler, deltalake's read from S3 is right but the process
@@ -609,6 +642,9 @@ def read_delta(uri: str, columns: list[str] | None = None, filters: list[tuple] 
     import pyarrow.parquet as pq
     from deltalake import DeltaTable
 
+    uri = config.table_uri(table)
+    if not DeltaTable.is_deltatable(uri):
+        raise missing_table(config, table)
     fs, path = filesystem(uri)
     dataset = DeltaTable(uri).to_pyarrow_dataset(filesystem=pyarrow.fs.SubTreeFileSystem(path, fs))
     return dataset.to_table(columns=columns, filter=pq.filters_to_expression(filters) if filters else None)

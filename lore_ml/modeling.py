@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from lore_ml.config import InputsNotReady
+
 SPECIAL_TOKENS = ["<|endoftext|>", "<|pad|>", "<think>", "</think>", "<label>", "</label>"]
 ANSWER_TAGS = frozenset(SPECIAL_TOKENS[2:])
 """The answer tags are single tokens, so a label-first answer's label sits in the first tokens."""
@@ -107,8 +109,13 @@ def init_teacher(texts: Iterable[str], out_dir: str | Path, spec: TinyQwenSpec =
     return out
 
 
-class NotAModelDirectory(FileNotFoundError):
-    pass
+class NotAModelDirectory(InputsNotReady, FileNotFoundError):
+    """A model path with no model in it yet (an upstream training stage not run, or a typo)."""
+
+
+def require_model_directory(path: Path) -> None:
+    if not (path / "config.json").is_file():
+        raise NotAModelDirectory(f"{path} is not a Hugging Face model directory (no config.json)")
 
 
 def load_causal_lm(path: str | Path, dtype: str = "auto"):
@@ -116,8 +123,7 @@ def load_causal_lm(path: str | Path, dtype: str = "auto"):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = Path(path)
-    if not (path / "config.json").is_file():
-        raise NotAModelDirectory(f"{path} is not a Hugging Face model directory (no config.json)")
+    require_model_directory(path)
     tokenizer = keep_answer_tags(AutoTokenizer.from_pretrained(path))
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     if tokenizer.pad_token is None:
@@ -139,8 +145,7 @@ def model_version(path: str | Path) -> str:
     manifest = path / "lore_manifest.json"
     if manifest.is_file() and (version := json.loads(manifest.read_text()).get("version")):
         return str(version)
-    if not (path / "config.json").is_file():
-        raise NotAModelDirectory(f"{path} is not a Hugging Face model directory (no config.json)")
+    require_model_directory(path)
     digest = hashlib.sha1((path / "config.json").read_bytes())
     for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
         digest.update(f"{weights.name}:{weights.stat().st_size}".encode())

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from pydantic import Field
 
+from lore_ml.config import InputsNotReady
 from lore_ml.evaluation import EvalConfig, ReportConfig, run_eval
 
 log = logging.getLogger("lore.promotion")
@@ -57,28 +58,28 @@ def gate(candidate: dict, champion: dict | None, max_acc2_drop: float) -> tuple[
 
 def evaluation_report(cfg: PromoteConfig, model_version: str) -> dict | None:
     """The metrics of ``model_version``'s report on the configured dataset/split for ``ds``, if any."""
-    from deltalake import DeltaTable
-
     from lore_ml.lakehouse import read_delta
 
-    uri = cfg.lakehouse.table_uri("gold.eval_reports")
-    if not DeltaTable.is_deltatable(uri):
-        return None
     report_id = f"{model_version}/{cfg.dataset}/{cfg.split}"  # label-first, the format the gate compares
-    rows = read_delta(uri, filters=[("ds", "=", cfg.ds_str), ("report_id", "=", report_id)]).to_pandas()
+    try:
+        rows = read_delta(cfg.lakehouse, "gold.eval_reports",
+                          filters=[("ds", "=", cfg.ds_str), ("report_id", "=", report_id)]).to_pandas()
+    except InputsNotReady:  # no model evaluated yet
+        return None
     return json.loads(rows["metrics_json"].iloc[0]) if len(rows) else None
 
 
 def promote(cfg: PromoteConfig) -> tuple[bool, str]:
-    from lore_ml.modeling import model_version, write_manifest
+    from lore_ml.modeling import model_version, require_model_directory, write_manifest
 
+    require_model_directory(cfg.model_path)
     if not (cfg.model_path / "lore_manifest.json").is_file():  # an outside checkpoint: pin its version first
         write_manifest(cfg.model_path, stage="external")
     candidate_version = model_version(cfg.model_path)
     candidate = evaluation_report(cfg, candidate_version)
     if candidate is None:
-        raise SystemExit(f"no {cfg.dataset}/{cfg.split} report for {candidate_version} in gold.eval_reports "
-                         f"ds={cfg.ds_str}: run `lore eval --model {cfg.model_path} --split {cfg.split}` first")
+        raise InputsNotReady(f"no {cfg.dataset}/{cfg.split} report for {candidate_version} in gold.eval_reports "
+                             f"ds={cfg.ds_str}: run `lore eval --model {cfg.model_path} --split {cfg.split}` first")
     champion = None
     if (cfg.champion_dir / "config.json").is_file():
         champion_version = model_version(cfg.champion_dir)
@@ -120,4 +121,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from lore_ml.cli import run_entry_point
+
+    sys.exit(run_entry_point(main))

@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 from pydantic import Field
 
-from lore_ml.config import JobConfig
+from lore_ml.config import InputsNotReady, JobConfig
 from lore_ml.labels import DatasetName
 
 log = logging.getLogger("lore.training")
@@ -78,15 +78,14 @@ def load_examples(cfg: StageConfig, columns: Sequence[str]):
     from lore_ml.labels import of_dataset
     from lore_ml.lakehouse import read_delta
 
-    table = read_delta(cfg.lakehouse.table_uri("gold.sft_examples"),
-                       columns=list(dict.fromkeys(["example_id", "item_id", *columns])),
-                       filters=[("ds", "=", cfg.ds_str), ("split", "=", cfg.split)])
+    table = read_delta(cfg.lakehouse, "gold.sft_examples",
+                       columns=list(dict.fromkeys(["example_id", "item_id", *columns])), filters=[("ds", "=", cfg.ds_str), ("split", "=", cfg.split)])
     frame = of_dataset(table.to_pandas(), cfg.dataset).sort_values("example_id").reset_index(drop=True)
     if cfg.max_examples is not None:
         frame = frame.head(cfg.max_examples)
     if frame.empty:
-        raise ValueError(f"no gold.sft_examples for ds={cfg.ds_str} split={cfg.split} dataset={cfg.dataset}: "
-                         "run `lore synth-cot` first")
+        raise InputsNotReady(f"no gold.sft_examples for ds={cfg.ds_str} split={cfg.split} dataset={cfg.dataset}: "
+                             f"run `lore synth-cot --ds {cfg.ds_str}` first")
     return Dataset.from_pandas(frame[list(columns)], preserve_index=False)
 
 

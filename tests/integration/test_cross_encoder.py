@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pytest
 
+from lore_ml.config import InputsNotReady
+
 torch = pytest.importorskip("torch")
 
 QUERIES = ["cordless drill", "cordless drill", "brass lamp", "brass lamp", "wool scarf", "wool scarf"] * 3
@@ -63,5 +65,5 @@ def test_the_transfer_set_is_labelled_by_the_teacher_students_p(tmp_path):
     assert summary == {"teacher": "cross-student@teacher", "pairs": 2}
 
     cfg = DistillConfig.load(overrides={"ds": "2026-01-31", "cross": {"transfer_teacher": str(tmp_path)}})
-    with pytest.raises(SystemExit, match="not a cross-encoder student directory"):
+    with pytest.raises(InputsNotReady, match="not a cross-encoder student directory"):
         transfer_set(cfg, pairs, items)

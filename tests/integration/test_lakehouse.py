@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from lore_ml.lakehouse import SCHEMAS, SchemaMismatch, content_hash, migrate_main, staging_area, vacuum_main
+from lore_ml.lakehouse import SCHEMAS, WRITTEN_BY, SchemaMismatch, content_hash, migrate_main, staging_area, vacuum_main
 
 LABEL_COLUMNS = "query string, item_id string, label string, dimension string, rating double, split string, source string"
 
@@ -20,6 +20,10 @@ def labels(spark, rows):
 def test_every_table_is_partitioned_by_ds():
     for name, schema in SCHEMAS.items():
         assert schema.fieldNames()[-1] == "ds", name
+
+
+def test_every_table_names_the_command_that_writes_it():  # what a reader that finds none says to run
+    assert set(WRITTEN_BY) == set(SCHEMAS)
 
 
 def test_write_rejects_missing_extra_and_mistyped_columns(lakehouse, sail_spark):

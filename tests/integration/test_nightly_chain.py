@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 
 from jobs import mine_pairs, stratify
 from jobs.generate_marketplace import GenerateConfig, generate
-from lore_ml.config import PROJECT_ROOT, LakehouseConfig
+from lore_ml.config import PROJECT_ROOT, InputsNotReady, LakehouseConfig
 from lore_ml.lakehouse import Lakehouse, content_hash
 from lore_ml.marketplace import MarketplaceTruth
 
@@ -74,7 +74,8 @@ def test_no_query_in_two_splits_and_rerun_is_idempotent(chain):
 def test_mine_pairs_refuses_a_day_without_query_tiers(chain):
     _, job, lakehouse = chain
     day_before = "2026-01-30"  # rolled up, but stratify never ran for it
-    with pytest.raises(RuntimeError, match=f"no silver.query_tiers for {day_before}: run python -m jobs.stratify"):
+    with pytest.raises(InputsNotReady, match=f"no silver.query_tiers rows for ds={day_before} .*: "
+                                             f"run `lore stratify --ds {day_before}` first"):
         mine_pairs.run(mine_pairs.MinePairsConfig.load(overrides={**job, "ds": day_before}))
     assert not lakehouse.has_partition("silver.training_pairs", day_before)
 

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from lore_ml.config import InputsNotReady
 from lore_ml.modeling import model_version, write_manifest
 from lore_ml.promotion import NOT_PROMOTED, PromoteConfig, main, promote
 
@@ -51,7 +52,7 @@ def test_promoting_without_an_evaluation_says_what_to_run(lakehouse, tmp_path):
     report(lakehouse, (fake_model(tmp_path / "other", b"y"), {"macro_f1": 0.1, "acc2": 0.5}))
     cfg = PromoteConfig.load(overrides={"ds": DS, "lakehouse": {"root": lakehouse.config.root},
                                         "model_path": str(model), "champion_dir": str(tmp_path / "champion")})
-    with pytest.raises(SystemExit, match="run `lore eval --model"):
+    with pytest.raises(InputsNotReady, match="run `lore eval --model"):
         promote(cfg)
 
 
