@@ -79,7 +79,8 @@ def load_examples(cfg: StageConfig, columns: Sequence[str]):
     from lore_ml.lakehouse import read_delta
 
     table = read_delta(cfg.lakehouse, "gold.sft_examples",
-                       columns=list(dict.fromkeys(["example_id", "item_id", *columns])), filters=[("ds", "=", cfg.ds_str), ("split", "=", cfg.split)])
+                       columns=list(dict.fromkeys(["example_id", "item_id", *columns])),
+                       filters=[("ds", "=", cfg.ds_str), ("split", "=", cfg.split)])
     frame = of_dataset(table.to_pandas(), cfg.dataset).sort_values("example_id").reset_index(drop=True)
     if cfg.max_examples is not None:
         frame = frame.head(cfg.max_examples)
