@@ -43,16 +43,32 @@ COMMANDS = {
 }
 
 
+def _stop_on_sigterm(signum: int, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run_entry_point(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
     """``main(argv)``'s exit status; a job whose inputs are not ready ends with one line on stderr
-    and status 1 instead of a traceback (what an Airflow task log shows last either way)."""
+    and status 1 instead of a traceback (what an Airflow task log shows last either way).
+
+    SIGTERM (what Airflow sends a task past its timeout, or one marked failed) becomes
+    ``SystemExit(143)`` in the main thread, so the job's ``finally`` blocks run on the way out: a
+    long run saves its checkpoint and removes its staging area instead of dying with them."""
+    import signal
+    import threading
+
     from lore_ml.config import InputsNotReady
 
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if in_main_thread else None
     try:
         return main(argv)
     except InputsNotReady as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: list[str] | None = None) -> int:

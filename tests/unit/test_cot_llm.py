@@ -121,3 +121,48 @@ def test_a_run_that_stopped_resumes_from_its_checkpoint_and_asks_only_the_rest(t
     assert len(asked) == 5  # what another model wrote is not reused
     RunCheckpoint(str(tmp_path / "ckpt")).clear()
     assert not (tmp_path / "ckpt").exists() and RunCheckpoint(str(tmp_path / "ckpt")).load() == {}
+
+
+
+SIGTERMED_RUN = """
+import os, signal, sys, time
+import httpx
+from lore_ml.checkpoint import RunCheckpoint
+from lore_ml.cli import run_entry_point
+from lore_ml.cot_llm import LlmReasoner
+
+asked = []
+
+def handler(request):
+    asked.append(request)
+    if len(asked) == 10:
+        os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.01)
+    return httpx.Response(200, json={"choices": [{"message": {"content": "<think>(4) R-BRD-01</think>"}}]})
+
+def main(argv):
+    client = httpx.Client(base_url="http://llm", transport=httpx.MockTransport(handler))
+    requests = [(f"q{n}", {"item_id": "m-1", "title": "shoes"}, [], "L2:brand", "template") for n in range(500)]
+    try:
+        LlmReasoner("http://llm", "m", concurrency=2, client=client).write(
+            requests, checkpoint=RunCheckpoint(sys.argv[1], flush_every=1000))
+    finally:
+        print(len(asked))
+    return 0
+
+sys.exit(run_entry_point(main))
+"""
+
+
+def test_sigterm_stops_the_run_at_once_and_saves_the_answers_that_came(tmp_path):
+    """What Airflow sends a task past its timeout: the queued requests are dropped, the ones in
+    flight end, their answers are saved for the retry, and the command exits with 143."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", SIGTERMED_RUN, str(tmp_path / "ckpt")], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 143, run.stderr[-2000:]
+    asked = int(run.stdout)
+    assert 10 <= asked < 50
+    assert len(RunCheckpoint(str(tmp_path / "ckpt")).load()) == asked
