@@ -120,6 +120,7 @@ class SpilledBatches(Sequence):
 
 def run(cfg: FillCacheConfig, client=None):
     """Fill and switch; returns :class:`lore_ml.online_store.FillResult`."""
+    import redis
     from pyspark.sql import functions as F
     from tqdm import tqdm
 
@@ -127,6 +128,15 @@ def run(cfg: FillCacheConfig, client=None):
     from lore_ml.online_store import CacheWriter, Keys, connect
 
     lakehouse = open_lakehouse(cfg)
+    lakehouse.require_partition("gold.relevance_judgments", cfg.ds_str)
+    client = client or connect(cfg.redis)
+    try:  # before the read: a server that is down fails the run in seconds, not after streaming every judgment
+        client.ping()
+    except redis.RedisError as exc:
+        server = client.connection_pool.connection_kwargs  # not the URL, which may hold a password
+        where = server.get("path") or f"{server.get('host')}:{server.get('port')}"
+        raise InputsNotReady(f"Redis at {where} did not answer ({type(exc).__name__}: {exc}): "
+                             "start it or set redis.url") from exc
     judgments = lakehouse.read_partition("gold.relevance_judgments", cfg.ds_str).where(F.col("status") == "ok")
     tiers = {
         row["query_hash"]: row["tier"]
@@ -145,7 +155,7 @@ def run(cfg: FillCacheConfig, client=None):
                 raise InputsNotReady(f"no ok judgments in gold.relevance_judgments for ds={cfg.ds_str}: "
                                      f"run `lore judge-head --ds {cfg.ds_str}` first")
             models = sorted(row["model_version"] for row in judgments.select("model_version").distinct().collect())
-            writer = CacheWriter(client or connect(cfg.redis), Keys(cfg.redis.key_prefix), cfg.pending_ttl_s,
+            writer = CacheWriter(client, Keys(cfg.redis.key_prefix), cfg.pending_ttl_s,
                                  cfg.old_version_ttl_s)
             with tqdm(total=len(batches), desc="fill_cache", unit="batch", disable=None, file=sys.stderr) as bar:
                 return writer.fill(batches.version(cfg.ds_str, tiers), cfg.ds_str, batches, tiers,

@@ -17,7 +17,7 @@ COMMANDS = [
     (["embed-vectors"], "run `lore stratify --ds 2026-01-31` first"),
     (["synth-cot"], "run `lore mine-pairs --ds 2026-01-31` first"),
     (["judge-head", "--set", "judge.model_path={root}/no-model"], "is not a Hugging Face model directory"),
-    (["fill-cache"], "no gold.relevance_judgments at {root}/gold/relevance_judgments: run `lore judge-head` first"),
+    (["fill-cache"], "run `lore judge-head --ds 2026-01-31` first"),
     (["train", "sft", "--model", "{root}/no-model"], "is not a Hugging Face model directory"),
     (["eval", "--model", "{root}/no-model"], "no gold.sft_examples at {root}/gold/sft_examples: run `lore synth-cot`"),
     (["distill"], "run `lore mine-pairs --ds 2026-01-31` first"),
@@ -47,3 +47,15 @@ def test_a_job_whose_input_lacks_its_day_says_so_instead_of_writing_an_empty_day
         "error: no silver.training_pairs rows for ds=2026-01-31 (not written for that day, or written empty): "
         "run `lore mine-pairs --ds 2026-01-31` first")
     assert not lakehouse.exists("gold.sft_examples")
+
+
+def test_fill_cache_with_redis_down_fails_before_reading_the_judgments(lakehouse, capsys, monkeypatch):
+    import jobs.fill_cache as fill_cache
+
+    monkeypatch.setattr(fill_cache.SpilledBatches, "__init__", lambda *a: pytest.fail("judgments were read"))
+    monkeypatch.setattr(lakehouse.__class__, "require_partition", lambda *a: None)  # as if judge-head had run
+    root = lakehouse.config.root
+    assert main(["fill-cache", "--ds", DS, "--set", f"lakehouse.root={root}",
+                 "--set", "redis.url=redis://127.0.0.1:1/0"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        "error: Redis at 127.0.0.1:1 did not answer (ConnectionError: Error 111 connecting to 127.0.0.1:1. ")
