@@ -125,7 +125,7 @@ def run(cfg: FillCacheConfig, client=None):
     from tqdm import tqdm
 
     from lore_ml.lakehouse import open_lakehouse
-    from lore_ml.online_store import CacheWriter, Keys, connect
+    from lore_ml.online_store import CacheWriter, Keys, connect, unavailable
 
     lakehouse = open_lakehouse(cfg)
     lakehouse.require_partition("gold.relevance_judgments", cfg.ds_str)
@@ -133,10 +133,7 @@ def run(cfg: FillCacheConfig, client=None):
     try:  # before the read: a server that is down fails the run in seconds, not after streaming every judgment
         client.ping()
     except redis.RedisError as exc:
-        server = client.connection_pool.connection_kwargs  # not the URL, which may hold a password
-        where = server.get("path") or f"{server.get('host')}:{server.get('port')}"
-        raise InputsNotReady(f"Redis at {where} did not answer ({type(exc).__name__}: {exc}): "
-                             "start it or set redis.url") from exc
+        raise unavailable(client, exc) from exc
     judgments = lakehouse.read_partition("gold.relevance_judgments", cfg.ds_str).where(F.col("status") == "ok")
     tiers = {
         row["query_hash"]: row["tier"]

@@ -124,6 +124,16 @@ def connect(redis_cfg, **options):
     return redis.Redis.from_url(redis_cfg.url, password=password, **options)
 
 
+def unavailable(client, exc: Exception):
+    """The one-line error of a batch command that finds Redis down (an ``InputsNotReady``: retried
+    later), naming the server by host and port, not by its URL, which may hold a password."""
+    from lore_ml.config import InputsNotReady
+
+    server = client.connection_pool.connection_kwargs
+    where = server.get("path") or f"{server.get('host')}:{server.get('port')}"
+    return InputsNotReady(f"Redis at {where} did not answer ({type(exc).__name__}: {exc}): start it or set redis.url")
+
+
 class CacheReader:
     """What the shim and the worker read: the active version, tiers and judgments."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
 from lore_ml.config import LoreConfig
 from lore_ml.inference import InferenceConfig
@@ -51,6 +51,29 @@ class ServeConfig(LoreConfig):
     worker_group: str = Field("lore-writeback", description="Redis consumer group of the workers.")
     worker_redis_retry_max_s: float = Field(10.0, gt=0, description="A worker waits out a Redis outage, trying "
                                             "again with growing pauses of at most this long.")
+
+    @field_validator("student_path")
+    @classmethod
+    def _a_student(cls, path: Path | None) -> Path | None:
+        """Checked here, once: a bad path would otherwise fail every gunicorn worker's boot."""
+        if path is not None and not (path / "manifest.json").is_file():
+            raise ValueError(f"{path} is not a student directory (no manifest.json): train one with `lore distill`")
+        return path
+
+    @field_validator("teacher_dir")
+    @classmethod
+    def _a_directory(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_dir():
+            raise ValueError(f"{path} is not a directory")
+        return path
+
+    @field_validator("teacher")
+    @classmethod
+    def _a_model(cls, teacher: InferenceConfig | None, info: ValidationInfo) -> InferenceConfig | None:
+        in_process = teacher is not None and not info.data.get("teacher_url")
+        if in_process and not (teacher.model_path / "config.json").is_file():
+            raise ValueError(f"model_path {teacher.model_path} is not a Hugging Face model directory (no config.json)")
+        return teacher
 
     @property
     def worker_stream(self) -> str:

@@ -157,7 +157,9 @@ class WorkerConfig(ServeConfig):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lore_ml.online_store import connect
+    import redis
+
+    from lore_ml.online_store import connect, unavailable
     from online.app import build_teacher
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -165,9 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     teacher = build_teacher(cfg)
     if teacher is None:
         raise SystemExit("no teacher configured: set teacher_url (+ teacher_model) or teacher.model_path")
-    worker = WriteBackWorker(connect(cfg.redis), teacher, Keys(cfg.redis.key_prefix), cfg)
+    client = connect(cfg.redis)
+    worker = WriteBackWorker(client, teacher, Keys(cfg.redis.key_prefix), cfg)
     signal.signal(signal.SIGTERM, lambda *_: setattr(worker, "stopping", True))
-    stats = worker.run(once=cfg.once)
+    try:
+        stats = worker.run(once=cfg.once)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:  # only with --once: a running worker waits
+        raise unavailable(client, exc) from exc
     print(f"write-back worker: {stats.entries} entries, {stats.judgments} judgments cached, {stats.failures} failures, "
           f"{stats.malformed} malformed entries dropped")
     return 0

@@ -1,5 +1,6 @@
 """Every day-keyed command run before its inputs exist ends with one line that says what to run
-(exit status 1, an ``InputsNotReady`` the DAG's retries wait out), never a traceback."""
+(exit status 1, an ``InputsNotReady`` the DAG's retries wait out), never a traceback; so does a
+batch command that finds Redis down."""
 
 import pytest
 from pyspark.sql.types import StructType
@@ -59,3 +60,9 @@ def test_fill_cache_with_redis_down_fails_before_reading_the_judgments(lakehouse
                  "--set", "redis.url=redis://127.0.0.1:1/0"]) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
         "error: Redis at 127.0.0.1:1 did not answer (ConnectionError: Error 111 connecting to 127.0.0.1:1. ")
+
+
+def test_a_worker_draining_the_queue_once_with_redis_down_says_so_in_one_line(capsys):
+    assert main(["worker", "--once", "--set", "redis.url=redis://127.0.0.1:1/0",
+                 "--set", "teacher_url=http://127.0.0.1:9", "--set", "teacher_model=teacher"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: Redis at 127.0.0.1:1 did not answer")

@@ -63,3 +63,19 @@ def test_unknown_fields_and_bad_values_are_usage_errors_naming_each_field(capsys
 def test_table_uri_rejects_unqualified_names():
     with pytest.raises(ValueError):
         LoreConfig.load().lakehouse.table_uri("search_log")
+
+
+def test_the_shim_refuses_model_paths_with_no_model_before_any_worker_boots(capsys, tmp_path):
+    from online.config import ServeConfig
+
+    assert "student_path: Value error, /nope is not a student directory (no manifest.json)" in _usage_error(
+        capsys, ServeConfig, ["--set", "student_path=/nope"])
+    assert "teacher: Value error, model_path /nope is not a Hugging Face model directory" in _usage_error(
+        capsys, ServeConfig, ["--set", "teacher.model_path=/nope"])
+    assert "teacher_dir: Value error, /nope is not a directory" in _usage_error(
+        capsys, ServeConfig, ["--set", "teacher_url=http://vllm:8000", "--set", "teacher_dir=/nope"])
+    (tmp_path / "student").mkdir()
+    (tmp_path / "student" / "manifest.json").write_text("{}")
+    served = ServeConfig.from_cli(["--set", f"student_path={tmp_path / 'student'}", "--set", "teacher_url=http://vllm",
+                                   "--set", "teacher.model_path=/not/read/when/served/by/url"])
+    assert served.student_path == tmp_path / "student"
