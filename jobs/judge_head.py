@@ -172,29 +172,28 @@ def run(cfg: JudgeHeadConfig, judge=None) -> JudgeSummary:
         key = (query_hash, item_id, prompt_hash(prompt))
         base = {"query_norm": query, "query_hash": query_hash, "item_id": item_id, "prompt_hash": key[2],
                 "model_version": summary.model_version}
-        done = previous.get(key) or saved.get(_checkpoint_key(summary.model_version, key))
+        saved_as = _checkpoint_key(summary.model_version, key)
+        done = previous.get(key) or saved.get(saved_as)
         if done is not None:
             rows.append({**base, "label": done["label"], "p": done["p"], "score": done["score"],
                          "reasoning": done["reasoning"], "status": "ok"})
             summary.reused += key in previous
             summary.resumed += key not in previous
         else:
-            todo.append((base, prompt))
+            todo.append((base, prompt, saved_as))
     if todo:
         judge = judge or make_judge(cfg.judge)
         with tqdm(total=len(todo), desc="judge_head", unit="pair", disable=None, file=sys.stderr) as bar:
             try:
                 for start in range(0, len(todo), cfg.chunk_size):
                     chunk = todo[start : start + cfg.chunk_size]
-                    for (base, _), pred in zip(chunk, judge.judge([prompt for _, prompt in chunk])):
+                    for (base, _, saved_as), pred in zip(chunk, judge.judge([prompt for _, prompt, _ in chunk])):
                         row = {**base, "label": pred.label or None, "p": pred.p,
                                "score": score(pred.p) if pred.p else None,
                                "reasoning": pred.reasoning or pred.error, "status": pred.status}
                         rows.append(row)
                         if pred.status == "ok":
-                            checkpoint.add(_checkpoint_key(summary.model_version, (base["query_hash"], base["item_id"],
-                                                                                   base["prompt_hash"])),
-                                           {name: row[name] for name in ("label", "p", "score", "reasoning")})
+                            checkpoint.add(saved_as, {name: row[name] for name in ("label", "p", "score", "reasoning")})
                         summary.failed += pred.status != "ok"
                     bar.update(len(chunk))
             finally:

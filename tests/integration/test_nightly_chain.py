@@ -148,7 +148,6 @@ def test_sft_reasoning_from_an_endpoint_resumes_and_writes_nothing_when_it_fails
     stops with the reason and leaves the day's examples as they were; the re-run asks only for the
     paths the failed run did not save. An endpoint that is down fails the run before it reads."""
     from jobs import synth_cot
-    from lore_ml.config import InputsNotReady
     from lore_ml.cot_llm import ReasoningFailed
 
     root, job, lakehouse = chain
