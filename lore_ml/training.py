@@ -9,8 +9,8 @@ for ``ds`` with delta-rs (no Spark session), load the model by path (the tiny de
 checkpoint), train on the CPU or GPU that is there, and save an HF model directory.
 
 * SFT: TRL ``SFTTrainer`` on prompt/completion pairs, loss on the completion only; optional
-  LoRA (peft) and DeepSpeed ZeRO (pass a JSON config; on CPU it needs RANK/WORLD_SIZE/
-  MASTER_ADDR/MASTER_PORT or torchrun, see STACK.md).
+  LoRA (peft) and DeepSpeed ZeRO (``--set deepspeed=configs/deepspeed/zero2.json``; a plain
+  ``lore train sft`` runs it as one process, ``torchrun``/``deepspeed`` launch several).
 * RL: TRL ``GRPOTrainer`` with :mod:`lore_ml.rewards` (label, format, mismatch dimension).
   On CPU it generates with transformers (vLLM colocated fails on CPU at the first weight sync).
 """
@@ -18,10 +18,11 @@ checkpoint), train on the CPU or GPU that is there, and save an HF model directo
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from pydantic import Field
+from pydantic import Field, FilePath
 
 from lore_ml.config import InputsNotReady, JobConfig
 from lore_ml.labels import DatasetName
@@ -58,7 +59,8 @@ class SftConfig(StageConfig):
                             "(cut, they would lose the end of their answer) and counted in a warning.")
     lora: bool = Field(False, description="Train LoRA adapters instead of all weights (merged on save).")
     lora_rank: int = Field(16, ge=1)
-    deepspeed: Path | None = Field(None, description="DeepSpeed JSON config (ZeRO stage etc.).")
+    deepspeed: FilePath | None = Field(None, description="DeepSpeed JSON config: configs/deepspeed/zero2.json or "
+                                       "zero3.json, or your own.")
 
 
 class RlConfig(StageConfig):
@@ -122,6 +124,22 @@ def _trainer_args(cfg: StageConfig) -> dict[str, Any]:
     }
 
 
+def one_process_rendezvous() -> None:
+    """Let DeepSpeed start in a process no launcher started: rank 0 of 1 on a free local port.
+
+    torchrun and the deepspeed launcher set RANK and its companions; without them DeepSpeed looks
+    for MPI and fails with ``No module named 'mpi4py'``. A launcher's variables are left alone.
+    """
+    if "RANK" in os.environ:
+        return
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+
+
 def run_sft(cfg: SftConfig, dataset=None) -> list[dict]:
     """Train, save to ``cfg.output_dir`` and return the trainer's log history."""
     from trl import SFTConfig, SFTTrainer
@@ -142,6 +160,8 @@ def run_sft(cfg: SftConfig, dataset=None) -> list[dict]:
 
         peft_config = LoraConfig(r=cfg.lora_rank, lora_alpha=2 * cfg.lora_rank, target_modules="all-linear",
                                  task_type="CAUSAL_LM")
+    if cfg.deepspeed:
+        one_process_rendezvous()
     args = SFTConfig(
         max_length=cfg.max_length,
         completion_only_loss=True,

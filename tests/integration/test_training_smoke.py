@@ -1,5 +1,11 @@
 """SFT and GRPO run a few steps on a tiny saved model: a loss is logged and the weights change."""
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from lore_ml.modeling import TinyQwenSpec, init_teacher, load_causal_lm
@@ -75,6 +81,39 @@ def test_sft_with_lora_saves_a_merged_model(base, tmp_path):
     model, _ = load_causal_lm(tmp_path / "lora")
     assert not any("lora" in name for name, _ in model.named_parameters())
     assert changed(weights(base), tmp_path / "lora")
+
+
+@pytest.mark.parametrize("zero", ["zero2", "zero3"])
+def test_sft_with_a_shipped_deepspeed_config_runs_without_a_launcher(base, tmp_path, zero):
+    """`lore train sft --set deepspeed=configs/deepspeed/zeroN.json` as one plain process (no torchrun:
+    no RANK in the environment). Its own process, as in production: DeepSpeed keeps its process group."""
+    config = Path(__file__).parents[2] / "configs" / "deepspeed" / f"{zero}.json"
+    script = f"""
+import json
+from datasets import Dataset
+from lore_ml.prompts import format_answer
+from lore_ml.training import SftConfig, run_sft
+pairs = {PAIRS!r}
+data = Dataset.from_list([{{"prompt": f"Query: {{q}}\\nItem: {{t}}\\nAnswer:", "completion": format_answer(l, w)}}
+                          for q, t, l, w in pairs])
+cfg = SftConfig.load(overrides={{"ds": "2026-01-31", "model_path": {str(base)!r}, "output_dir": {str(tmp_path / zero)!r},
+                                 "max_steps": 3, "batch_size": 4, "max_length": 128, "deepspeed": {str(config)!r}}})
+print(json.dumps([h["loss"] for h in run_sft(cfg, dataset=data) if "loss" in h]))
+"""
+    launcher = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+    env = {k: v for k, v in os.environ.items() if k not in launcher}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    losses = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(losses) == 3 and all(loss > 0 for loss in losses)
+    assert changed(weights(base), tmp_path / zero)
+
+
+def test_a_deepspeed_config_that_is_not_there_is_refused_at_load(base, tmp_path):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="deepspeed"):
+        cfg(SftConfig, base, tmp_path / "out", deepspeed=str(tmp_path / "zero2.json"))
 
 
 def test_grpo_logs_rewards_and_changes_weights(base, tmp_path):
