@@ -343,7 +343,7 @@ def run(cfg: BuildKgConfig) -> dict[str, int]:
     lakehouse = open_lakehouse(cfg)
     catalog = lakehouse.read_snapshot("bronze.catalog", cfg.ds_str)
     if catalog is None:
-        raise InputsNotReady(f"no bronze.catalog snapshot at or before {cfg.ds_str}: run jobs.ingest first")
+        raise InputsNotReady(f"no bronze.catalog snapshot at or before {cfg.ds_str}: run `lore ingest` first")
     daily_impressions = read_window(lakehouse, "silver.daily_impressions", cfg)
     # Sail keeps no cache(): results read by several transforms are staged once.
     with staging_area(cfg.lakehouse, "build_kg", cfg.ds_str) as scratch:

@@ -284,7 +284,7 @@ def run(cfg: MinePairsConfig) -> list[tuple]:
     if lakehouse.has_partition("silver.kg_edges", cfg.ds_str) and catalog is not None:
         kg_edges = lakehouse.read_partition("silver.kg_edges", cfg.ds_str)
     else:
-        log.warning("no silver.kg_edges for %s: no hard negatives (run jobs.build_kg first)", cfg.ds_str)
+        log.warning("no silver.kg_edges for %s: no hard negatives (run `lore build-kg` first)", cfg.ds_str)
     if lakehouse.exists("bronze.human_labels"):
         gold = lakehouse.read("bronze.human_labels").where(F.col("ds") <= cfg.ds_str).select(*GOLD_COLUMNS)
     else:

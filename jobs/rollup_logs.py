@@ -105,8 +105,8 @@ def read_window(lakehouse, table: str, cfg: WindowJobConfig) -> DataFrame:
         raise InputsNotReady(f"{table} keeps {kept} days (lakehouse.keep_days), fewer than the window of "
                              f"{cfg.window_days}: shorten --window-days or keep more days")
     if not lakehouse.exists(table):
-        raise InputsNotReady(f"no {table} yet: run python -m jobs.rollup_logs --ds <day> for each day of the window "
-                             f"{cfg.first_ds}..{cfg.ds_str} (after jobs.ingest)")
+        raise InputsNotReady(f"no {table} yet: run `lore rollup-logs --ds <day>` for each day of the window "
+                             f"{cfg.first_ds}..{cfg.ds_str} (after `lore ingest`)")
     in_window = lambda days: {d for d in days if cfg.first_ds <= d <= cfg.ds_str}  # noqa: E731
     logged = lakehouse.partitions("bronze.search_log")
     rolled_up = in_window(lakehouse.partitions(table))
@@ -114,18 +114,18 @@ def read_window(lakehouse, table: str, cfg: WindowJobConfig) -> DataFrame:
     if missing:
         raise InputsNotReady(
             f"{table} lacks {len(missing)} day(s) of the window {cfg.first_ds}..{cfg.ds_str} that "
-            f"bronze.search_log has ({', '.join(missing)}): run python -m jobs.rollup_logs --ds <day> for each")
+            f"bronze.search_log has ({', '.join(missing)}): run `lore rollup-logs --ds <day>` for each")
     if not rolled_up:
         raise InputsNotReady(
             f"no day of the window {cfg.first_ds}..{cfg.ds_str} has search logs in {table}: check --ds, or run "
-            f"python -m jobs.ingest and jobs.rollup_logs --ds <day> for the window's days first")
+            f"`lore ingest --ds <day>` and `lore rollup-logs --ds <day>` for the window's days first")
     gaps = days_without_logs(logged, cfg.first_ds, cfg.ds_str)
     if len(gaps) > cfg.max_missing_days:
         raise InputsNotReady(
             f"bronze.search_log has no rows for {len(gaps)} day(s) of the window {cfg.first_ds}..{cfg.ds_str} "
             f"({', '.join(gaps)}), more than max_missing_days={cfg.max_missing_days}: the job would count fewer "
-            "days without saying so. Ingest and roll up each (python -m jobs.ingest --ds <day>, then "
-            "jobs.rollup_logs), or, for days that had no traffic, allow them with --set max_missing_days=N")
+            "days without saying so. Ingest and roll up each (`lore ingest --ds <day>`, then "
+            "`lore rollup-logs --ds <day>`), or, for days that had no traffic, allow them with --set max_missing_days=N")
     if gaps:
         log.warning("%s: window %s..%s without logs for %s (max_missing_days=%d)", table, cfg.first_ds, cfg.ds_str,
                     ", ".join(gaps), cfg.max_missing_days)

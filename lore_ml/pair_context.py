@@ -36,5 +36,5 @@ def load_kg(lakehouse, ds: str):
 
     if lakehouse.has_partition("silver.kg_edges", ds):
         return KnowledgeGraph.load(lakehouse.config, ds)
-    log.warning("no silver.kg_edges for %s: prompts carry no KG facts (run jobs.build_kg first)", ds)
+    log.warning("no silver.kg_edges for %s: prompts carry no KG facts (run `lore build-kg` first)", ds)
     return KnowledgeGraph()

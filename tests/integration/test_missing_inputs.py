@@ -12,9 +12,9 @@ DS = "2026-01-31"
 # (command and its own options, what the line must say)
 COMMANDS = [
     (["rollup-logs"], "no bronze.search_log rows for ds=2026-01-31"),
-    (["stratify"], "run python -m jobs.rollup_logs"),
-    (["build-kg"], "no bronze.catalog snapshot at or before 2026-01-31: run jobs.ingest first"),
-    (["mine-pairs"], "run python -m jobs.rollup_logs"),
+    (["stratify"], "run `lore rollup-logs"),
+    (["build-kg"], "no bronze.catalog snapshot at or before 2026-01-31: run `lore ingest` first"),
+    (["mine-pairs"], "run `lore rollup-logs"),
     (["embed-vectors"], "run `lore stratify --ds 2026-01-31` first"),
     (["synth-cot"], "run `lore mine-pairs --ds 2026-01-31` first"),
     (["judge-head", "--set", "judge.model_path={root}/no-model"], "is not a Hugging Face model directory"),

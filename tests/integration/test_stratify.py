@@ -94,7 +94,7 @@ def test_a_window_day_without_logs_after_logs_began_is_named(lakehouse, sail_spa
     write_logs_and_rollups(lakehouse, sail_spark, DAYS)  # the 30th has no logs
     cfg = StratifyConfig.load(overrides={"ds": "2026-01-31", "window_days": 3})
     with pytest.raises(InputsNotReady, match=r"no rows for 1 day\(s\) of the window 2026-01-29..2026-01-31 "
-                       r"\(2026-01-30\), more than max_missing_days=0.*jobs.ingest --ds"):
+                       r"\(2026-01-30\), more than max_missing_days=0.*lore ingest --ds"):
         read_window(lakehouse, "silver.daily_searches", cfg)
     # Days before the first day with logs are not missing: a lakehouse younger than the window is fine.
     young = StratifyConfig.load(overrides={"ds": "2026-01-29", "window_days": 28})
@@ -103,12 +103,12 @@ def test_a_window_day_without_logs_after_logs_began_is_named(lakehouse, sail_spa
 
 def test_a_window_day_without_its_rollup_is_named(lakehouse, sail_spark):
     cfg = StratifyConfig.load(overrides={"ds": "2026-01-31", "window_days": 3})
-    with pytest.raises(RuntimeError, match=r"no silver.daily_searches yet.*jobs.rollup_logs"):
+    with pytest.raises(RuntimeError, match=r"no silver.daily_searches yet.*lore rollup-logs"):
         read_window(lakehouse, "silver.daily_searches", cfg)
     write_logs_and_rollups(lakehouse, sail_spark, DAYS[1:])
     lakehouse.write_partition(lakehouse.read_partition("bronze.search_log", "2026-01-31").drop("ds"),
                               "bronze.search_log", "2026-01-30")  # logs for the 30th, no rollup yet
-    with pytest.raises(RuntimeError, match=r"lacks 1 day\(s\).*\(2026-01-30\).*jobs.rollup_logs"):
+    with pytest.raises(RuntimeError, match=r"lacks 1 day\(s\).*\(2026-01-30\).*lore rollup-logs"):
         read_window(lakehouse, "silver.daily_searches", cfg)
 
 
