@@ -10,8 +10,8 @@ with :meth:`LoreConfig.from_cli`. Values are resolved in this order (first wins)
 3. the YAML file given with ``--config`` (see ``configs/local.yaml``);
 4. the defaults below, which run everything locally.
 
-Run ``python -m jobs.<name> --help`` to see an entry point's flags and
-``python -m lore_ml.config`` to print the fully resolved default configuration.
+Run ``lore <command> --help`` to see an entry point's flags and its own settings with their
+defaults, and ``python -m lore_ml.config`` to print the fully resolved default configuration.
 """
 
 from __future__ import annotations
@@ -158,7 +158,11 @@ class LoreConfig(BaseSettings):
 
     @classmethod
     def parser(cls, prog: str | None = None, description: str | None = None) -> argparse.ArgumentParser:
-        parser = argparse.ArgumentParser(prog=prog, description=description or cls.__doc__)
+        settings = settings_help(cls, skip=set(LoreConfig.model_fields))
+        epilog = ("settings of this command (--set KEY=VALUE; spark.*, lakehouse.*, data.* and redis.* are in "
+                  "configs/local.yaml):\n" + "\n".join(settings)) if settings else None
+        parser = argparse.ArgumentParser(prog=prog, description=description or cls.__doc__, epilog=epilog,
+                                         formatter_class=argparse.RawDescriptionHelpFormatter)
         parser.add_argument("--config", metavar="YAML", help="YAML config file (see configs/).")
         parser.add_argument(
             "--set",
@@ -265,6 +269,35 @@ def _problems(exc: ValidationError) -> list[str]:
         value = error.get("input")
         shown = isinstance(value, (str, int, float)) and "password" not in where and error["type"] != "extra_forbidden"
         lines.append(f"  {where}: {error['msg']}" + (f" (got {value!r})" if shown else ""))
+    return lines
+
+
+def settings_help(model: type[BaseModel], prefix: str = "", skip: set[str] = frozenset()) -> list[str]:
+    """One wrapped entry per field of ``model``, nested models flattened to dotted keys, e.g.
+    ``judge.device = auto: ...``: what ``--help`` lists under the flags.
+
+    >>> class Judge(BaseModel):
+    ...     device: str = Field("auto", description="Where to judge.")
+    >>> class Job(BaseModel):
+    ...     judge: Judge = Field(default_factory=Judge)
+    >>> settings_help(Job)
+    ['  judge.device = auto: Where to judge.']
+    """
+    import textwrap
+
+    lines = []
+    for name, field in model.model_fields.items():
+        if name in skip:
+            continue
+        default = "(required)" if field.is_required() else field.get_default(call_default_factory=True)
+        if isinstance(default, BaseModel):
+            lines += settings_help(type(default), f"{prefix}{name}.")
+            continue
+        shown = "(secret)" if isinstance(default, SecretStr) else yaml.safe_dump(
+            default if isinstance(default, (str, int, float, bool, list, dict, type(None))) else str(default),
+            default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
+        text = f"{prefix}{name} = {shown}" + (f": {field.description}" if field.description else "")
+        lines.append(textwrap.fill(text, width=100, initial_indent="  ", subsequent_indent="      "))
     return lines
 
 

@@ -33,3 +33,18 @@ def test_a_job_whose_inputs_are_not_ready_ends_with_one_line_and_a_bug_with_its_
         "error: no silver.query_tiers for 2026-01-30: run python -m jobs.stratify --ds 2026-01-30 first\n")
     with pytest.raises(RuntimeError, match="a bug"):
         run_entry_point(broken, [])
+
+
+@pytest.mark.parametrize("argv, setting", [
+    (["judge-head"], "  judge.device = auto: transformers: the torch device"),
+    (["train", "sft"], "  deepspeed = null: DeepSpeed JSON config"),
+    (["stratify"], "  window_days = 28: Days of search logs read"),
+    (["serve"], "  teacher_api_key = null: Set through LORE_TEACHER_API_KEY."),
+])
+def test_help_lists_the_commands_own_settings_with_their_defaults(capsys, argv, setting):
+    with pytest.raises(SystemExit) as done:
+        main([*argv, "--help"])
+    _, heading, settings = capsys.readouterr().out.partition("settings of this command")
+    assert done.value.code == 0 and heading
+    assert any(line.startswith(setting) for line in settings.splitlines())
+    assert "spark.engine =" not in settings  # the shared sections are documented once, in configs/local.yaml
