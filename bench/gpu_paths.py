@@ -1,4 +1,5 @@
-"""The teacher's GPU paths on the machine this runs on: judging, SFT (plain, DeepSpeed ZeRO-2/3), GRPO.
+"""The teacher's GPU paths on the machine this runs on: judging, SFT (float32 or bf16 master weights,
+DeepSpeed ZeRO-2/3), GRPO.
 
     python bench/gpu_paths.py [--shapes tiny,0.5b] [--out gpu_paths.json]
 
@@ -120,18 +121,20 @@ def run_judge(work: Path, shape: str, pairs: int) -> dict:
             "ok": same == 16 or gap < 0.02, "memory_gib": gpu_memory()}
 
 
-def run_training(work: Path, shape: str, stage: str, deepspeed: str | None, steps: int) -> dict:
+def run_training(work: Path, shape: str, stage: str, variant: str, steps: int) -> dict:
+    """``variant``: plain (the defaults), bf16 (``master_weights=checkpoint``), zero2 or zero3."""
     from datasets import Dataset
 
     from lore_ml.training import RlConfig, SftConfig, run_rl, run_sft
 
     rows = json.loads((work / "examples.json").read_text())
-    out = work / f"out-{shape}-{stage}-{deepspeed or 'plain'}"
+    out = work / f"out-{shape}-{stage}-{variant}"
     common = {"ds": "2026-01-31", "model_path": str(work / shape), "output_dir": str(out), "max_steps": steps,
               "batch_size": 8, "learning_rate": 5e-4 if shape == "tiny" else 1e-4}
     started = time.perf_counter()
     if stage == "sft":
-        extra = {"deepspeed": str(ROOT / f"configs/deepspeed/{deepspeed}.json")} if deepspeed else {}
+        extra = ({"deepspeed": str(ROOT / f"configs/deepspeed/{variant}.json")} if variant.startswith("zero")
+                 else {"master_weights": "checkpoint"} if variant == "bf16" else {})
         history = run_sft(SftConfig.load(overrides={**common, "max_length": 1024, **extra}),
                           dataset=Dataset.from_list([{k: r[k] for k in ("prompt", "completion")} for r in rows]))
         losses = [h["loss"] for h in history if "loss" in h]
@@ -160,8 +163,8 @@ def cases(shapes: list[str], quick: bool) -> list[tuple[str, list[str]]]:
     found = []
     for shape in shapes:
         found.append((f"judge {shape}", ["judge", shape, "64" if quick else "512"]))
-        found.append((f"sft {shape}", ["sft", shape, "plain", steps]))
-        found += [(f"sft {shape} {zero}", ["sft", shape, zero, steps]) for zero in ("zero2", "zero3")]
+        found += [(f"sft {shape} {variant}".strip(), ["sft", shape, variant or "plain", steps])
+                  for variant in ("", "bf16", "zero2", "zero3")]
         found.append((f"grpo {shape}", ["rl", shape, "plain", "3" if quick else "5"]))
     return found
 
@@ -169,7 +172,7 @@ def cases(shapes: list[str], quick: bool) -> list[tuple[str, list[str]]]:
 def child(work: Path, args: list[str]) -> dict:
     if args[0] == "judge":
         return run_judge(work, args[1], int(args[2]))
-    return run_training(work, args[1], args[0], None if args[2] == "plain" else args[2], int(args[3]))
+    return run_training(work, args[1], args[0], args[2], int(args[3]))
 
 
 def main() -> None:

@@ -13,6 +13,8 @@ checkpoint), train on the CPU or GPU that is there, and save an HF model directo
   ``lore train sft`` runs it as one process, ``torchrun``/``deepspeed`` launch several).
 * RL: TRL ``GRPOTrainer`` with :mod:`lore_ml.rewards` (label, format, mismatch dimension).
   On CPU it generates with transformers (vLLM colocated fails on CPU at the first weight sync).
+* Both update float32 master weights when every weight trains (``master_weights``): a bf16
+  checkpoint trained as pure bf16 loses most updates at small learning rates.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Sequence
 
-from pydantic import Field, FilePath
+from pydantic import Field, FilePath, model_validator
 
 from lore_ml.config import InputsNotReady, JobConfig
 from lore_ml.labels import DatasetName
@@ -50,6 +52,12 @@ class StageConfig(JobConfig):
     learning_rate: float = Field(5e-4, gt=0)
     batch_size: int = Field(8, ge=1, description="Per-device batch size.")
     seed: int = 0
+    master_weights: Literal["auto", "checkpoint", "float32"] = Field(
+        "auto", description="Dtype of the weights the optimizer updates. float32: mixed precision, saved back in the "
+        "checkpoint's dtype (twice the weight and optimizer memory of a bf16 checkpoint). checkpoint: its own dtype; "
+        "a bf16 checkpoint then trains in pure bf16, which loses updates smaller than bf16's step (most of them at "
+        "lr 1e-5). auto: float32 when every weight trains; the checkpoint's with LoRA (peft keeps the adapters in "
+        "float32) or DeepSpeed (which keeps float32 master weights of its own).")
 
 
 class SftConfig(StageConfig):
@@ -61,6 +69,13 @@ class SftConfig(StageConfig):
     lora_rank: int = Field(16, ge=1)
     deepspeed: FilePath | None = Field(None, description="DeepSpeed JSON config: configs/deepspeed/zero2.json or "
                                        "zero3.json, or your own.")
+
+    @model_validator(mode="after")
+    def _one_kind_of_master_weights(self):
+        if self.deepspeed and self.master_weights == "float32":
+            raise ValueError("master_weights=float32 is for training without DeepSpeed, which keeps float32 master "
+                             "weights of its own")
+        return self
 
 
 class RlConfig(StageConfig):
@@ -124,6 +139,13 @@ def _trainer_args(cfg: StageConfig) -> dict[str, Any]:
     }
 
 
+def master_dtype(cfg: StageConfig) -> str:
+    """The dtype the model is loaded in for training (``auto``: the checkpoint's); see ``master_weights``."""
+    if cfg.master_weights == "auto":
+        return "auto" if getattr(cfg, "lora", False) or getattr(cfg, "deepspeed", None) else "float32"
+    return "float32" if cfg.master_weights == "float32" else "auto"
+
+
 def one_process_rendezvous() -> None:
     """Let DeepSpeed start in a process no launcher started: rank 0 of 1 on a free local port.
 
@@ -146,7 +168,7 @@ def run_sft(cfg: SftConfig, dataset=None) -> list[dict]:
 
     from lore_ml.modeling import load_causal_lm
 
-    model, tokenizer = load_causal_lm(cfg.model_path)
+    model, tokenizer = load_causal_lm(cfg.model_path, dtype=master_dtype(cfg))
     dataset = dataset if dataset is not None else load_examples(cfg, ("prompt", "completion"))
     dataset, dropped = drop_overlong(dataset, tokenizer, cfg.max_length)
     if dropped:
@@ -182,7 +204,7 @@ def run_rl(cfg: RlConfig, dataset=None, extra_rewards: Sequence[Callable] = ()) 
     from lore_ml.modeling import load_causal_lm
     from lore_ml.rewards import dimension_reward, format_reward, label_reward
 
-    model, tokenizer = load_causal_lm(cfg.model_path)
+    model, tokenizer = load_causal_lm(cfg.model_path, dtype=master_dtype(cfg))
     dataset = dataset if dataset is not None else load_examples(cfg, ("prompt", "label"))
     args = GRPOConfig(
         num_generations=cfg.num_generations,
@@ -204,6 +226,10 @@ def _save(trainer, tokenizer, cfg: StageConfig, stage: str, merge: bool) -> None
     model = trainer.model
     if merge:
         model = model.merge_and_unload()
+    if master_dtype(cfg) == "float32":  # save in the dtype the checkpoint came in, as serving expects
+        from transformers import AutoConfig
+
+        model = model.to(AutoConfig.from_pretrained(cfg.model_path).dtype or model.dtype)
     cfg.output_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(cfg.output_dir)
     tokenizer.save_pretrained(cfg.output_dir)

@@ -10,7 +10,7 @@ import pytest
 
 from lore_ml.modeling import TinyQwenSpec, init_teacher, load_causal_lm
 from lore_ml.prompts import format_answer
-from lore_ml.training import RlConfig, SftConfig, run_rl, run_sft
+from lore_ml.training import RlConfig, SftConfig, master_dtype, run_rl, run_sft
 
 SPEC = TinyQwenSpec(vocab_size=400, hidden_size=32, layers=1, heads=2, kv_heads=1, intermediate_size=64)
 PAIRS = [("stridex sneakers", "Stridex running shoes", "L4", "all met R-EXA-01"),
@@ -52,6 +52,34 @@ def test_sft_logs_a_loss_and_changes_weights(base, tmp_path):
     losses = [h["loss"] for h in history if "loss" in h]
     assert len(losses) == 3 and all(loss > 0 for loss in losses)
     assert changed(weights(base), tmp_path / "sft")
+
+
+def test_float32_master_weights_keep_the_updates_a_bf16_checkpoint_loses(base, tmp_path):
+    """20 steps at lr 1e-5 on a bf16 checkpoint: pure bf16 rounds most updates away (16% of the
+    weights changed, loss 5.931 -> 5.930); float32 master weights accumulate them (88%, -> 5.925)
+    and the model is saved back in bf16."""
+    import torch
+    from datasets import Dataset
+    from safetensors.torch import load_file
+
+    model, tokenizer = load_causal_lm(base)
+    model.to(torch.bfloat16).save_pretrained(tmp_path / "bf16")
+    tokenizer.save_pretrained(tmp_path / "bf16")
+    data = Dataset.from_list([{"prompt": prompt(q, t), "completion": format_answer(l, w)} for q, t, l, w in PAIRS])
+    start = load_file(tmp_path / "bf16" / "model.safetensors")
+    changed = {}
+    for master in ("checkpoint", "float32"):
+        run_sft(cfg(SftConfig, tmp_path / "bf16", tmp_path / master, max_length=128, max_steps=20, learning_rate=1e-5,
+                    master_weights=master), dataset=data)
+        saved = load_file(tmp_path / master / "model.safetensors")
+        assert {t.dtype for t in saved.values()} == {torch.bfloat16}
+        changed[master] = sum(int((saved[n] != start[n]).sum()) for n in start) / sum(t.numel() for t in start.values())
+    assert changed["float32"] > 2 * changed["checkpoint"], changed
+    assert master_dtype(cfg(SftConfig, base, tmp_path / "x")) == "float32"  # auto, every weight trains
+    assert master_dtype(cfg(SftConfig, base, tmp_path / "x", lora=True)) == "auto"  # the checkpoint's dtype
+    with pytest.raises(ValueError, match="DeepSpeed, which keeps float32 master"):
+        cfg(SftConfig, base, tmp_path / "x", master_weights="float32",
+            deepspeed=str(Path(__file__).parents[2] / "configs" / "deepspeed" / "zero2.json"))
 
 
 def test_sft_leaves_out_examples_that_would_lose_the_end_of_their_answer(base, tmp_path, caplog):
