@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Collection, Literal, Sequence
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SecretStr, ValidationError, field_validator
@@ -272,7 +272,7 @@ def _problems(exc: ValidationError) -> list[str]:
     return lines
 
 
-def settings_help(model: type[BaseModel], prefix: str = "", skip: set[str] = frozenset()) -> list[str]:
+def settings_help(model: type[BaseModel], prefix: str = "", skip: Collection[str] = ()) -> list[str]:
     """One wrapped entry per field of ``model``, nested models flattened to dotted keys, e.g.
     ``judge.device = auto: ...``: what ``--help`` lists under the flags.
 
