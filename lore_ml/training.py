@@ -270,8 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     stages = {"sft": (SftConfig, run_sft), "rl": (RlConfig, run_rl)}
     if not argv or argv[0] not in stages:
-        print("usage: lore train {sft,rl} --ds YYYY-MM-DD [options]  (see --help of each)")
-        return 2
+        usage = "usage: lore train {sft,rl} --ds YYYY-MM-DD [options]  (lore train sft --help lists the settings)"
+        asked = argv[:1] in (["-h"], ["--help"])
+        print(usage + ("\n\n  sft  " + SftConfig.__doc__ + "\n  rl   " + RlConfig.__doc__ if asked else ""),
+              file=sys.stdout if asked else sys.stderr)
+        return 0 if asked else 2
     config_class, stage = stages[argv[0]]
     cfg = config_class.from_cli(argv[1:], prog=f"lore train {argv[0]}")
     history = stage(cfg)

@@ -48,3 +48,9 @@ def test_help_lists_the_commands_own_settings_with_their_defaults(capsys, argv, 
     assert done.value.code == 0 and heading
     assert any(line.startswith(setting) for line in settings.splitlines())
     assert "spark.engine =" not in settings  # the shared sections are documented once, in configs/local.yaml
+
+
+def test_train_without_a_stage_shows_its_stages(capsys):
+    assert main(["train", "--help"]) == 0
+    assert "  sft  Supervised fine-tuning" in capsys.readouterr().out
+    assert main(["train"]) == 2 and "usage: lore train {sft,rl}" in capsys.readouterr().err
