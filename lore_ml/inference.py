@@ -225,8 +225,8 @@ class TransformersJudge(Judge):
         from lore_ml.modeling import load_causal_lm
 
         cfg = cfg if isinstance(cfg, InferenceConfig) else InferenceConfig(model_path=Path(cfg), **overrides)
-        self.device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available()
-                                   else "cpu" if cfg.device == "auto" else cfg.device)
+        auto = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(auto if cfg.device == "auto" else cfg.device)
         model, tokenizer = load_causal_lm(cfg.model_path)
         self.model = model.to(self.device).eval()
         self.torch = torch

@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
 from lore_ml.config import LoreConfig
 from lore_ml.inference import InferenceConfig
+from lore_ml.modeling import NotAModelDirectory, require_model_directory
 from lore_ml.prompts import DEFAULT_RULES_DIGEST, RulesDigest
 from online.schemas import MAX_DEADLINE_MS, MAX_ITEMS, MAX_QUERY_CHARS
 
@@ -70,9 +71,11 @@ class ServeConfig(LoreConfig):
     @field_validator("teacher")
     @classmethod
     def _a_model(cls, teacher: InferenceConfig | None, info: ValidationInfo) -> InferenceConfig | None:
-        in_process = teacher is not None and not info.data.get("teacher_url")
-        if in_process and not (teacher.model_path / "config.json").is_file():
-            raise ValueError(f"model_path {teacher.model_path} is not a Hugging Face model directory (no config.json)")
+        if teacher is not None and not info.data.get("teacher_url"):  # in-process: the model must be there
+            try:
+                require_model_directory(teacher.model_path)
+            except NotAModelDirectory as exc:
+                raise ValueError(f"model_path {exc}") from None
         return teacher
 
     @property
