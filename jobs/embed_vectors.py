@@ -26,7 +26,7 @@ from pydantic import Field
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from lore_ml.config import JobConfig
+from lore_ml.config import JobConfig, TorchDevice
 
 TEXT_SCHEMA = "key string, text string, text_hash string"
 
@@ -36,6 +36,8 @@ class EmbedVectorsConfig(JobConfig):
 
     tiers: list[str] = Field(["head", "mid"], description="Query tiers whose vectors are precomputed.")
     batch_size: int = Field(256, ge=1, description="Texts per MiniLM forward pass.")
+    device: TorchDevice = Field("auto", description="Where MiniLM encodes (cpu, cuda, cuda:N); auto takes the GPU "
+                                "when the Python workers see one.")
 
 
 def encoder_id() -> str:
@@ -78,8 +80,10 @@ def transform_query_texts(tiers: DataFrame, cfg: EmbedVectorsConfig) -> DataFram
     return tiers.where(F.col("tier").isin(cfg.tiers)).select("query_norm").mapInPandas(texts, TEXT_SCHEMA)
 
 
-def transform_vectors(texts: DataFrame, previous: DataFrame | None, model: str, batch_size: int) -> DataFrame:
-    """(key, text_hash, model, vector): vectors of ``previous`` reused where text and model match, the rest encoded."""
+def transform_vectors(texts: DataFrame, previous: DataFrame | None, model: str, batch_size: int,
+                      device: str = "auto") -> DataFrame:
+    """(key, text_hash, model, vector): vectors of ``previous`` reused where text and model match, the rest
+    encoded on ``device`` (an :class:`EmbedVectorsConfig` ``device`` setting)."""
     if previous is not None:
         known = previous.where(F.col("model") == model).select("key", "text_hash", "vector")
         texts = texts.join(known, ["key", "text_hash"], "left")
@@ -88,10 +92,12 @@ def transform_vectors(texts: DataFrame, previous: DataFrame | None, model: str, 
     reused = texts.where(F.col("vector").isNotNull()).select("key", "text_hash", "vector")
 
     def encode_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        from lore_ml.config import torch_device
         from lore_ml.students import encode
 
+        on = torch_device(device)  # resolved in the worker: auto means its GPU, if it has one
         for batch in batches:
-            vectors = encode(list(batch["text"]), batch_size=batch_size) if len(batch) else []
+            vectors = encode(list(batch["text"]), batch_size=batch_size, device=on) if len(batch) else []
             yield pd.DataFrame({"key": batch["key"], "text_hash": batch["text_hash"],
                                 "vector": [v.astype("float32") for v in vectors]})
 
@@ -121,7 +127,7 @@ def run(cfg: EmbedVectorsConfig) -> dict[str, tuple[int, int]]:
                 previous = previous.withColumnRenamed(key, "key")
             print(f"[embed_vectors] {table}: encoding new or changed texts", file=sys.stderr)
             # staged first: a re-run reads the very partition it replaces
-            vectors = scratch.stage(transform_vectors(texts, previous, model, cfg.batch_size), table)
+            vectors = scratch.stage(transform_vectors(texts, previous, model, cfg.batch_size, cfg.device), table)
             unchanged = ["key", "text_hash", "model"]
             reused = 0 if previous is None else vectors.join(previous, unchanged, "left_semi").count()
             lakehouse.write_partition(vectors.withColumnRenamed("key", key), table, cfg.ds_str)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from pathlib import Path
-from typing import Any, Collection, Literal, Sequence
+from typing import Annotated, Any, Collection, Literal, Sequence
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SecretStr, ValidationError, field_validator
@@ -31,6 +31,23 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 """The checkout (or install) root; relative default paths are resolved against it."""
 
 DEFAULT_HOME_DEPOT_DIR = PROJECT_ROOT.parent / "shared" / "data" / "home_depot"
+
+
+TorchDevice = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$")]
+"""A setting naming where a model runs: cpu, cuda, cuda:N, or auto (the GPU when there is one)."""
+
+
+def torch_device(setting: str) -> str:
+    """The device a :data:`TorchDevice` setting names on this machine.
+
+    >>> torch_device("cpu"), torch_device("cuda:1")
+    ('cpu', 'cuda:1')
+    """
+    if setting != "auto":
+        return setting
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class _Section(BaseModel):

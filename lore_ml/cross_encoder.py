@@ -46,29 +46,35 @@ def distillation_loss(model, level_weight: float):
     return OrdinalDistillationLoss()
 
 
-def new_cross_encoder(max_length: int, seed: int = 0, num_labels: int = LEVELS):
-    """MiniLM with a fresh ``num_labels``-way head (seeded; 4: p(L1..L4), 1: one score), on the CPU."""
+def new_cross_encoder(max_length: int, seed: int = 0, num_labels: int = LEVELS, device: str = "cpu"):
+    """MiniLM with a fresh ``num_labels``-way head (seeded; 4: p(L1..L4), 1: one score) on ``device``."""
     import torch
     from sentence_transformers import CrossEncoder
 
     from lore_ml.students import minilm_path
 
     torch.manual_seed(seed)
-    return CrossEncoder(minilm_path(), num_labels=num_labels, max_length=max_length, device="cpu")
+    return CrossEncoder(minilm_path(), num_labels=num_labels, max_length=max_length, device=device)
 
 
 def fit(model, queries: Sequence[str], texts: Sequence[str], targets, loss, *, epochs: float, batch_size: int,
         learning_rate: float, seed: int, work_dir: Path) -> list[dict]:
-    """Fine-tune ``model`` with ``CrossEncoderTrainer``; returns the logged losses (progress bar on)."""
+    """Fine-tune ``model`` with ``CrossEncoderTrainer`` on the model's device (bf16 autocast on a
+    GPU that has it); returns the logged losses (progress bar on)."""
+    import torch
     from datasets import Dataset
     from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
 
+    if model.device.type == "cuda" and model.device.index not in (None, 0):
+        raise ValueError(f"the cross-encoder trains on cuda:0 (transformers' Trainer moves it there), not "
+                         f"{model.device}: choose the GPU with CUDA_VISIBLE_DEVICES={model.device.index} and device=cuda")
     dataset = Dataset.from_dict({"query": list(queries), "item": list(texts), "label": list(targets)})
     steps = max(1, int(len(dataset) * epochs / batch_size))
     args = CrossEncoderTrainingArguments(
         output_dir=str(work_dir), num_train_epochs=epochs, per_device_train_batch_size=batch_size,
         learning_rate=learning_rate, warmup_steps=max(1, steps // 10), logging_steps=max(1, min(50, steps // 10)),
-        save_strategy="no", report_to=[], seed=seed, use_cpu=True, disable_tqdm=False,
+        save_strategy="no", report_to=[], seed=seed, use_cpu=model.device.type == "cpu", disable_tqdm=False,
+        bf16=model.device.type == "cuda" and torch.cuda.is_bf16_supported(),
     )
     trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
     trainer.train()
@@ -93,14 +99,14 @@ def _softmax():
 class CrossEncoderStudent:
     """Scores (query, items) with a saved cross-encoder student; labels by its fitted decision rule."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, device: str = "cpu"):
         from sentence_transformers import CrossEncoder
 
         path = Path(path)
         manifest = json.loads((path / "manifest.json").read_text())
         self.model_version = manifest["version"]
         self.decision = manifest.get("decision")
-        self.model = CrossEncoder(str(path), device="cpu", max_length=manifest["max_length"])
+        self.model = CrossEncoder(str(path), device=device, max_length=manifest["max_length"])
 
     def score(self, query_norm: str, items: Sequence[Mapping]) -> np.ndarray:
         from lore_ml.students import item_text

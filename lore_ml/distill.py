@@ -45,7 +45,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from lore_ml.config import InputsNotReady, JobConfig, _Section
+from lore_ml.config import InputsNotReady, JobConfig, TorchDevice, _Section, torch_device
 from lore_ml.labels import DATASETS, DatasetName
 
 NOT_PROMOTED = 99
@@ -92,6 +92,8 @@ class DistillConfig(JobConfig):
                                 "distribution of Normal(rating, sigma) over the label bands; 0: the hard label.")
     label_smoothing: float = Field(0.1, ge=0, lt=1, description="Labels without a rating: mass moved to the neighbours.")
     max_pairs: int | None = Field(None, ge=1, description="Use at most this many labelled pairs (smoke runs).")
+    device: TorchDevice = Field("auto", description="Where MiniLM encodes queries and the cross-encoder trains and "
+                                "scores (cpu, cuda, cuda:N); auto takes the GPU when there is one.")
     seed: int = 0
     representation: RepresentationSettings = Field(default_factory=RepresentationSettings)
     cross: CrossSettings = Field(default_factory=CrossSettings)
@@ -350,7 +352,7 @@ def train_representation(cfg: DistillConfig, pairs, items, targets: np.ndarray) 
     unseen = sorted(set(pairs["query_norm"]) - set(query_vectors))  # labelled queries outside head/mid
     print(f"[distill] {len(item_ids):,} item and {len(tower_queries):,} query vectors from Delta; "
           f"encoding {len(unseen):,} other labelled queries", file=sys.stderr)
-    query_vectors.update(zip(unseen, encode(unseen, "queries")))
+    query_vectors.update(zip(unseen, encode(unseen, device=torch_device(cfg.device))))
     coverage = np.array([query_coverage(q, items[i]) for q, i in zip(pairs["query_norm"], pairs["item_id"])])
     x = torch.tensor(features(np.stack([query_vectors[q] for q in pairs["query_norm"]]),
                               item_vectors[[item_row[i] for i in pairs["item_id"]]], coverage), dtype=torch.float32)
@@ -419,7 +421,7 @@ def train_cross_encoder(cfg: DistillConfig, pairs, items, targets: np.ndarray) -
     texts = np.array([item_text(items[i]) for i in pairs["item_id"]], dtype=object)
     queries = pairs["query_norm"].to_numpy()
     train = pairs["split"].to_numpy() == "train"
-    model = cross_encoder.new_cross_encoder(settings.max_length, cfg.seed)
+    model = cross_encoder.new_cross_encoder(settings.max_length, cfg.seed, device=torch_device(cfg.device))
     with tempfile.TemporaryDirectory(prefix="lore-cross-") as work_dir:
         history = cross_encoder.fit(
             model, queries[train], texts[train], targets[train].tolist(),
@@ -446,7 +448,7 @@ def transfer_set(cfg: DistillConfig, pairs, items) -> tuple["pd.DataFrame", dict
     if not (teacher_dir / "manifest.json").is_file():
         raise InputsNotReady(f"cross.transfer_teacher={teacher_dir} is not a cross-encoder student directory (no "
                              f"manifest.json): train one with `lore distill --student cross` first")
-    teacher = CrossEncoderStudent(teacher_dir)
+    teacher = CrossEncoderStudent(teacher_dir, device=torch_device(cfg.device))
     chosen = transfer_pairs(pairs, items, cfg.cross.transfer_per_query)
     queries = np.array([query for query, _ in chosen], dtype=object)
     texts = np.array([item_text(items[item_id]) for _, item_id in chosen], dtype=object)

