@@ -67,7 +67,8 @@ def fit(model, queries: Sequence[str], texts: Sequence[str], targets, loss, *, e
 
     if model.device.type == "cuda" and model.device.index not in (None, 0):
         raise ValueError(f"the cross-encoder trains on cuda:0 (transformers' Trainer moves it there), not "
-                         f"{model.device}: choose the GPU with CUDA_VISIBLE_DEVICES={model.device.index} and device=cuda")
+                         f"{model.device}: choose the GPU with CUDA_VISIBLE_DEVICES={model.device.index} and "
+                         "device=cuda")
     dataset = Dataset.from_dict({"query": list(queries), "item": list(texts), "label": list(targets)})
     steps = max(1, int(len(dataset) * epochs / batch_size))
     args = CrossEncoderTrainingArguments(
@@ -102,7 +103,10 @@ class CrossEncoderStudent:
     def __init__(self, path: str | Path, device: str = "cpu"):
         from sentence_transformers import CrossEncoder
 
+        from lore_ml.students import require_student_directory
+
         path = Path(path)
+        require_student_directory(path, "cross")
         manifest = json.loads((path / "manifest.json").read_text())
         self.model_version = manifest["version"]
         self.decision = manifest.get("decision")

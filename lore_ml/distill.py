@@ -442,13 +442,12 @@ def transfer_set(cfg: DistillConfig, pairs, items) -> tuple["pd.DataFrame", dict
     query did not see rated. On Home Depot its gain stayed within the seed spread (README).
     """
     from lore_ml.cross_encoder import CrossEncoderStudent, predict_probabilities
-    from lore_ml.students import item_text
+    from lore_ml.students import NotAStudentDirectory, item_text
 
-    teacher_dir = cfg.cross.transfer_teacher
-    if not (teacher_dir / "manifest.json").is_file():
-        raise InputsNotReady(f"cross.transfer_teacher={teacher_dir} is not a cross-encoder student directory (no "
-                             f"manifest.json): train one with `lore distill --student cross` first")
-    teacher = CrossEncoderStudent(teacher_dir, device=torch_device(cfg.device))
+    try:
+        teacher = CrossEncoderStudent(cfg.cross.transfer_teacher, device=torch_device(cfg.device))
+    except NotAStudentDirectory as exc:
+        raise NotAStudentDirectory(f"cross.transfer_teacher: {exc}") from None
     chosen = transfer_pairs(pairs, items, cfg.cross.transfer_per_query)
     queries = np.array([query for query, _ in chosen], dtype=object)
     texts = np.array([item_text(items[item_id]) for _, item_id in chosen], dtype=object)

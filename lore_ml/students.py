@@ -13,6 +13,7 @@ from typing import Mapping, Protocol, Sequence
 
 import numpy as np
 
+from lore_ml.config import InputsNotReady
 from lore_ml.decision import decide
 from lore_ml.text import normalize_query
 
@@ -76,6 +77,18 @@ class LexicalStudent:
         logits = np.hstack([3 * (0.3 - coverage), np.zeros_like(coverage), 3 * (coverage - 0.5), 5 * (coverage - 0.6)])
         p = np.exp(logits - logits.max(axis=1, keepdims=True))
         return p / p.sum(axis=1, keepdims=True)
+
+
+class NotAStudentDirectory(InputsNotReady, FileNotFoundError):
+    """A student path with no ``lore distill`` artefact in it (not trained yet, or a typo)."""
+
+
+def require_student_directory(path: Path, student: str = "representation") -> None:
+    """Raise :class:`NotAStudentDirectory` unless ``path`` holds a student's ``manifest.json``."""
+    if not (Path(path) / "manifest.json").is_file():
+        flag = "" if student == "representation" else f" --student {student}"
+        raise NotAStudentDirectory(f"{path} is not a {student} student directory (no manifest.json): "
+                                   f"train one with `lore distill{flag}`")
 
 
 def item_text(item: Mapping) -> str:
@@ -168,6 +181,7 @@ class RepresentationStudent:
         import torch
 
         path = Path(path)
+        require_student_directory(path)
         manifest = json.loads((path / "manifest.json").read_text())
         self.model_version = manifest["version"]
         self.decision = manifest.get("decision")

@@ -10,6 +10,7 @@ from lore_ml.config import LoreConfig
 from lore_ml.inference import InferenceConfig
 from lore_ml.modeling import NotAModelDirectory, require_model_directory
 from lore_ml.prompts import DEFAULT_RULES_DIGEST, RulesDigest
+from lore_ml.students import NotAStudentDirectory, require_student_directory
 from online.schemas import MAX_DEADLINE_MS, MAX_ITEMS, MAX_QUERY_CHARS
 
 
@@ -57,8 +58,11 @@ class ServeConfig(LoreConfig):
     @classmethod
     def _a_student(cls, path: Path | None) -> Path | None:
         """Checked here, once: a bad path would otherwise fail every gunicorn worker's boot."""
-        if path is not None and not (path / "manifest.json").is_file():
-            raise ValueError(f"{path} is not a student directory (no manifest.json): train one with `lore distill`")
+        if path is not None:
+            try:
+                require_student_directory(path)
+            except NotAStudentDirectory as exc:
+                raise ValueError(str(exc)) from None
         return path
 
     @field_validator("teacher_dir")

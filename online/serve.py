@@ -42,6 +42,12 @@ class ShimServer(BaseApplication):
 def main(argv: list[str] | None = None) -> int:
     cfg = ServeConfig.from_cli(argv, prog="lore serve")
     print(f"LORE shim on http://{cfg.host}:{cfg.port} ({cfg.workers} workers x {cfg.threads} threads)", file=sys.stderr)
+    if cfg.teacher is not None and not cfg.teacher_url and cfg.workers > 1:
+        from lore_ml.config import torch_device
+
+        print(f"note: the in-process teacher is loaded by each worker: {cfg.workers} copies of "
+              f"{cfg.teacher.model_path} on {torch_device(cfg.teacher.device)}. Beyond the small default, serve it "
+              "once (`vllm serve`) and set teacher_url", file=sys.stderr)
     ShimServer(cfg).run()
     return 0
 

@@ -65,7 +65,7 @@ def test_the_transfer_set_is_labelled_by_the_teacher_students_p(tmp_path):
     assert summary == {"teacher": "cross-student@teacher", "pairs": 2}
 
     cfg = DistillConfig.load(overrides={"ds": "2026-01-31", "cross": {"transfer_teacher": str(tmp_path)}})
-    with pytest.raises(InputsNotReady, match="not a cross-encoder student directory"):
+    with pytest.raises(InputsNotReady, match="cross.transfer_teacher: .* is not a cross student directory"):
         transfer_set(cfg, pairs, items)
 
 

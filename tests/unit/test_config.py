@@ -60,6 +60,18 @@ def test_unknown_fields_and_bad_values_are_usage_errors_naming_each_field(capsys
     assert "redis.password: Input should be a valid string" in err and "98765" not in err  # a secret never shown
 
 
+def test_lore_serve_says_each_worker_loads_its_own_in_process_teacher(capsys, monkeypatch, tmp_path):
+    from online import serve
+
+    (tmp_path / "config.json").write_text("{}")
+    monkeypatch.setattr(serve.ShimServer, "run", lambda self: None)
+    serve.main(["--set", f"teacher.model_path={tmp_path}", "--set", "teacher.device=cpu", "--set", "workers=3"])
+    assert f"3 copies of {tmp_path} on cpu" in capsys.readouterr().err
+    serve.main(["--set", f"teacher.model_path={tmp_path}", "--set", "workers=1"])
+    serve.main(["--set", "teacher_url=http://teacher:8000/v1", "--set", f"teacher.model_path={tmp_path}"])
+    assert "copies" not in capsys.readouterr().err
+
+
 def test_table_uri_rejects_unqualified_names():
     with pytest.raises(ValueError):
         LoreConfig.load().lakehouse.table_uri("search_log")
@@ -68,8 +80,8 @@ def test_table_uri_rejects_unqualified_names():
 def test_the_shim_refuses_model_paths_with_no_model_before_any_worker_boots(capsys, tmp_path):
     from online.config import ServeConfig
 
-    assert "student_path: Value error, /nope is not a student directory (no manifest.json)" in _usage_error(
-        capsys, ServeConfig, ["--set", "student_path=/nope"])
+    assert "student_path: Value error, /nope is not a representation student directory (no manifest.json)" \
+        in _usage_error(capsys, ServeConfig, ["--set", "student_path=/nope"])
     assert "teacher: Value error, model_path /nope is not a Hugging Face model directory" in _usage_error(
         capsys, ServeConfig, ["--set", "teacher.model_path=/nope"])
     assert "teacher_dir: Value error, /nope is not a directory" in _usage_error(
