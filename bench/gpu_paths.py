@@ -162,7 +162,7 @@ def run_encode(texts: int) -> dict:
             "ok": bool(np.isfinite(vectors).all()) and cosine > 0.999, "memory_gib": gpu_memory()}
 
 
-def run_cross(work: Path, pairs: int) -> dict:
+def run_cross(work: Path, pairs: int, batch_size: int) -> dict:
     """One epoch of the cross-encoder student over ``pairs`` pairs on the default device (bf16
     autocast on a GPU), then scoring; 64 scores again on the CPU, to compare."""
     import numpy as np
@@ -179,15 +179,17 @@ def run_cross(work: Path, pairs: int) -> dict:
     before = {name: tensor.detach().clone() for name, tensor in model.model.state_dict().items()}
     started = time.perf_counter()
     history = cross_encoder.fit(model, queries, texts, targets, cross_encoder.distillation_loss(model, 2.0), epochs=1,
-                                batch_size=32, learning_rate=5e-5, seed=0, work_dir=work / "cross")
+                                batch_size=batch_size, learning_rate=5e-5, seed=0,
+                                work_dir=work / f"cross-{batch_size}")
     seconds = time.perf_counter() - started
     changed = any(not torch.equal(before[name], tensor.to(before[name].device))
                   for name, tensor in model.model.state_dict().items())
     scoring_started = time.perf_counter()
     p = cross_encoder.predict_probabilities(model, queries, texts, batch_size=256)
     scoring = pairs / (time.perf_counter() - scoring_started)
-    model.save(str(work / "cross-model"))
-    on_cpu = cross_encoder.predict_probabilities(CrossEncoder(str(work / "cross-model"), device="cpu", max_length=64),
+    saved = work / f"cross-model-{batch_size}"
+    model.save(str(saved))
+    on_cpu = cross_encoder.predict_probabilities(CrossEncoder(str(saved), device="cpu", max_length=64),
                                                  queries[:64], texts[:64])
     gap = float(np.abs(p[:64] - on_cpu).max())
     losses = [entry["loss"] for entry in history]
@@ -244,7 +246,7 @@ def cases(shapes: list[str], quick: bool, chosen: list[str] | None = None) -> li
                   for variant in ("", "bf16", "zero2", "zero3")]
         found.append((f"grpo {shape}", ["rl", shape, "plain", "3" if quick else "5"]))
     found.append(("encode minilm", ["encode", "1024" if quick else "32768"]))
-    found.append(("cross-encoder", ["cross", "256" if quick else "8192"]))
+    found += [(f"cross-encoder b{batch}", ["cross", "512" if quick else "8192", str(batch)]) for batch in (32, 256)]
     return [case for case in found if not chosen or any(case[0].startswith(prefix) for prefix in chosen)]
 
 
@@ -254,7 +256,7 @@ def child(work: Path, args: list[str]) -> dict:
     if args[0] == "encode":
         return run_encode(int(args[1]))
     if args[0] == "cross":
-        return run_cross(work, int(args[1]))
+        return run_cross(work, int(args[1]), int(args[2]))
     return run_training(work, args[1], args[0], args[2], int(args[3]))
 
 
@@ -305,12 +307,12 @@ def main() -> None:
     print(f"\n{gpu or 'CPU only'}; torch {torch.__version__}, transformers {transformers.__version__}, "
           f"trl {trl.__version__}, sentence-transformers {sentence_transformers.__version__}, "
           f"{os.cpu_count()} CPU cores")
-    print(f"{'case':<18}{'device':<8}{'prompt tok':>11}{'s':>8}{'throughput':>18}{'peak GiB':>10}  check")
+    print(f"{'case':<20}{'device':<8}{'prompt tok':>11}{'s':>8}{'throughput':>18}{'peak GiB':>10}  check")
     for r in rows:
         tokens = f"{r['tokens']:.0f}" if r.get("tokens") else ""
         memory = f"{r['memory_gib']:.1f}" if r.get("memory_gib") is not None else ""
         seconds = f"{r['seconds']:.1f}" if "seconds" in r else ""
-        print(f"{r['case']:<18}{r.get('device', ''):<8}{tokens:>11}{seconds:>8}{r.get('rate', ''):>18}{memory:>10}  "
+        print(f"{r['case']:<20}{r.get('device', ''):<8}{tokens:>11}{seconds:>8}{r.get('rate', ''):>18}{memory:>10}  "
               f"{'ok' if r['ok'] else 'FAILED'}: {r['check']}")
     if args.out:
         args.out.write_text(json.dumps({"gpu": gpu, "torch": torch.__version__, "rows": rows}, indent=2))
