@@ -242,15 +242,25 @@ class SchemaChanges:
                          + self.conflicts) or "up to date"
 
 
+def open_delta(uri: str):
+    """The ``deltalake.DeltaTable`` at ``uri``, or None when there is none: one read of its log
+    (``is_deltatable`` and then ``DeltaTable`` would read it twice: two round trips on a store)."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        return DeltaTable(uri)
+    except TableNotFoundError:
+        return None
+
+
 def schema_changes(config: LakehouseConfig, table: str) -> SchemaChanges | None:
     """The stored ``table``'s differences from :func:`schema_of`, read from its Delta log (no
     Spark, ~1 ms), or None when it does not exist. Nullability is not compared."""
-    from deltalake import DeltaTable
-
-    uri = config.table_uri(table)
-    if not DeltaTable.is_deltatable(uri):
+    delta = open_delta(config.table_uri(table))
+    if delta is None:
         return None
-    stored = StructType.fromJson(json.loads(DeltaTable(uri).schema().to_json()))
+    stored = StructType.fromJson(json.loads(delta.schema().to_json()))
     wanted = schema_of(table)
     stored_types = {f.name: f.dataType.simpleString() for f in stored.fields}
     conflicts = [f"column {f.name} is {stored_types[f.name]} in the table, {f.dataType.simpleString()} in this version"
@@ -376,21 +386,18 @@ class Lakehouse:
 
     def partitions(self, table: str) -> set[str]:
         """The ``ds`` values ``table`` holds, read from the Delta log (no data file is opened)."""
-        from deltalake import DeltaTable
-
-        if not self.exists(table):
-            return set()
-        return {p[PARTITION_COLUMN] for p in DeltaTable(self.uri(table)).partitions()}
+        delta = open_delta(self.uri(table))
+        return set() if delta is None else {p[PARTITION_COLUMN] for p in delta.partitions()}
 
     def partition_rows(self, table: str) -> dict[str, int]:
         """Rows per ``ds`` of ``table``, summed from the file statistics in its Delta log (no data
         file is opened); the days of files written without statistics are counted with Spark."""
         import pyarrow as pa
-        from deltalake import DeltaTable
 
-        if not self.exists(table):
+        delta = open_delta(self.uri(table))
+        if delta is None:
             return {}
-        files = pa.table(DeltaTable(self.uri(table)).get_add_actions(flatten=True)).select(
+        files = pa.table(delta.get_add_actions(flatten=True)).select(
             ["num_records", f"partition.{PARTITION_COLUMN}"]).to_pylist()
         rows, unknown = {}, set()
         for file in files:
@@ -545,15 +552,14 @@ def vacuum_table(config: LakehouseConfig, table: str, retention_hours: int, dry_
     files again.
     """
     import pyarrow.fs
-    from deltalake import DeltaTable
 
     uri = config.table_uri(table)
-    if not DeltaTable.is_deltatable(uri):
+    delta = open_delta(uri)
+    if delta is None:
         return None
     fs, path = filesystem(uri)
     stored = {info.path[len(path) + 1:] for info in fs.get_file_info(pyarrow.fs.FileSelector(path, recursive=True))
               if info.type == pyarrow.fs.FileType.File}
-    delta = DeltaTable(uri)
     files = delta.vacuum(retention_hours=retention_hours, dry_run=dry_run, enforce_retention_duration=False,
                          full=True)  # full: also what a killed write left, which the log never mentions
     if not dry_run:
@@ -640,13 +646,13 @@ def read_delta(config: LakehouseConfig, table: str, columns: list[str] | None = 
     """
     import pyarrow.fs
     import pyarrow.parquet as pq
-    from deltalake import DeltaTable
 
     uri = config.table_uri(table)
-    if not DeltaTable.is_deltatable(uri):
+    delta = open_delta(uri)
+    if delta is None:
         raise missing_table(config, table)
     fs, path = filesystem(uri)
-    dataset = DeltaTable(uri).to_pyarrow_dataset(filesystem=pyarrow.fs.SubTreeFileSystem(path, fs))
+    dataset = delta.to_pyarrow_dataset(filesystem=pyarrow.fs.SubTreeFileSystem(path, fs))
     return dataset.to_table(columns=columns, filter=pq.filters_to_expression(filters) if filters else None)
 
 

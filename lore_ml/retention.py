@@ -107,14 +107,11 @@ def expired_days(days: set[str], ds: str, keep_days: int) -> list[str]:
 def expire_table(cfg: ExpirePartitionsConfig, table: str, keep_days: int) -> tuple[list[str], int] | None:
     """Remove ``table``'s :func:`expired_days` in one Delta commit (with ``cfg.dry_run``: only list
     them); return those days and the days left, or None when the table does not exist."""
-    from deltalake import DeltaTable
+    from lore_ml.lakehouse import PARTITION_COLUMN, open_delta
 
-    from lore_ml.lakehouse import PARTITION_COLUMN
-
-    uri = cfg.lakehouse.table_uri(table)
-    if not DeltaTable.is_deltatable(uri):
+    delta = open_delta(cfg.lakehouse.table_uri(table))
+    if delta is None:
         return None
-    delta = DeltaTable(uri)
     days = {partition[PARTITION_COLUMN] for partition in delta.partitions()}
     expired = expired_days(days, cfg.ds_str, keep_days)
     if expired and not cfg.dry_run:
