@@ -254,6 +254,17 @@ def open_delta(uri: str):
         return None
 
 
+def last_write_of_day(delta, ds: str, commits: int = 500) -> dict | None:
+    """The newest of a ``DeltaTable``'s last ``commits`` commits that wrote the ``ds`` partition, or
+    None. :meth:`Lakehouse.write_partition` stamps each commit's ``userMetadata`` with the day;
+    commits written before that are found by their ``replaceWhere`` predicate (Sail writes it as
+    ``ds = '…'``, delta-spark as ``["(ds = '…')"]``)."""
+    stamp, predicate = f"{PARTITION_COLUMN}={_checked_ds(ds)}", f"{PARTITION_COLUMN} = '{ds}'"
+    return next((commit for commit in delta.history(commits) if commit.get("userMetadata") == stamp or (
+        commit.get("operation") == "WRITE" and predicate in str((commit.get("operationParameters") or {})
+                                                                 .get("predicate", "")))), None)
+
+
 def schema_changes(config: LakehouseConfig, table: str) -> SchemaChanges | None:
     """The stored ``table``'s differences from :func:`schema_of`, read from its Delta log (no
     Spark, ~1 ms), or None when it does not exist. Nullability is not compared."""
@@ -328,7 +339,9 @@ class Lakehouse:
                                  "table (e.g. re-run its jobs into a new lakehouse.root)")
         if changes:
             df = df.select("*", *(F.lit(None).cast(f.dataType).alias(f.name) for f in changes.retired_columns))
-        writer = df.write.format("delta").partitionBy(PARTITION_COLUMN)
+        # The day goes in the commit: require_partition tells a day written with no rows from one never written.
+        writer = (df.write.format("delta").partitionBy(PARTITION_COLUMN)
+                  .option("userMetadata", f"{PARTITION_COLUMN}={ds}"))
         if changes is None:  # replaceWhere needs an existing table; a new one is created by the first write
             writer = writer.mode("error")
         else:
@@ -415,11 +428,21 @@ class Lakehouse:
         return self.latest_partition(table, ds) == ds
 
     def require_partition(self, table: str, ds: str) -> None:
-        """Raise :class:`InputsNotReady` unless ``table`` holds ``ds`` (its writer not run for that
-        day): a job fed an empty day would write an empty day of its own and exit 0."""
-        if ds not in self.partitions(table):
-            raise InputsNotReady(f"no {table} rows for ds={ds} (not written for that day, or written empty): "
-                                 f"run `{WRITTEN_BY[table]} --ds {ds}` first")
+        """Raise :class:`InputsNotReady` unless ``table`` holds ``ds``: a job fed an empty day would
+        write an empty day of its own and exit 0. The message says, from the table's Delta history,
+        whether the day was never written, written with no rows, or written and removed since."""
+        delta = open_delta(self.uri(table))
+        if delta is not None and ds in {p[PARTITION_COLUMN] for p in delta.partitions()}:
+            return
+        write = None if delta is None else last_write_of_day(delta, ds)
+        if write is None:  # Sail commits nothing for an empty write of a day the table does not hold
+            happened = "not written for that day, or written with no rows"
+        else:
+            when = dt.datetime.fromtimestamp(write["timestamp"] / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            rows = int((write.get("operationMetrics") or {}).get("numOutputRows", -1))
+            happened = (f"its last write, Delta version {write['version']} at {when}, had no rows" if rows == 0 else
+                        f"written at Delta version {write['version']} ({when}) and removed since")
+        raise InputsNotReady(f"no {table} rows for ds={ds} ({happened}): run `{WRITTEN_BY[table]} --ds {ds}` first")
 
     def read_snapshot(self, table: str, ds: str) -> DataFrame | None:
         """The newest partition at or before ``ds``, or None when there is none."""

@@ -153,6 +153,34 @@ def test_rewriting_a_day_replaces_only_that_day(lakehouse, sail_spark, caplog):
     assert rows == {("a", "2026-01-01"), ("b", "2026-01-01"), ("d", "2026-01-02")}
 
 
+def test_a_missing_day_is_told_apart_never_written_written_empty_or_removed_since(lakehouse, sail_spark):
+    from deltalake import DeltaTable
+
+    from lore_ml.config import InputsNotReady
+
+    def refusal(ds):
+        with pytest.raises(InputsNotReady) as refused:
+            lakehouse.require_partition("bronze.human_labels", ds)
+        return str(refused.value)
+
+    never = "(not written for that day, or written with no rows): run `lore ingest --ds 2026-01-0{}` first"
+    assert never.format(1) in refusal("2026-01-01")  # no table yet
+    empty, one = labels(sail_spark, []).where(F.lit(False)), labels(sail_spark, [("a", "i", "L4", None, None, "t", "x")])
+    lakehouse.write_partition(empty, "bronze.human_labels", "2026-01-01")  # the write that creates the table
+    for ds in ("2026-01-02", "2026-01-03"):
+        lakehouse.write_partition(one, "bronze.human_labels", ds)
+    lakehouse.write_partition(empty, "bronze.human_labels", "2026-01-03")  # a re-run that found no rows
+    lakehouse.write_partition(empty, "bronze.human_labels", "2026-01-04")  # a new day: Sail commits nothing
+    lakehouse.require_partition("bronze.human_labels", "2026-01-02")
+    assert re.search(r"ds=2026-01-01 \(its last write, Delta version 0 at 20\d\d-.* UTC, had no rows\)",
+                     refusal("2026-01-01"))
+    assert "ds=2026-01-03 (its last write, Delta version 3 at " in refusal("2026-01-03")
+    assert never.format(4) in refusal("2026-01-04")
+    DeltaTable(lakehouse.uri("bronze.human_labels")).delete("ds = '2026-01-02'")  # e.g. expired by retention
+    assert re.search(r"ds=2026-01-02 \(written at Delta version 1 \(.* UTC\) and removed since\)",
+                     refusal("2026-01-02"))
+
+
 def test_vacuum_deletes_replaced_and_orphaned_files_past_the_retention_only(lakehouse, sail_spark, capsys):
     day = labels(sail_spark, [("a", "i1", "L4", None, None, "train", "x")])
     for _ in range(2):  # a day and its re-run: the first run's file is replaced

@@ -45,7 +45,7 @@ def test_a_job_whose_input_lacks_its_day_says_so_instead_of_writing_an_empty_day
     root = lakehouse.config.root
     assert main(["synth-cot", "--ds", DS, "--set", f"lakehouse.root={root}"]) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        "error: no silver.training_pairs rows for ds=2026-01-31 (not written for that day, or written empty): "
+        "error: no silver.training_pairs rows for ds=2026-01-31 (not written for that day, or written with no rows): "
         "run `lore mine-pairs --ds 2026-01-31` first")
     assert not lakehouse.exists("gold.sft_examples")
 
