@@ -259,7 +259,8 @@ def last_write_of_day(delta, ds: str, commits: int = 500) -> dict | None:
     None. :meth:`Lakehouse.write_partition` stamps each commit's ``userMetadata`` with the day;
     commits written before that are found by their ``replaceWhere`` predicate (Sail writes it as
     ``ds = '…'``, delta-spark as ``["(ds = '…')"]``)."""
-    stamp, predicate = f"{PARTITION_COLUMN}={_checked_ds(ds)}", f"{PARTITION_COLUMN} = '{ds}'"
+    ds = _checked_ds(ds)
+    stamp, predicate = f"{PARTITION_COLUMN}={ds}", f"{PARTITION_COLUMN} = '{ds}'"
     return next((commit for commit in delta.history(commits) if commit.get("userMetadata") == stamp or (
         commit.get("operation") == "WRITE" and predicate in str((commit.get("operationParameters") or {})
                                                                  .get("predicate", "")))), None)
@@ -431,9 +432,9 @@ class Lakehouse:
         """Raise :class:`InputsNotReady` unless ``table`` holds ``ds``: a job fed an empty day would
         write an empty day of its own and exit 0. The message says, from the table's Delta history,
         whether the day was never written, written with no rows, or written and removed since."""
-        delta = open_delta(self.uri(table))
-        if delta is not None and ds in {p[PARTITION_COLUMN] for p in delta.partitions()}:
+        if ds in self.partitions(table):
             return
+        delta = open_delta(self.uri(table))  # only on the way to an error: the history says why
         write = None if delta is None else last_write_of_day(delta, ds)
         if write is None:  # Sail commits nothing for an empty write of a day the table does not hold
             happened = "not written for that day, or written with no rows"
