@@ -3,7 +3,8 @@
 Writes a new cache version (DESIGN.md §4 key layout, pipelined batches) holding the day's
 ``ok`` judgments per query and the tier map (head and mid queries of ``silver.query_tiers``),
 then switches ``lore:active`` in one step; the previous version expires after
-``old_version_ttl_s``. The version id is ``<ds>-<content digest>``: re-running the same day
+``old_version_ttl_s``, and the tail judgments written back into it in the last
+``write_back_max_age_s`` are carried into the new one. The version id is ``<ds>-<content digest>``: re-running the same day
 with the same judgments is a no-op, and a run that died half-way is resumed by the next.
 The judgments stream from Spark in query-hash order into a local file of batches (the system's
 temporary folder, one JSON line per batch), which the Redis writer reads back batch by batch:
@@ -37,6 +38,10 @@ class FillCacheConfig(JobConfig):
     batch_queries: int = Field(200, ge=1, description="Queries per pipelined batch (one round trip each).")
     pending_ttl_s: int = Field(86_400, ge=60, description="TTL of a version's keys until it is switched on.")
     old_version_ttl_s: int = Field(6 * 3600, ge=1, description="TTL given to the replaced version's keys.")
+    write_back_max_age_s: int = Field(7 * 86_400, ge=0, description=(
+        "Tail judgments the write-back worker stored in the replaced version within this many seconds "
+        "are carried into the new one (never over what the fill writes); 0 carries none, e.g. after "
+        "promoting a new teacher."))
     force: bool = Field(False, description="Switch even if the active version holds a newer day.")
 
     @classmethod
@@ -153,7 +158,7 @@ def run(cfg: FillCacheConfig, client=None):
                                      f"run `lore judge-head --ds {cfg.ds_str}` first")
             models = sorted(row["model_version"] for row in judgments.select("model_version").distinct().collect())
             writer = CacheWriter(client, Keys(cfg.redis.key_prefix), cfg.pending_ttl_s,
-                                 cfg.old_version_ttl_s)
+                                 cfg.old_version_ttl_s, write_back_max_age_s=cfg.write_back_max_age_s)
             with tqdm(total=len(batches), desc="fill_cache", unit="batch", disable=None, file=sys.stderr) as bar:
                 return writer.fill(batches.version(cfg.ds_str, tiers), cfg.ds_str, batches, tiers,
                                    {"model_versions": ",".join(models)}, force=cfg.force,
@@ -173,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"cache version {result.version} active (was {result.previous_version or 'none'}) in {seconds:.1f}s")
     print(f"{'queries':<14}{result.queries:>12,}\n{'judgments':<14}{result.judgments:>12,}\n"
-          f"{'tier entries':<14}{result.tier_entries:>12,}\n{'bytes':<14}{result.bytes_written:>12,}\n"
+          f"{'tier entries':<14}{result.tier_entries:>12,}\n{'write-backs':<14}{result.write_backs_carried:>12,} "
+          f"tail queries carried over\n{'bytes':<14}{result.bytes_written:>12,}\n"
           f"{'resumed after':<14}{result.batches_resumed:>12,} batches")
     return 0
 

@@ -6,13 +6,17 @@ Keys (``lore`` is ``redis.key_prefix``):
 * ``lore:v:{ver}:q:{query_hash}`` → hash ``item_id → packed judgment``
 * ``lore:v:{ver}:tier``           → hash ``query_hash → head|mid`` (absent = tail)
 * ``lore:v:{ver}:meta``           → hash: ds, model versions, counts, state (filling|complete)
+* ``lore:v:{ver}:written``        → sorted set ``query_hash → time of its last write-back``
 * ``lore:tail:queue``             → stream of tail requests for the write-back worker
 
 A fill writes every key of a new version with a *pending* TTL (an abandoned fill cleans itself
 up), records how many batches are done (a re-run resumes there), then makes the keys
 persistent, switches ``lore:active`` in one transaction — refusing to replace a newer day
 unless forced (Feast's rule: never overwrite newer with older) — and gives the previous
-version's keys a TTL, so readers mid-request finish on complete data.
+version's keys a TTL, so readers mid-request finish on complete data. The tail judgments the
+write-back worker put into the previous version are carried into the new one (recent ones only,
+never over what the fill wrote), so a switch does not send every known tail query back to the
+teacher.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import logging
+import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, NamedTuple, Sequence
+from typing import Callable, Container, Iterable, Mapping, NamedTuple, Sequence
 
 import orjson
 
@@ -109,6 +114,9 @@ class Keys:
     def meta(self, version: str) -> str:
         return f"{self.prefix}:v:{version}:meta"
 
+    def written_back(self, version: str) -> str:
+        return f"{self.prefix}:v:{version}:written"
+
     def version_pattern(self, version: str) -> str:
         return f"{self.prefix}:v:{version}:*"
 
@@ -168,17 +176,19 @@ class FillResult:
     batches_resumed: int
     switched: bool
     previous_version: str | None
+    write_backs_carried: int = 0
 
 
 class CacheWriter(CacheReader):
     """Writes one cache version and switches readers to it."""
 
     def __init__(self, client, keys: Keys = Keys(), pending_ttl_s: int = 86_400, old_version_ttl_s: int = 6 * 3600,
-                 writers: int = 2):
+                 writers: int = 2, write_back_max_age_s: int = 7 * 86_400):
         super().__init__(client, keys)
         self.writers = writers
         self.pending_ttl_s = pending_ttl_s
         self.old_version_ttl_s = old_version_ttl_s
+        self.write_back_max_age_s = write_back_max_age_s
 
     def fill(
         self,
@@ -199,6 +209,10 @@ class CacheWriter(CacheReader):
         values). ``writers`` pipelines are in flight at once, so packing the next batch in this
         process overlaps Redis applying the previous one. ``on_batch(done, total)`` is called as
         batches complete (progress bars, tests).
+
+        The replaced version's tail write-backs are carried over (:meth:`carry_write_backs`) once
+        before the switch, and once more between the switch and the old keys' TTL for those
+        the worker wrote meanwhile.
         """
         meta_key, done_key, previous = self.keys.meta(version), self.keys.meta(version) + ":done", self.active_version()
         if previous == version:
@@ -253,8 +267,48 @@ class CacheWriter(CacheReader):
         self.client.delete(done_key)  # the version is complete: nothing left to resume
         self._persist(version)
         self.client.hset(meta_key, "state", "complete")
-        self._switch(version, ds, force)
-        return FillResult(version, queries, judgments, len(tiers), written, len(already), True, previous)
+        carried = self.carry_write_backs(previous, version, tiers) if previous else set()
+        replaced = self._switch(version, ds, force)
+        if replaced is not None and replaced != version:
+            carried |= self.carry_write_backs(replaced, version, tiers)
+            self._expire(replaced, version)
+        return FillResult(version, queries, judgments, len(tiers), written, len(already), True, previous, len(carried))
+
+    def carry_write_backs(self, source: str, target: str, tiers: Container[str] = (), page: int = 500) -> set[str]:
+        """Copy into ``target`` the query keys of ``source`` that the write-back worker wrote in the
+        last ``write_back_max_age_s`` seconds, except queries in ``target``'s ``tiers`` (head and
+        mid queries are answered by the fill and the student, never from write-backs); return the
+        query hashes carried.
+
+        Items ``target`` already holds keep their judgment (``HSETNX``: a newer write-back wins),
+        and each carried query keeps the time of its last write-back, so a tail judgment is carried
+        from version to version only until it is that old (0: never carried).
+        """
+        if self.write_back_max_age_s == 0:
+            return set()
+        source_set, target_set = self.keys.written_back(source), self.keys.written_back(target)
+        oldest, carried = time.time() - self.write_back_max_age_s, set()
+        for offset in range(0, self.client.zcard(source_set), page):
+            written = self.client.zrange(source_set, oldest, "+inf", byscore=True, offset=offset, num=page,
+                                         withscores=True)
+            if not written:
+                break
+            tail = [(query_hash.decode(), written_at) for query_hash, written_at in written
+                    if query_hash.decode() not in tiers]
+            read = self.client.pipeline(transaction=False)
+            for query_hash, _ in tail:
+                read.hgetall(self.keys.query(source, query_hash))
+            copy = self.client.pipeline(transaction=False)
+            for (query_hash, written_at), items in zip(tail, read.execute()):
+                key = self.keys.query(target, query_hash)
+                for item_id, packed in items.items():
+                    copy.hsetnx(key, item_id, packed)
+                copy.zadd(target_set, {query_hash: written_at}, gt=True)
+                carried.add(query_hash)
+            copy.execute()
+        if carried:
+            log.info("carried the write-backs of %d tail queries from %s to %s", len(carried), source, target)
+        return carried
 
     def _refuse_stale(self, active: str | None, ds: str, force: bool) -> None:
         if active is None or force:
@@ -273,9 +327,9 @@ class CacheWriter(CacheReader):
             pipe.persist(key)
         pipe.execute()
 
-    def _switch(self, version: str, ds: str, force: bool) -> None:
+    def _switch(self, version: str, ds: str, force: bool) -> str | None:
         """Point ``active`` at ``version`` in one transaction, which redis-py's ``transaction`` runs
-        again (re-checking against the newcomer) when another fill switched meanwhile; expire the
+        again (re-checking against the newcomer) when another fill switched meanwhile; return the
         version it replaced."""
 
         def switch(pipe) -> str | None:
@@ -286,10 +340,11 @@ class CacheWriter(CacheReader):
             pipe.set(self.keys.active, version)
             return current
 
-        current = self.client.transaction(switch, self.keys.active, value_from_callable=True)
-        if current is not None and current != version:
-            expire = self.client.pipeline(transaction=False)
-            for key in self._version_keys(current):
-                expire.expire(key, self.old_version_ttl_s)
-            expire.execute()
-            log.info("switched %s -> %s; old keys expire in %ds", current, version, self.old_version_ttl_s)
+        return self.client.transaction(switch, self.keys.active, value_from_callable=True)
+
+    def _expire(self, replaced: str, version: str) -> None:
+        expire = self.client.pipeline(transaction=False)
+        for key in self._version_keys(replaced):
+            expire.expire(key, self.old_version_ttl_s)
+        expire.execute()
+        log.info("switched %s -> %s; old keys expire in %ds", replaced, version, self.old_version_ttl_s)

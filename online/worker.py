@@ -19,6 +19,7 @@ import logging
 import signal
 import socket
 import sys
+import time
 from dataclasses import dataclass
 
 from pydantic import Field
@@ -91,19 +92,23 @@ class WriteBackWorker:
         new version) when a fill switched meanwhile: otherwise the key would be left under the
         replaced version, created after that version's keys were given their TTL, and kept
         forever. Items the version already holds keep their judgment (``HSETNX``): a write-back
-        fills gaps and never replaces what a fill or an earlier write-back stored.
+        fills gaps and never replaces what a fill or an earlier write-back stored. The query is
+        recorded with the time in the version's ``written`` set, from which the next fill carries
+        it into the version it switches to.
         """
 
         def write(pipe) -> None:
             version = pipe.get(self.keys.active)
             pipe.multi()
-            if version is not None:
+            if version is not None and judged:
                 key = self.keys.query(version.decode(), query_hash)
                 for item_id, packed in judged.items():
                     pipe.hsetnx(key, item_id, packed)
+                pipe.zadd(self.keys.written_back(version.decode()), {query_hash: time.time()})
             pipe.xack(self.keys.tail_queue, self.cfg.worker_group, entry_id)
 
-        return sum(self.client.transaction(write, self.keys.active)[:-1])
+        results = self.client.transaction(write, self.keys.active)  # HSETNX…, ZADD, XACK or XACK alone
+        return sum(results[:-2]) if len(results) > 1 else 0
 
     def run(self, once: bool = False) -> WorkerStats:
         """Judge entries until stopped or, with ``once``, until the queue is drained.

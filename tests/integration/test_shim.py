@@ -304,6 +304,67 @@ def test_a_fill_switching_during_a_write_back_leaves_no_key_without_a_ttl(prefix
     assert replaced and all(0 < redis_client.ttl(key) <= 600 for key in replaced)
 
 
+LAMP, KETTLE = "vintage brass lamp", "retro copper kettle"
+
+
+def write_back(redis_client, prefix, requests):
+    """Queue ``{query: item_ids}`` as missed tail requests and let a worker judge them all."""
+    for query, item_ids in requests.items():
+        queue_tail_request(redis_client, prefix, query, item_ids)
+    cfg = ServeConfig.load(overrides={"redis": {"key_prefix": prefix}})
+    return WriteBackWorker(redis_client, FakeTeacher(), Keys(prefix), cfg).run(once=True)
+
+
+def test_a_fill_carries_the_tail_write_backs_into_the_new_version(prefix, redis_client):
+    assert write_back(redis_client, prefix, {LAMP: ["a", "b"], KETTLE: ["c"]}).judgments == 3
+    keys, lamp, kettle = Keys(prefix), query_hash(normalize_query(LAMP)), query_hash(normalize_query(KETTLE))
+    written_at = redis_client.zscore(keys.written_back("v1"), lamp)
+    filled = {"c": pack("L1", [0.9, 0.1, 0, 0], "teacher@v2")}
+    result = CacheWriter(redis_client, keys).fill("v2", "2026-02-01", [{kettle: filled}], {kettle: "head"})
+    # the lamp is still a tail query: carried; the kettle is head now: the fill answers it
+    assert result.write_backs_carried == 1
+    assert redis_client.hgetall(keys.query("v2", lamp)) == redis_client.hgetall(keys.query("v1", lamp))
+    assert redis_client.hgetall(keys.query("v2", kettle)) == {b"c": filled["c"].encode()}
+    assert redis_client.zrange(keys.written_back("v2"), 0, -1, withscores=True) == [(lamp.encode(), written_at)]
+    assert redis_client.ttl(keys.query("v2", lamp)) == -1 and 0 < redis_client.ttl(keys.query("v1", lamp))
+    body = ask(make_app(prefix, redis_client, FakeTeacher(delay_s=5)).test_client(), LAMP, ("a", "b"), deadline_ms=20)
+    assert body["cache_version"] == "v2" and {item["source"] for item in body["items"]} == {"cache"}
+
+
+def test_old_write_backs_are_not_carried(prefix, redis_client):
+    write_back(redis_client, prefix, {LAMP: ["a"], KETTLE: ["c"]})
+    keys, lamp = Keys(prefix), query_hash(normalize_query(LAMP))
+    redis_client.zadd(keys.written_back("v1"), {lamp: time.time() - 3600})  # written back an hour ago
+    result = CacheWriter(redis_client, keys, write_back_max_age_s=1800).fill("v2", "2026-02-01", [{}], {})
+    assert result.write_backs_carried == 1 and not redis_client.exists(keys.query("v2", lamp))
+    write_back(redis_client, prefix, {LAMP: ["a"]})
+    none = CacheWriter(redis_client, keys, write_back_max_age_s=0).fill("v3", "2026-02-02", [{}], {})
+    assert none.write_backs_carried == 0 and not redis_client.exists(keys.written_back("v3"))
+
+
+class WriteBackBeforeSwitch:
+    """A Redis client on which the worker writes a tail judgment back into the active version
+    just before the fill's switch transaction, i.e. after the fill's first copy of write-backs."""
+
+    def __init__(self, client, prefix):
+        self.client, self.prefix = client, prefix
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def transaction(self, func, *watches, **kwargs):
+        write_back(self.client, self.prefix, {LAMP: ["a"]})
+        return self.client.transaction(func, *watches, **kwargs)
+
+
+def test_a_write_back_landing_during_the_switch_is_carried_too(prefix, redis_client):
+    keys = Keys(prefix)
+    result = CacheWriter(WriteBackBeforeSwitch(redis_client, prefix), keys).fill("v2", "2026-02-01", [{}], {})
+    lamp = query_hash(normalize_query(LAMP))
+    assert redis_client.hget(keys.query("v1", lamp), "a") is not None  # written into the version then active
+    assert result.write_backs_carried == 1 and redis_client.hget(keys.query("v2", lamp), "a") is not None
+
+
 def test_redis_down_still_answers_from_the_student_and_readyz_says_degraded(prefix):
     dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.05, socket_timeout=0.05)
     client = make_app(prefix, dead, FakeTeacher()).test_client()
