@@ -5,7 +5,9 @@
 Writes --queries × --items packed judgments through the same CacheWriter `jobs.fill_cache`
 uses (pipelined batches, pending TTL, persist, atomic switch) under a throw-away key prefix,
 then runs redis-benchmark's pipelined SET on the same server, and prints judgments/s, SET/s and
-their ratio (target ≥ 0.5). The bench's keys are deleted at the end.
+their ratio (target ≥ 0.5). It also times carrying --tail-queries × --items written-back tail
+judgments into the next version, the step a fill adds before its switch. The bench's keys are
+deleted at the end.
 """
 
 from __future__ import annotations
@@ -30,17 +32,37 @@ def redis_benchmark_sets_per_second(url: str, requests: int) -> float:
     return float(match.group(1))
 
 
+def carry_write_backs(client, writer, tail_queries: int, items: int) -> float:
+    """Leave ``tail_queries`` × ``items`` judgments in the active version as the write-back worker
+    does, then time :meth:`CacheWriter.carry_write_backs` into a next version; seconds taken."""
+    from lore_ml.online_store import pack
+
+    judged = {f"item-{i}": pack("L4", [0.01, 0.02, 0.07, 0.9], "teacher-rl@0123456789") for i in range(items)}
+    pipe = client.pipeline(transaction=False)
+    for q in range(tail_queries):
+        pipe.hset(writer.keys.query("bench", f"tail-{q:011x}"), mapping=judged)
+        pipe.zadd(writer.keys.written_back("bench"), {f"tail-{q:011x}": time.time()})
+    pipe.execute()
+    started = time.perf_counter()
+    carried = writer.carry_write_backs("bench", "bench-next")
+    seconds = time.perf_counter() - started
+    if len(carried) != tail_queries:
+        raise RuntimeError(f"carried {len(carried)} of {tail_queries} written-back queries")
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--queries", type=int, default=5000)
     parser.add_argument("--items", type=int, default=100, help="Judgments per query.")
     parser.add_argument("--batch-queries", type=int, default=200)
+    parser.add_argument("--tail-queries", type=int, default=1000, help="Written-back tail queries carried over.")
     parser.add_argument("--set-requests", type=int, default=2_000_000, help="redis-benchmark -n.")
     args = parser.parse_args()
     if shutil.which("redis-benchmark") is None:
         raise SystemExit("redis-benchmark not found: it comes with Debian's redis-tools (make setup installs redis)")
 
-    from jobs.fill_cache import build_batches
+    from jobs.fill_cache import stream_batches
     from lore_ml.config import RedisConfig
     from lore_ml.online_store import CacheWriter, Keys, connect
 
@@ -48,13 +70,15 @@ def main() -> None:
     client = connect(config)
     rows = [(f"{q:016x}", f"item-{i}", "L2:brand", [0.05, 0.7, 0.15, 0.1], "teacher-rl@0123456789")
             for q in range(args.queries) for i in range(args.items)]
-    batches = build_batches(rows, args.batch_queries)
+    batches = list(stream_batches(rows, args.batch_queries))
     tiers = {f"{q:016x}": "head" for q in range(args.queries)}
     keys = Keys(f"bench-{uuid.uuid4().hex[:8]}")
     try:
+        writer = CacheWriter(client, keys)
         started = time.perf_counter()
-        result = CacheWriter(client, keys).fill("bench", "2026-01-31", batches, tiers)
+        result = writer.fill("bench", "2026-01-31", batches, tiers)
         fill_seconds = time.perf_counter() - started
+        write_back_seconds = carry_write_backs(client, writer, args.tail_queries, args.items)
     finally:
         pipe = client.pipeline(transaction=False)
         for key in client.scan_iter(match=f"{keys.prefix}:*", count=1000):
@@ -68,6 +92,7 @@ def main() -> None:
     print(f"{'fill_cache judgments written':<34}{judgments_per_second:>14,.0f}")
     print(f"{'redis-benchmark SET -P 64':<34}{sets_per_second:>14,.0f}")
     print(f"{'ratio (target >= 0.5)':<34}{judgments_per_second / sets_per_second:>14.2f}")
+    print(f"{'write-backs carried (judgments)':<34}{args.tail_queries * args.items / write_back_seconds:>14,.0f}")
 
 
 if __name__ == "__main__":

@@ -280,9 +280,10 @@ class CacheWriter(CacheReader):
         mid queries are answered by the fill and the student, never from write-backs); return the
         query hashes carried.
 
-        Items ``target`` already holds keep their judgment (``HSETNX``: a newer write-back wins),
-        and each carried query keeps the time of its last write-back, so a tail judgment is carried
-        from version to version only until it is that old (0: never carried).
+        A query key is copied inside Redis (``COPY``, Redis ≥ 6.2); where ``target`` already has
+        one, its items keep their judgment (``HSETNX``: a newer write-back wins). Each carried
+        query keeps the time of its last write-back, so a tail judgment is carried from version to
+        version only until it is that old (0: never carried).
         """
         if self.write_back_max_age_s == 0:
             return set()
@@ -295,17 +296,21 @@ class CacheWriter(CacheReader):
                 break
             tail = [(query_hash.decode(), written_at) for query_hash, written_at in written
                     if query_hash.decode() not in tiers]
-            read = self.client.pipeline(transaction=False)
-            for query_hash, _ in tail:
-                read.hgetall(self.keys.query(source, query_hash))
             copy = self.client.pipeline(transaction=False)
-            for (query_hash, written_at), items in zip(tail, read.execute()):
+            for query_hash, written_at in tail:
+                copy.copy(self.keys.query(source, query_hash), self.keys.query(target, query_hash))
+                copy.zadd(target_set, {query_hash: written_at}, gt=True)
+            copied = copy.execute()[::2]
+            merge = [query_hash for (query_hash, _), done in zip(tail, copied) if not done]
+            read = self.client.pipeline(transaction=False)
+            for query_hash in merge:  # the target holds the query already: add only the items it lacks
+                read.hgetall(self.keys.query(source, query_hash))
+            for query_hash, items in zip(merge, read.execute()):
                 key = self.keys.query(target, query_hash)
                 for item_id, packed in items.items():
                     copy.hsetnx(key, item_id, packed)
-                copy.zadd(target_set, {query_hash: written_at}, gt=True)
-                carried.add(query_hash)
             copy.execute()
+            carried.update(query_hash for query_hash, _ in tail)
         if carried:
             log.info("carried the write-backs of %d tail queries from %s to %s", len(carried), source, target)
         return carried

@@ -343,26 +343,38 @@ def test_old_write_backs_are_not_carried(prefix, redis_client):
 
 
 class WriteBackBeforeSwitch:
-    """A Redis client on which the worker writes a tail judgment back into the active version
+    """A Redis client on which the worker writes tail judgments back into the active version
     just before the fill's switch transaction, i.e. after the fill's first copy of write-backs."""
 
-    def __init__(self, client, prefix):
-        self.client, self.prefix = client, prefix
+    def __init__(self, client, prefix, requests):
+        self.client, self.prefix, self.requests = client, prefix, requests
 
     def __getattr__(self, name):
         return getattr(self.client, name)
 
     def transaction(self, func, *watches, **kwargs):
-        write_back(self.client, self.prefix, {LAMP: ["a"]})
+        write_back(self.client, self.prefix, self.requests)
         return self.client.transaction(func, *watches, **kwargs)
 
 
-def test_a_write_back_landing_during_the_switch_is_carried_too(prefix, redis_client):
-    keys = Keys(prefix)
-    result = CacheWriter(WriteBackBeforeSwitch(redis_client, prefix), keys).fill("v2", "2026-02-01", [{}], {})
-    lamp = query_hash(normalize_query(LAMP))
-    assert redis_client.hget(keys.query("v1", lamp), "a") is not None  # written into the version then active
-    assert result.write_backs_carried == 1 and redis_client.hget(keys.query("v2", lamp), "a") is not None
+def test_write_backs_landing_during_the_switch_are_carried_too(prefix, redis_client):
+    write_back(redis_client, prefix, {LAMP: ["a"]})  # carried before the switch
+    keys, lamp, kettle = Keys(prefix), query_hash(normalize_query(LAMP)), query_hash(normalize_query(KETTLE))
+    racing = WriteBackBeforeSwitch(redis_client, prefix, {LAMP: ["b"], KETTLE: ["c"]})
+    result = CacheWriter(racing, keys).fill("v2", "2026-02-01", [{}], {})
+    assert result.write_backs_carried == 2 and redis_client.hkeys(keys.query("v1", lamp)) == [b"a", b"b"]
+    assert sorted(redis_client.hkeys(keys.query("v2", lamp))) == [b"a", b"b"]  # the lamp's "b" merged in
+    assert redis_client.hkeys(keys.query("v2", kettle)) == [b"c"]
+
+
+def test_a_carried_judgment_never_replaces_one_the_version_holds(prefix, redis_client):
+    write_back(redis_client, prefix, {LAMP: ["a", "b"]})
+    keys, lamp = Keys(prefix), query_hash(normalize_query(LAMP))
+    newer = pack("L1", [0.9, 0.1, 0, 0], "teacher@newer")
+    redis_client.hset(keys.query("v2", lamp), "a", newer)  # written back into v2 already
+    carried = CacheWriter(redis_client, keys).carry_write_backs("v1", "v2")
+    assert carried == {lamp} and redis_client.hget(keys.query("v2", lamp), "a") == newer.encode()
+    assert redis_client.hget(keys.query("v2", lamp), "b") == redis_client.hget(keys.query("v1", lamp), "b")
 
 
 def test_redis_down_still_answers_from_the_student_and_readyz_says_degraded(prefix):
