@@ -219,6 +219,8 @@ class CacheWriter(CacheReader):
             log.info("version %s is already active: nothing to write", version)
             return FillResult(version, 0, 0, 0, 0, 0, False, previous)
         self._refuse_stale(previous, ds, force)
+        if previous and self.write_back_max_age_s:
+            self._require_copy()
         already = {int(i) for i in self.client.smembers(done_key)}
         if already:
             log.info("resuming version %s: %d of %d batches already written", version, len(already), len(batches))
@@ -322,6 +324,19 @@ class CacheWriter(CacheReader):
         if active_ds is not None and active_ds.decode() > ds:
             raise StaleVersion(f"active cache version {active} holds ds={active_ds.decode()}, newer than {ds}; "
                                "pass --force to switch back to an older day")
+
+    def _require_copy(self) -> None:
+        """Refuse, before anything is written, a server without ``COPY`` (Redis < 6.2), which
+        :meth:`carry_write_backs` needs; a server that hides ``INFO`` is trusted."""
+        import redis
+
+        try:
+            version = str(self.client.info("server").get("redis_version", ""))
+        except redis.ResponseError:
+            return
+        if version and tuple(int(part) for part in version.split(".")[:2] if part.isdigit()) < (6, 2):
+            raise RuntimeError(f"Redis {version} has no COPY, which carrying the tail write-backs into the new "
+                               "version needs: use Redis 6.2 or later, or set write_back_max_age_s=0")
 
     def _version_keys(self, version: str) -> Iterable[bytes]:
         return self.client.scan_iter(match=self.keys.version_pattern(version), count=1000)

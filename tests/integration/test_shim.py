@@ -496,3 +496,24 @@ def test_gunicorn_workers_freeze_the_loaded_app_out_of_the_collector():
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+class OldRedis:
+    """A Redis client whose server reports version 6.0, which has no ``COPY``."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def info(self, section=None):
+        return {**self.client.info(section), "redis_version": "6.0.16"}
+
+
+def test_a_redis_without_copy_is_refused_before_the_fill_writes(prefix, redis_client):
+    keys = Keys(prefix)
+    with pytest.raises(RuntimeError, match="Redis 6.0.16 has no COPY.*write_back_max_age_s=0"):
+        CacheWriter(OldRedis(redis_client), keys).fill("v2", "2026-02-01", [{"q": {"i": "x"}}], {})
+    assert not redis_client.exists(keys.query("v2", "q")) and redis_client.get(keys.active) == b"v1"
+    assert CacheWriter(OldRedis(redis_client), keys, write_back_max_age_s=0).fill("v2", "2026-02-01", [{}], {}).switched
