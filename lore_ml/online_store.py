@@ -298,11 +298,11 @@ class CacheWriter(CacheReader):
                 break
             tail = [(query_hash.decode(), written_at) for query_hash, written_at in written
                     if query_hash.decode() not in tiers]
-            copy = self.client.pipeline(transaction=False)
+            writes = self.client.pipeline(transaction=False)
             for query_hash, written_at in tail:
-                copy.copy(self.keys.query(source, query_hash), self.keys.query(target, query_hash))
-                copy.zadd(target_set, {query_hash: written_at}, gt=True)
-            copied = copy.execute()[::2]
+                writes.copy(self.keys.query(source, query_hash), self.keys.query(target, query_hash))
+                writes.zadd(target_set, {query_hash: written_at}, gt=True)
+            copied = writes.execute()[::2]
             merge = [query_hash for (query_hash, _), done in zip(tail, copied) if not done]
             read = self.client.pipeline(transaction=False)
             for query_hash in merge:  # the target holds the query already: add only the items it lacks
@@ -310,8 +310,8 @@ class CacheWriter(CacheReader):
             for query_hash, items in zip(merge, read.execute()):
                 key = self.keys.query(target, query_hash)
                 for item_id, packed in items.items():
-                    copy.hsetnx(key, item_id, packed)
-            copy.execute()
+                    writes.hsetnx(key, item_id, packed)
+            writes.execute()
             carried.update(query_hash for query_hash, _ in tail)
         if carried:
             log.info("carried the write-backs of %d tail queries from %s to %s", len(carried), source, target)
