@@ -110,6 +110,8 @@ def run(cfg: DemoConfig) -> dict:
     t = progress.step("Home Depot human labels", reused=has_hd and exists("bronze.human_labels", hd_day))
     if has_hd and not exists("bronze.human_labels", hd_day):
         load_home_depot.run(load_home_depot.HomeDepotConfig.load(overrides=shared))
+    elif not cfg.home_depot:
+        print("      skipped: home_depot=false")
     elif not has_hd:
         print(f"      skipped: no train.csv.zip under {cfg.data.home_depot_dir}")
 

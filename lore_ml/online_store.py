@@ -307,12 +307,14 @@ class CacheWriter(CacheReader):
             read = self.client.pipeline(transaction=False)
             for query_hash in merge:  # the target holds the query already: add only the items it lacks
                 read.hgetall(self.keys.query(source, query_hash))
+            carried.update(query_hash for (query_hash, _), done in zip(tail, copied) if done)
             for query_hash, items in zip(merge, read.execute()):
                 key = self.keys.query(target, query_hash)
                 for item_id, packed in items.items():
                     writes.hsetnx(key, item_id, packed)
+                if items:  # none: the source's key is gone (deleted, or never written)
+                    carried.add(query_hash)
             writes.execute()
-            carried.update(query_hash for query_hash, _ in tail)
         if carried:
             log.info("carried the write-backs of %d tail queries from %s to %s", len(carried), source, target)
         return carried

@@ -372,6 +372,7 @@ def test_a_carried_judgment_never_replaces_one_the_version_holds(prefix, redis_c
     keys, lamp = Keys(prefix), query_hash(normalize_query(LAMP))
     newer = pack("L1", [0.9, 0.1, 0, 0], "teacher@newer")
     redis_client.hset(keys.query("v2", lamp), "a", newer)  # written back into v2 already
+    redis_client.zadd(keys.written_back("v1"), {"deleted-since": time.time()})  # its key is gone: nothing to carry
     carried = CacheWriter(redis_client, keys).carry_write_backs("v1", "v2")
     assert carried == {lamp} and redis_client.hget(keys.query("v2", lamp), "a") == newer.encode()
     assert redis_client.hget(keys.query("v2", lamp), "b") == redis_client.hget(keys.query("v1", lamp), "b")
