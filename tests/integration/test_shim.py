@@ -362,7 +362,7 @@ def test_write_backs_landing_during_the_switch_are_carried_too(prefix, redis_cli
     keys, lamp, kettle = Keys(prefix), query_hash(normalize_query(LAMP)), query_hash(normalize_query(KETTLE))
     racing = WriteBackBeforeSwitch(redis_client, prefix, {LAMP: ["b"], KETTLE: ["c"]})
     result = CacheWriter(racing, keys).fill("v2", "2026-02-01", [{}], {})
-    assert result.write_backs_carried == 2 and redis_client.hkeys(keys.query("v1", lamp)) == [b"a", b"b"]
+    assert result.write_backs_carried == 2 and sorted(redis_client.hkeys(keys.query("v1", lamp))) == [b"a", b"b"]
     assert sorted(redis_client.hkeys(keys.query("v2", lamp))) == [b"a", b"b"]  # the lamp's "b" merged in
     assert redis_client.hkeys(keys.query("v2", kettle)) == [b"c"]
 
