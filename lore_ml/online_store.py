@@ -206,9 +206,9 @@ class CacheWriter(CacheReader):
         A version id names its content (``jobs.fill_cache`` derives it from a digest), so batches
         already written by an interrupted run of the same version (recorded in the ``:done``
         set) are skipped, and a batch cut short is simply written again (same fields, same
-        values). ``writers`` pipelines are in flight at once, so packing the next batch in this
-        process overlaps Redis applying the previous one. ``on_batch(done, total)`` is called as
-        batches complete (progress bars, tests).
+        values). ``writers`` batches (one round trip each) are in flight at once, so packing the
+        next batch in this process overlaps Redis applying the previous one. ``on_batch(done,
+        total)`` is called as batches complete (progress bars, tests).
 
         The replaced version's tail write-backs are carried over (:meth:`carry_write_backs`) once
         before the switch, and once more between the switch and the old keys' TTL for those
@@ -230,16 +230,16 @@ class CacheWriter(CacheReader):
         pipe.execute()
 
         def write(index: int) -> int:
-            batch, bytes_out = batches[index], 0
-            with self.client.pipeline(transaction=False) as batch_pipe:
-                for query_hash, items in batch.items():
-                    key = self.keys.query(version, query_hash)
-                    batch_pipe.hset(key, mapping=items)
-                    batch_pipe.expire(key, self.pending_ttl_s)
-                    bytes_out += len(key) + sum(map(len, items)) + sum(map(len, items.values()))
-                batch_pipe.sadd(done_key, index)
-                batch_pipe.expire(done_key, self.pending_ttl_s)
-                batch_pipe.execute()
+            batch, bytes_out, commands = batches[index], 0, []
+            for query_hash, items in batch.items():
+                key = self.keys.query(version, query_hash)
+                fields = [key]
+                for field_and_value in items.items():
+                    fields.extend(field_and_value)
+                commands += [("HSET", *fields), ("EXPIRE", key, self.pending_ttl_s)]
+                bytes_out += len(key) + sum(map(len, items)) + sum(map(len, items.values()))
+            commands += [("SADD", done_key, index), ("EXPIRE", done_key, self.pending_ttl_s)]
+            self._send(commands)
             return bytes_out
 
         todo = [i for i in range(len(batches)) if i not in already]
@@ -275,6 +275,32 @@ class CacheWriter(CacheReader):
             carried |= self.carry_write_backs(replaced, version, tiers)
             self._expire(replaced, version)
         return FillResult(version, queries, judgments, len(tiers), written, len(already), True, previous, len(carried))
+
+    def _send(self, commands: Sequence[tuple]) -> None:
+        """Send ``commands`` in one round trip, as a non-transactional pipeline does, and raise if
+        any fails; retried as redis-py retries a pipeline (every fill command is idempotent).
+
+        Packed by :func:`hiredis.pack_command` itself: a pipeline's packer first walks each of a
+        batch's 40,000 arguments in Python, which made the whole fill ~1.3× slower
+        (bench/RESULTS.md, "Cache fill")."""
+        import hiredis
+
+        packed = [b"".join(hiredis.pack_command(command) for command in commands)]
+        pool = self.client.connection_pool
+        connection = pool.get_connection()
+
+        def send_and_check() -> None:
+            connection.send_packed_command(packed)
+            for _ in commands:
+                connection.read_response()  # raises the first error reply
+
+        try:
+            connection.retry.call_with_retry(send_and_check, lambda _error: connection.disconnect())
+        except BaseException:
+            connection.disconnect()  # replies after a failed one are still unread on it
+            raise
+        finally:
+            pool.release(connection)
 
     def carry_write_backs(self, source: str, target: str, tiers: Container[str] = (), page: int = 500) -> set[str]:
         """Copy into ``target`` the query keys of ``source`` that the write-back worker wrote in the

@@ -81,7 +81,3 @@ class ServeConfig(LoreConfig):
             except NotAModelDirectory as exc:
                 raise ValueError(f"model_path {exc}") from None
         return teacher
-
-    @property
-    def worker_stream(self) -> str:
-        return f"{self.redis.key_prefix}:tail:queue"

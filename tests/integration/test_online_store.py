@@ -122,3 +122,20 @@ def test_tail_queries_have_no_tier_and_unknown_items_miss(store):
     tier, judgments = reader.lookup("v1", QUERIES[0], ["item-0", "unknown"])
     assert tier == "head" and judgments[0] == unpack(pack("L4", [0.1, 0.2, 0.3, 0.4], "model-L4"))
     assert judgments[1] is None
+
+
+def test_an_error_reply_fails_the_fill_and_leaves_no_reply_unread(store, redis_client):
+    import redis
+
+    writer, reader = store
+    writer.fill("v1", "2026-01-30", content("L3"), TIERS)
+    one_writer = CacheWriter(redis_client, writer.keys, pending_ttl_s=600, writers=1)
+    redis_client.set(writer.keys.query("v2", QUERIES[12]), "not a hash")  # the second batch's third HSET
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        one_writer.fill("v2", "2026-01-31", content("L4"), TIERS)
+    assert reader.active_version() == "v1"
+    # the batch's replies after the error must not be read as the answers to later commands
+    assert [redis_client.echo(f"after-{i}") for i in range(3)] == [f"after-{i}".encode() for i in range(3)]
+    redis_client.delete(writer.keys.query("v2", QUERIES[12]))
+    assert one_writer.fill("v2", "2026-01-31", content("L4"), TIERS).batches_resumed >= 1
+    assert read_all(reader) == ("v2", {"L4"})
