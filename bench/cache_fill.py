@@ -6,8 +6,10 @@ Writes --queries × --items packed judgments through the same CacheWriter `jobs.
 uses (pipelined batches, pending TTL, persist, atomic switch) under a throw-away key prefix,
 then runs redis-benchmark's pipelined SET on the same server, and prints judgments/s, SET/s and
 their ratio (target ≥ 0.5). It also times carrying --tail-queries × --items written-back tail
-judgments into the next version, the step a fill adds before its switch. The bench's keys are
-deleted at the end.
+judgments into the next version, the step a fill adds before its switch, and the whole
+`jobs.fill_cache` run on the embedded engine (the judgments read from a throw-away lakehouse,
+packed by Spark's Python workers, streamed to the driver, written to Redis). The bench's keys
+and lakehouse are deleted at the end.
 """
 
 from __future__ import annotations
@@ -51,6 +53,55 @@ def carry_write_backs(client, writer, tail_queries: int, items: int) -> float:
     return seconds
 
 
+def fill_job(queries: int, items: int, key_prefix: str) -> tuple[float, int]:
+    """Seconds :func:`jobs.fill_cache.run` takes, and the judgments it wrote, on a throw-away
+    lakehouse of ``queries`` × ``items`` ok judgments whose queries are all head."""
+    import tempfile
+
+    import pyarrow as pa
+
+    from jobs.fill_cache import FillCacheConfig, run
+    from lore_ml.lakehouse import open_lakehouse
+
+    root = tempfile.mkdtemp(prefix="lore-bench-fill-")
+    try:
+        cfg = FillCacheConfig.from_cli(["--ds", "2026-01-31", "--set", f"lakehouse.root={root}",
+                                        "--set", f"redis.key_prefix={key_prefix}"])
+        lakehouse = open_lakehouse(cfg)
+        hashes = [f"{q:016x}" for q in range(queries)]
+        n = queries * items
+
+        def repeated(value, kind=pa.string()):
+            return pa.repeat(pa.scalar(value, kind), n)
+
+        lakehouse.write_arrow(pa.table({
+            "query_norm": pa.array([f"query {q}" for q in range(queries) for _ in range(items)]),
+            "query_hash": pa.array([h for h in hashes for _ in range(items)]),
+            "item_id": pa.array([f"item-{i}" for _ in range(queries) for i in range(items)]),
+            "label": repeated("L2:brand"), "p": repeated([0.05, 0.7, 0.15, 0.1], pa.list_(pa.float64())),
+            "score": repeated(0.6, pa.float64()), "reasoning": pa.nulls(n, pa.string()), "status": repeated("ok"),
+            "model_version": repeated("teacher-rl@0123456789"), "prompt_hash": repeated("bench"),
+        }), "gold.relevance_judgments", cfg.ds_str)
+        lakehouse.write_arrow(pa.table({
+            "query_norm": [f"query {q}" for q in range(queries)], "query_hash": hashes,
+            "searches": pa.array([100] * queries, pa.int64()), "traffic_share": [1 / queries] * queries,
+            "cumulative_share": [(q + 1) / queries for q in range(queries)],
+            "rank": pa.array(range(1, queries + 1), pa.int64()), "tier": ["head"] * queries,
+        }), "silver.query_tiers", cfg.ds_str)
+        started = time.perf_counter()
+        result = run(cfg)
+        return time.perf_counter() - started, result.judgments
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def delete_keys(client, prefix: str) -> None:
+    pipe = client.pipeline(transaction=False)
+    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        pipe.delete(key)
+    pipe.execute()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--queries", type=int, default=5000)
@@ -64,13 +115,14 @@ def main() -> None:
 
     from jobs.fill_cache import stream_batches
     from lore_ml.config import RedisConfig
-    from lore_ml.online_store import CacheWriter, Keys, connect
+    from lore_ml.online_store import CacheWriter, Keys, connect, pack_many
 
     config = RedisConfig()
     client = connect(config)
-    rows = [(f"{q:016x}", f"item-{i}", "L2:brand", [0.05, 0.7, 0.15, 0.1], "teacher-rl@0123456789")
-            for q in range(args.queries) for i in range(args.items)]
-    batches = list(stream_batches(rows, args.batch_queries))
+    item_ids = [f"item-{i}" for i in range(args.items)]
+    packed = pack_many(["L2:brand"] * args.items, [[0.05, 0.7, 0.15, 0.1]] * args.items,
+                       ["teacher-rl@0123456789"] * args.items)
+    batches = list(stream_batches(((f"{q:016x}", item_ids, packed) for q in range(args.queries)), args.batch_queries))
     tiers = {f"{q:016x}": "head" for q in range(args.queries)}
     keys = Keys(f"bench-{uuid.uuid4().hex[:8]}")
     try:
@@ -80,19 +132,22 @@ def main() -> None:
         fill_seconds = time.perf_counter() - started
         write_back_seconds = carry_write_backs(client, writer, args.tail_queries, args.items)
     finally:
-        pipe = client.pipeline(transaction=False)
-        for key in client.scan_iter(match=f"{keys.prefix}:*", count=1000):
-            pipe.delete(key)
-        pipe.execute()
+        delete_keys(client, keys.prefix)
+    job_keys = Keys(f"bench-{uuid.uuid4().hex[:8]}")
+    try:
+        job_seconds, job_judgments = fill_job(args.queries, args.items, job_keys.prefix)
+    finally:
+        delete_keys(client, job_keys.prefix)
     sets_per_second = redis_benchmark_sets_per_second(config.url, args.set_requests)
     judgments_per_second = result.judgments / fill_seconds
     print(f"cache fill vs redis-benchmark on {config.url} ({result.judgments:,} judgments, "
           f"{result.bytes_written / 1e6:.1f} MB)")
     print(f"{'what':<34}{'per second':>14}")
-    print(f"{'fill_cache judgments written':<34}{judgments_per_second:>14,.0f}")
+    print(f"{'CacheWriter judgments written':<34}{judgments_per_second:>14,.0f}")
     print(f"{'redis-benchmark SET -P 64':<34}{sets_per_second:>14,.0f}")
     print(f"{'ratio (target >= 0.5)':<34}{judgments_per_second / sets_per_second:>14.2f}")
     print(f"{'write-backs carried (judgments)':<34}{args.tail_queries * args.items / write_back_seconds:>14,.0f}")
+    print(f"{'fill_cache job, end to end':<34}{job_judgments / job_seconds:>14,.0f}")
 
 
 if __name__ == "__main__":

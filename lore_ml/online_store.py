@@ -22,12 +22,12 @@ teacher.
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import logging
 import time
 from dataclasses import dataclass
 from typing import Callable, Container, Iterable, Mapping, NamedTuple, Sequence
 
+import numpy as np
 import orjson
 
 from lore_ml.labels import GAINS
@@ -44,15 +44,43 @@ def score(p: Sequence[float], gains: Sequence[float] = GAINS) -> float:
 
 
 def pack(label: str, p: Sequence[float], model_version: str) -> str:
-    """A judgment as the compact JSON stored per item: label, p(L1..L4), model version, score.
-
-    The score is stored (DESIGN.md §4) so a head request does not recompute it per item.
+    """A judgment as the compact JSON stored per item: :func:`pack_many` of one.
 
     >>> pack("L2:brand", [0.1, 0.7, 0.1, 0.1], "teacher@abc")
     '["L2:brand",[0.1,0.7,0.1,0.1],"teacher@abc",0.24]'
     """
-    rounded = [round(float(x), 4) for x in p]
-    return json.dumps([label, rounded, model_version, round(score(rounded), 4)], separators=(",", ":"))
+    return pack_many([label], [p], [model_version])[0]
+
+
+def pack_many(labels: Sequence[str], p, model_versions: Sequence[str]) -> list[str]:
+    """Judgments as the compact JSON stored per item: label, p(L1..L4) rounded to 4 decimals,
+    model version and the score of the rounded p, rounded to 4 decimals. The score is stored
+    (DESIGN.md §4) so a head request does not recompute it per item.
+
+    ``p`` is one row of four finite probabilities per judgment (a list of lists or an n×4
+    array). Vectorised for the cache fill, which packs every head judgment of the day: 1 µs a
+    judgment, against 9 µs packing them one by one with the json module. Numpy rounds half to
+    even after scaling, so a score on an exact tie (``0.35165``) may round either way.
+
+    >>> pack_many(["L2:brand", "L4"], [[0.1, 0.7, 0.1, 0.1], [0, 0, 0.2, 0.8]], ["t@1", "t@1"])
+    ['["L2:brand",[0.1,0.7,0.1,0.1],"t@1",0.24]', '["L4",[0.0,0.0,0.2,0.8],"t@1",0.94]']
+    """
+    if len(labels) != len(model_versions):
+        raise ValueError(f"{len(labels)} labels for {len(model_versions)} model versions")
+    if not labels:
+        return []
+    rounded = np.round(np.asarray(p, dtype=np.float64), 4)
+    if rounded.shape != (len(labels), len(GAINS)):
+        raise ValueError(f"p must be {len(labels)} rows of {len(GAINS)} probabilities, got shape {rounded.shape}")
+    if not np.isfinite(rounded).all():
+        raise ValueError(f"p must be finite, got {rounded[~np.isfinite(rounded).all(axis=1)][0].tolist()}")
+    terms = rounded * np.asarray(GAINS)
+    scores = np.round(terms[:, 0] + terms[:, 1] + terms[:, 2] + terms[:, 3], 4)  # the order score() adds in
+    p_texts = orjson.dumps(rounded, option=orjson.OPT_SERIALIZE_NUMPY)[2:-2].decode().split("],[")
+    score_texts = orjson.dumps(scores, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].decode().split(",")
+    quoted = {text: orjson.dumps(text).decode() for text in {*labels, *model_versions}}  # few distinct ones
+    return [f"[{quoted[label]},[{p_text}],{quoted[version]},{score_text}]"
+            for label, p_text, version, score_text in zip(labels, p_texts, model_versions, score_texts)]
 
 
 class CachedJudgment(NamedTuple):  # a tuple: a head request builds a hundred (0.8 µs each, a frozen dataclass 1.8)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from pydantic import Field
 
-from lore_ml.online_store import Keys, pack
+from lore_ml.online_store import Keys, pack_many
 from online.config import ServeConfig
 
 log = logging.getLogger("lore.worker")
@@ -79,8 +79,9 @@ class WriteBackWorker:
             self.stats.malformed += 1
             return
         predictions = self.teacher.judge_items(query_norm, items, timeout_s=3600.0)
-        judged = {item["item_id"]: pack(p.label, p.p, self.teacher.model_version)
-                  for item, p in zip(items, predictions) if p.status == "ok" and p.p}
+        ok = [(item["item_id"], p) for item, p in zip(items, predictions) if p.status == "ok" and p.p]
+        packed = pack_many([p.label for _, p in ok], [p.p for _, p in ok], [self.teacher.model_version] * len(ok))
+        judged = dict(zip([item_id for item_id, _ in ok], packed))
         self.stats.judgments += self._write_and_ack(entry_id, query_hash, judged)
         self.stats.entries += 1
 

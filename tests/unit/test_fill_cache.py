@@ -4,8 +4,9 @@ version names the content alone (not how it was batched)."""
 from jobs.fill_cache import SpilledBatches, stream_batches
 from lore_ml.online_store import pack
 
-ROWS = [(f"q{q}", f"i{i}", "L4" if (q + i) % 2 else "L2:brand", [0.1, 0.2, 0.3, 0.4], "teacher@v1")
-        for q in range(5) for i in range(3)]
+ITEMS = ["i0", "i1", "i2"]
+ROWS = [(f"q{q}", ITEMS, [pack("L4" if (q + i) % 2 else "L2:brand", [0.1, 0.2, 0.3, 0.4], "teacher@v1") for i in range(3)])
+        for q in range(5)]
 
 
 def spilled(tmp_path, rows, batch_queries, name="batches.jsonl"):
@@ -23,7 +24,7 @@ def test_spilled_batches_read_back_as_streamed(tmp_path):
 
 
 def test_the_version_names_the_content_not_the_batching(tmp_path):
-    changed = ROWS[:-1] + [ROWS[-1][:2] + ("L1",) + ROWS[-1][3:]]
+    changed = ROWS[:-1] + [ROWS[-1][:2] + (ROWS[-1][2][:-1] + [pack("L1", [0.1, 0.2, 0.3, 0.4], "teacher@v1")],)]
     versions = {}
     for name, rows, batch_queries, tiers in [("by1", ROWS, 1, {"q0": "head"}), ("by4", ROWS, 4, {"q0": "head"}),
                                              ("changed", changed, 4, {"q0": "head"}), ("tiers", ROWS, 4, {"q0": "mid"})]:

@@ -1,0 +1,41 @@
+"""What the cache fill reads from gold.relevance_judgments, worked out by hand, on both runtimes:
+only ok judgments the cache can hold, packed, one row per query in query_hash order."""
+
+from pyspark.testing import assertDataFrameEqual
+
+from jobs.fill_cache import stream_batches, transform_cache_entries
+
+SCHEMA = "query_hash string, item_id string, label string, p array<double>, status string, model_version string"
+NAN = float("nan")
+
+JUDGMENTS = [
+    ("qb", "i2", "L4", [0.0, 0.0, 0.2, 0.8], "ok", "t@1"),
+    ("qb", "i1", "L2:brand", [0.1, 0.7, 0.1, 0.1], "ok", "t@1"),
+    ("qb", "i1", "L3", [0.0, 0.0, 1.0, 0.0], "ok", "t@0"),  # judged twice: the greater packed value stays
+    ("qa", "i9", "L1", [0.91234, 0.08766, 0.0, 0.0], "ok", "t@1"),  # rounded to 4 decimals
+    ("qa", "i1", "L3", [0.0, 0.0, 1.0, 0.0], "failed", "t@1"),
+    ("qa", "i2", None, [0.25, 0.25, 0.25, 0.25], "ok", "t@1"),
+    ("qa", "i3", "L4", [NAN, 0.0, 0.0, 1.0], "ok", "t@1"),
+    ("qa", "i4", "L4", [0.0, 0.0, 1.0], "ok", "t@1"),
+    ("qa", "i5", "L4", [0.0, 0.0, None, 1.0], "ok", "t@1"),
+    ("qa", "i6", "L4", None, "ok", "t@1"),
+    ("qc", "i1", "L4", [2.0, 0.0, 0.0, 0.0], "ok", "t@1"),  # no judgment of qc can be held: no row
+]
+
+
+def test_only_cacheable_ok_judgments_are_packed_one_row_per_query(spark):
+    entries = transform_cache_entries(spark.createDataFrame(JUDGMENTS, SCHEMA))
+    expected = spark.createDataFrame([
+        # score = 0.1 × 0.0877 = 0.00877 → 0.0088
+        ("qa", ["i9"], ['["L1",[0.9123,0.0877,0.0,0.0],"t@1",0.0088]']),
+        ("qb", ["i1", "i2"], ['["L3",[0.0,0.0,1.0,0.0],"t@0",0.7]', '["L4",[0.0,0.0,0.2,0.8],"t@1",0.94]']),
+    ], "query_hash string, item_ids array<string>, packed array<string>")
+    assertDataFrameEqual(entries, expected, checkRowOrder=True)
+
+
+def test_batches_hold_each_query_once_with_its_items(spark):
+    rows = transform_cache_entries(spark.createDataFrame(JUDGMENTS, SCHEMA)).collect()
+    assert list(stream_batches(rows, 1)) == [
+        {"qa": {"i9": '["L1",[0.9123,0.0877,0.0,0.0],"t@1",0.0088]'}},
+        {"qb": {"i1": '["L3",[0.0,0.0,1.0,0.0],"t@0",0.7]', "i2": '["L4",[0.0,0.0,0.2,0.8],"t@1",0.94]'}},
+    ]
