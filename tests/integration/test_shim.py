@@ -216,6 +216,24 @@ def test_the_worker_never_replaces_a_judgment_the_version_holds(prefix, redis_cl
     assert redis_client.hget(key, "c") == pack("L4", [0.01, 0.02, 0.07, 0.9], "teacher@test").encode()
 
 
+class NanTeacher(FakeTeacher):
+    """Answers item "bad" with a NaN probability (a broken checkpoint), the rest as FakeTeacher."""
+
+    def judge_items(self, query_norm, items, timeout_s):
+        predictions = super().judge_items(query_norm, items, timeout_s)
+        return [Prediction("L4", [float("nan"), 0, 0, 1]) if item["item_id"] == "bad" else prediction
+                for item, prediction in zip(items, predictions)]
+
+
+def test_a_judgment_with_a_nan_is_never_written_back(prefix, redis_client):
+    queue_tail_request(redis_client, prefix, "vintage brass lamp", ["bad", "good"])
+    cfg = ServeConfig.load(overrides={"redis": {"key_prefix": prefix}})
+    stats = WriteBackWorker(redis_client, NanTeacher(), Keys(prefix), cfg).run(once=True)
+    assert (stats.entries, stats.judgments) == (1, 1)
+    key = Keys(prefix).query("v1", query_hash(normalize_query("vintage brass lamp")))
+    assert redis_client.hkeys(key) == [b"good"]
+
+
 def test_a_malformed_queue_entry_is_dropped_and_logged_not_retried_forever(prefix, redis_client, caplog):
     queue = Keys(prefix).tail_queue
     redis_client.xadd(queue, {"query_norm": "lamp", "items": "[]"})  # no query_hash
