@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -153,7 +154,8 @@ class Router:
         if self.teacher is not None and budget_s > 0:
             try:
                 predictions = self.teacher.judge_items(routed.query_norm, asked, budget_s)
-                unjudged = [p.error for p in predictions if p.status != "ok" or not p.p]
+                unjudged = [p.error or f"p={p.p}" for p in predictions
+                            if p.status != "ok" or not p.p or not all(map(math.isfinite, p.p))]
                 if unjudged:
                     raise TeacherError(f"{len(unjudged)} items not judged: {unjudged[0]}")
                 for index, prediction in zip(missing, predictions):

@@ -136,11 +136,13 @@ def test_a_failing_teacher_falls_back_and_is_counted(prefix, redis_client):
     assert 'lore_fallbacks_total{reason="teacher_error"} 1.0' in client.get("/metrics").get_data(as_text=True)
 
 
-def test_a_teacher_answer_without_a_judgment_falls_back_instead_of_serving_it(prefix, redis_client):
+@pytest.mark.parametrize("broken", [Prediction("", None, status="failed", error="prompt longer than max_model_len"),
+                                    Prediction("L4", [float("nan"), 0.0, 0.0, 1.0])], ids=["failed", "nan"])
+def test_a_teacher_answer_without_a_judgment_falls_back_instead_of_serving_it(prefix, redis_client, broken):
     class HalfJudging(FakeTeacher):
         def judge_items(self, query_norm, items, timeout_s):
             answers = super().judge_items(query_norm, items, timeout_s)
-            answers[0] = Prediction("", None, status="failed", error="prompt longer than max_model_len")
+            answers[0] = broken
             return answers
 
     client = make_app(prefix, redis_client, HalfJudging()).test_client()
