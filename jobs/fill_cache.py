@@ -179,7 +179,9 @@ def run(cfg: FillCacheConfig, client=None):
     except redis.RedisError as exc:
         raise unavailable(client, exc) from exc
     judgments = lakehouse.read_partition("gold.relevance_judgments", cfg.ds_str)
-    ok, cacheable = judgments.agg(F.count(F.when(F.col("status") == "ok", 1)), F.count(F.when(packable(), 1))).first()
+    fit = packable()
+    ok, cacheable, models = judgments.agg(F.count(F.when(F.col("status") == "ok", 1)), F.count(F.when(fit, 1)),
+                                          F.array_sort(F.collect_set(F.when(fit, F.col("model_version"))))).first()
     unfit = "no label, or p is not four probabilities in [0, 1]"
     if not cacheable:
         raise InputsNotReady(f"no ok judgments in gold.relevance_judgments for ds={cfg.ds_str}"
@@ -200,8 +202,6 @@ def run(cfg: FillCacheConfig, client=None):
                                                 cfg.batch_queries))
         try:
             log.info("%d batches of judgments streamed to %s", len(batches), batches.path)
-            models = sorted(row["model_version"] for row in
-                            judgments.where(packable()).select("model_version").distinct().collect())
             writer = CacheWriter(client, Keys(cfg.redis.key_prefix), cfg.pending_ttl_s,
                                  cfg.old_version_ttl_s, write_back_max_age_s=cfg.write_back_max_age_s)
             with tqdm(total=len(batches), desc="fill_cache", unit="batch", disable=None, file=sys.stderr) as bar:

@@ -25,6 +25,7 @@ sit together: vLLM's prefix cache then reuses their KV blocks.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -74,6 +75,12 @@ class Prediction:
     reasoning: str | None = None
     status: str = "ok"  # ok | failed
     error: str | None = None  # why, when failed
+
+    @property
+    def judged(self) -> bool:
+        """``ok`` with finite p(L1..L4): what the shim may serve and the cache may hold (a broken
+        checkpoint can give NaN)."""
+        return self.status == "ok" and bool(self.p) and all(map(math.isfinite, self.p))
 
 
 def label_token_ids(tokenizer) -> tuple[list[int], list[int]]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -154,8 +153,7 @@ class Router:
         if self.teacher is not None and budget_s > 0:
             try:
                 predictions = self.teacher.judge_items(routed.query_norm, asked, budget_s)
-                unjudged = [p.error or f"p={p.p}" for p in predictions
-                            if p.status != "ok" or not p.p or not all(map(math.isfinite, p.p))]
+                unjudged = [p.error or f"p={p.p}" for p in predictions if not p.judged]
                 if unjudged:
                     raise TeacherError(f"{len(unjudged)} items not judged: {unjudged[0]}")
                 for index, prediction in zip(missing, predictions):

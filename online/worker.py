@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import signal
 import socket
 import sys
@@ -80,8 +79,7 @@ class WriteBackWorker:
             self.stats.malformed += 1
             return
         predictions = self.teacher.judge_items(query_norm, items, timeout_s=3600.0)
-        ok = [(item["item_id"], p) for item, p in zip(items, predictions)
-              if p.status == "ok" and p.p and all(map(math.isfinite, p.p))]  # a NaN is never cached
+        ok = [(item["item_id"], p) for item, p in zip(items, predictions) if p.judged]
         packed = pack_many([p.label for _, p in ok], [p.p for _, p in ok], [self.teacher.model_version] * len(ok))
         judged = dict(zip([item_id for item_id, _ in ok], packed))
         self.stats.judgments += self._write_and_ack(entry_id, query_hash, judged)

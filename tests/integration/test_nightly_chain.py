@@ -315,6 +315,8 @@ def test_judge_head_then_fill_cache_serve_the_head_queries(chain, redis_client):
         row = judgments.where(F.col("status") == "ok").orderBy("query_hash", "item_id").first()
         tier, cached = reader.lookup(reader.active_version(), row["query_hash"], [row["item_id"]])
         assert tier == "head" and cached[0].label == row["label"] and cached[0].model_version == row["model_version"]
+        meta = redis_client.hget(Keys(prefix).meta(result.version), "model_versions").decode()
+        assert meta == ",".join(sorted({r["model_version"] for r in judgments.where(F.col("status") == "ok").collect()}))
         assert not fill_cache.run(fill, redis_client).switched  # same content: same version, nothing written
     finally:
         for key in redis_client.scan_iter(match=f"{prefix}:*"):
