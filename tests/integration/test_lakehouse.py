@@ -5,6 +5,7 @@ import re
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import functions as F
 
@@ -110,6 +111,9 @@ def test_a_staged_empty_result_keeps_its_columns(lakehouse, sail_spark):
         assert staged.schema == empty.schema and staged.count() == 0
         staged = scratch.stage(labels(sail_spark, [("q", "i", "L4", None, 3.0, "train", "x")]), "empty")
         assert staged.collect()[0]["query"] == "q"  # a second stage of one name replaces the first
+        parquet = [f for f in staged_files(lakehouse) if f.suffix == ".parquet"]
+        assert parquet and {pq.ParquetFile(f).metadata.row_group(0).column(0).compression for f in parquet} == {
+            "SNAPPY"}  # scratch favours write speed over size
 
 
 def staged_files(lakehouse):
