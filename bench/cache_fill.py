@@ -2,13 +2,13 @@
 
     .venv/bin/python bench/cache_fill.py --queries 5000 --items 100
 
-Writes --queries × --items packed judgments through the same CacheWriter `jobs.fill_cache`
-uses (pipelined batches, pending TTL, persist, atomic switch) under a throw-away key prefix,
-then runs redis-benchmark's pipelined SET on the same server, and prints judgments/s, SET/s and
-their ratio (target ≥ 0.5). It also times carrying --tail-queries × --items written-back tail
+Writes --queries × --items packed judgments, encoded for HSET as the job's Spark workers encode
+them, through the same CacheWriter `jobs.fill_cache` uses (pipelined batches, pending TTL,
+persist, atomic switch) under a throw-away key prefix, then runs redis-benchmark's pipelined SET
+on the same server, and prints judgments/s, SET/s and their ratio (target ≥ 0.5). It also times carrying --tail-queries × --items written-back tail
 judgments into the next version, the step a fill adds before its switch, and the whole
 `jobs.fill_cache` run on the embedded engine (the judgments read from a throw-away lakehouse,
-packed by Spark's Python workers, streamed to the driver, written to Redis). The bench's keys
+packed and encoded by Spark's Python workers, streamed to the driver, written to Redis). The bench's keys
 and lakehouse are deleted at the end.
 """
 
@@ -115,14 +115,16 @@ def main() -> None:
 
     from jobs.fill_cache import stream_batches
     from lore_ml.config import RedisConfig
-    from lore_ml.online_store import CacheWriter, Keys, connect, pack_many
+    from lore_ml.online_store import CacheWriter, Keys, connect, hash_fields, pack_many
 
     config = RedisConfig()
     client = connect(config)
     item_ids = [f"item-{i}" for i in range(args.items)]
     packed = pack_many(["L2:brand"] * args.items, [[0.05, 0.7, 0.15, 0.1]] * args.items,
                        ["teacher-rl@0123456789"] * args.items)
-    batches = list(stream_batches(((f"{q:016x}", item_ids, packed) for q in range(args.queries)), args.batch_queries))
+    # Encoded once, as the job's Spark workers hand every query's items to the writer.
+    fields = hash_fields(dict(zip(item_ids, packed)))
+    batches = list(stream_batches(((f"{q:016x}", *fields) for q in range(args.queries)), args.batch_queries))
     tiers = {f"{q:016x}": "head" for q in range(args.queries)}
     keys = Keys(f"bench-{uuid.uuid4().hex[:8]}")
     try:

@@ -83,6 +83,62 @@ def pack_many(labels: Sequence[str], p, model_versions: Sequence[str]) -> list[s
             for label, p_text, version, score_text in zip(labels, p_texts, model_versions, score_texts)]
 
 
+class HashFields(NamedTuple):
+    """A query's cached items as the tail of the ``HSET`` that writes them: ``count`` field/value
+    pairs, each RESP-encoded by :func:`encode_hash_fields`, concatenated in item order."""
+
+    count: int
+    resp: str
+
+
+def encode_hash_fields(fields, values):
+    """Each (field, value) pair of two Arrow string arrays as the two RESP bulk strings an ``HSET``
+    carries for it (``$<bytes>\\r\\n<field>\\r\\n$<bytes>\\r\\n<value>\\r\\n``), computed by Arrow
+    in one pass.
+
+    The cache fill's Spark workers encode the day's judgments with it, so the Redis writer sends
+    them without encoding a million arguments itself (hiredis took 0.15 s per 500k judgments,
+    half of the writer's time; bench/RESULTS.md). A null field or value gives a null entry.
+
+    >>> import pyarrow as pa
+    >>> encode_hash_fields(pa.array(["i1", "é"]), pa.array(["x", "yz"])).to_pylist()
+    ['$2\\r\\ni1\\r\\n$1\\r\\nx\\r\\n', '$2\\r\\né\\r\\n$2\\r\\nyz\\r\\n']
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def byte_length(texts):
+        return pc.cast(pc.binary_length(texts), pa.string())
+
+    return pc.binary_join_element_wise("$", byte_length(fields), "\r\n", fields, "\r\n$", byte_length(values), "\r\n",
+                                       values, "\r\n", "")
+
+
+def hash_fields(items: Mapping[str, str]) -> HashFields:
+    """``{item_id: packed}`` as :class:`HashFields` (items in the mapping's order), for callers
+    that hold a few items as a mapping.
+
+    >>> hash_fields({"i1": "x"})
+    HashFields(count=1, resp='$2\\r\\ni1\\r\\n$1\\r\\nx\\r\\n')
+    """
+    import pyarrow as pa
+
+    if not items:
+        return HashFields(0, "")
+    return HashFields(len(items), "".join(encode_hash_fields(pa.array(list(items), pa.string()),
+                                                             pa.array(list(items.values()), pa.string())).to_pylist()))
+
+
+def hset_command(key: str, fields: HashFields) -> bytes:
+    """The RESP of ``HSET key <fields>``, as :func:`hiredis.pack_command` would pack it.
+
+    >>> hset_command("k", hash_fields({"i1": "x"}))
+    b'*4\\r\\n$4\\r\\nHSET\\r\\n$1\\r\\nk\\r\\n$2\\r\\ni1\\r\\n$1\\r\\nx\\r\\n'
+    """
+    encoded = key.encode()
+    return b"*%d\r\n$4\r\nHSET\r\n$%d\r\n%s\r\n%s" % (2 + 2 * fields.count, len(encoded), encoded, fields.resp.encode())
+
+
 class CachedJudgment(NamedTuple):  # a tuple: a head request builds a hundred (0.8 µs each, a frozen dataclass 1.8)
     label: str
     p: list[float]
@@ -196,6 +252,9 @@ class StaleVersion(RuntimeError):
 
 @dataclass
 class FillResult:
+    """What :meth:`CacheWriter.fill` did; ``bytes_written`` counts the judgments' commands as sent
+    this run (RESP framing included) and the tier map's query hashes and tiers."""
+
     version: str
     queries: int
     judgments: int
@@ -222,14 +281,15 @@ class CacheWriter(CacheReader):
         self,
         version: str,
         ds: str,
-        batches: Sequence[Mapping[str, Mapping[str, str]]],
+        batches: Sequence[Mapping[str, HashFields | Mapping[str, str]]],
         tiers: Mapping[str, str],
         meta: Mapping[str, str] | None = None,
         *,
         force: bool = False,
         on_batch: Callable[[int, int], None] | None = None,
     ) -> FillResult:
-        """Write ``batches`` (each ``{query_hash: {item_id: packed}}``) and ``tiers`` as ``version``, then switch.
+        """Write ``batches`` (each ``{query_hash: {item_id: packed}}``, or :class:`HashFields` for
+        the items) and ``tiers`` as ``version``, then switch.
 
         A version id names its content (``jobs.fill_cache`` derives it from a digest), so batches
         already written by an interrupted run of the same version (recorded in the ``:done``
@@ -258,17 +318,20 @@ class CacheWriter(CacheReader):
         pipe.execute()
 
         def write(index: int) -> int:
-            batch, bytes_out, commands = batches[index], 0, []
-            for query_hash, items in batch.items():
-                key = self.keys.query(version, query_hash)
-                fields = [key]
-                for field_and_value in items.items():
-                    fields.extend(field_and_value)
-                commands += [("HSET", *fields), ("EXPIRE", key, self.pending_ttl_s)]
-                bytes_out += len(key) + sum(map(len, items)) + sum(map(len, items.values()))
-            commands += [("SADD", done_key, index), ("EXPIRE", done_key, self.pending_ttl_s)]
-            self._send(commands)
-            return bytes_out
+            import hiredis
+
+            packed, replies = [], 0
+            for query_hash, items in batches[index].items():
+                fields = items if isinstance(items, HashFields) else hash_fields(items)
+                if fields.count:
+                    key = self.keys.query(version, query_hash)
+                    packed += [hset_command(key, fields), hiredis.pack_command(("EXPIRE", key, self.pending_ttl_s))]
+                    replies += 2
+            packed += [hiredis.pack_command(("SADD", done_key, index)),
+                       hiredis.pack_command(("EXPIRE", done_key, self.pending_ttl_s))]
+            payload = b"".join(packed)
+            self._send(payload, replies + 2)
+            return len(payload)
 
         todo = [i for i in range(len(batches)) if i not in already]
         with concurrent.futures.ThreadPoolExecutor(self.writers, thread_name_prefix="cache-fill") as pool:
@@ -284,7 +347,8 @@ class CacheWriter(CacheReader):
                     future.cancel()
                 raise
         queries = sum(len(batch) for batch in batches)
-        judgments = sum(len(items) for batch in batches for items in batch.values())
+        judgments = sum(items.count if isinstance(items, HashFields) else len(items)
+                        for batch in batches for items in batch.values())
         tier_key = self.keys.tier(version)
         pipe.delete(tier_key)
         tier_items = list(tiers.items())
@@ -304,22 +368,20 @@ class CacheWriter(CacheReader):
             self._expire(replaced, version)
         return FillResult(version, queries, judgments, len(tiers), written, len(already), True, previous, len(carried))
 
-    def _send(self, commands: Sequence[tuple]) -> None:
-        """Send ``commands`` in one round trip, as a non-transactional pipeline does, and raise if
-        any fails; retried as redis-py retries a pipeline (every fill command is idempotent).
+    def _send(self, payload: bytes, replies: int) -> None:
+        """Send ``payload``, ``replies`` packed commands, in one round trip, as a non-transactional
+        pipeline does, and raise if any fails; retried as redis-py retries a pipeline (every fill
+        command is idempotent).
 
-        Packed by :func:`hiredis.pack_command` itself: a pipeline's packer first walks each of a
-        batch's 40,000 arguments in Python, which made the whole fill ~1.3× slower
-        (bench/RESULTS.md, "Cache fill")."""
-        import hiredis
-
-        packed = [b"".join(hiredis.pack_command(command) for command in commands)]
+        Packed by hiredis and :func:`hset_command`, not by a pipeline, whose packer walks each of a
+        batch's 40,000 arguments in Python: that made the whole fill ~1.3× slower (bench/RESULTS.md,
+        "Cache fill")."""
         pool = self.client.connection_pool
         connection = pool.get_connection()
 
         def send_and_check() -> None:
-            connection.send_packed_command(packed)
-            for _ in commands:
+            connection.send_packed_command([payload])
+            for _ in range(replies):
                 connection.read_response()  # raises the first error reply
 
         try:
@@ -397,11 +459,15 @@ class CacheWriter(CacheReader):
     def _version_keys(self, version: str) -> Iterable[bytes]:
         return self.client.scan_iter(match=self.keys.version_pattern(version), count=1000)
 
-    def _persist(self, version: str) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        for key in self._version_keys(version):
-            pipe.persist(key)
-        pipe.execute()
+    def _persist(self, version: str, chunk: int = 10_000) -> None:
+        """Drop the pending TTL of every key of ``version``, ``chunk`` keys a round trip (through
+        :meth:`_send`: a pipeline's packing and parsing of 5,000 PERSISTs took a fifth of a fill)."""
+        import hiredis
+
+        keys = list(self._version_keys(version))
+        for start in range(0, len(keys), chunk):
+            commands = [hiredis.pack_command(("PERSIST", key)) for key in keys[start : start + chunk]]
+            self._send(b"".join(commands), len(commands))
 
     def _switch(self, version: str, ds: str, force: bool) -> str | None:
         """Point ``active`` at ``version`` in one transaction, which redis-py's ``transaction`` runs

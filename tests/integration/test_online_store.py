@@ -104,6 +104,15 @@ def test_the_replaced_version_expires(store, redis_client):
     assert all(redis_client.ttl(key) == -1 for key in redis_client.scan_iter(match=writer.keys.version_pattern("v2")))
 
 
+def test_persisting_a_version_reaches_every_key_whatever_the_chunk(store, redis_client):
+    writer, _ = store
+    keys = [writer.keys.query("v3", f"q{i}") for i in range(8)]
+    for key in keys:
+        redis_client.set(key, "x", ex=600)
+    writer._persist("v3", chunk=3)  # three round trips: 3 + 3 + 2 keys
+    assert [redis_client.ttl(key) for key in keys] == [-1] * 8
+
+
 def test_an_older_day_never_replaces_a_newer_one_unless_forced(store):
     writer, reader = store
     writer.fill("v2", "2026-01-31", content("L4"), TIERS)

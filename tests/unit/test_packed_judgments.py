@@ -33,3 +33,22 @@ def test_a_p_that_is_not_four_finite_numbers_per_judgment_is_refused(labels, p, 
 
 def test_packing_nothing_is_empty():
     assert pack_many([], [], []) == []
+
+
+def test_an_hset_built_from_encoded_fields_is_the_one_hiredis_packs():
+    """The fill sends HSETs whose fields its Spark workers encoded; Redis must read exactly what
+    hiredis would have sent: byte lengths of UTF-8, empty and CR/LF-holding texts included."""
+    import random
+
+    import hiredis
+
+    from lore_ml.online_store import hash_fields, hset_command
+
+    rng = random.Random(7)
+    alphabet = "ab1-_:é€😀 \r\n\"[],"
+    for size in (1, 2, 37, 300):
+        items = {"".join(rng.choices(alphabet, k=rng.randint(0, 12))) + str(i): "".join(rng.choices(alphabet, k=rng.randint(0, 90)))
+                 for i in range(size)}
+        key = f"lore:v:20260131-ab:q:{size:016x}é"
+        flat = [text for pair in items.items() for text in pair]
+        assert hset_command(key, hash_fields(items)) == hiredis.pack_command(("HSET", key, *flat))
