@@ -32,6 +32,7 @@ DELTA_SQL_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 
 _sail_servers: list = []
+CALL_SITE_CONF = "spark.python.sql.dataFrameDebugging.enabled"
 
 
 class DeltaJarsMissing(RuntimeError):
@@ -65,7 +66,11 @@ def _sail_session(config: SparkConfig) -> SparkSession:
         _sail_servers.append(server)
         atexit.register(server.stop)
     host, port = _sail_servers[0].listening_address
-    return _connect_session(f"sc://{host}:{port}", config)
+    # PySpark records the Python call site of every DataFrame call for error messages (0.2 ms a
+    # call, most of it a failed `import IPython`: ~0.09 s of a build_kg run); Sail's errors never
+    # show it. A `spark.conf` entry of the config still wins.
+    debugging = {CALL_SITE_CONF: "false"} | config.conf
+    return _connect_session(f"sc://{host}:{port}", config.model_copy(update={"conf": debugging}))
 
 
 def _connect_session(url: str, config: SparkConfig) -> SparkSession:

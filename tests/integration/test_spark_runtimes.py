@@ -3,12 +3,17 @@
 import pytest
 
 from lore_ml.config import SparkConfig
-from lore_ml.spark import DeltaJarsMissing, delta_jars, get_spark, require_delta
+from lore_ml.spark import CALL_SITE_CONF, DeltaJarsMissing, delta_jars, get_spark, require_delta
 
 
 def test_sail_session_is_reused(sail_spark):
     assert get_spark(SparkConfig(engine="sail")) is sail_spark
     assert sail_spark.range(5).count() == 5
+
+
+def test_sail_sessions_skip_recording_python_call_sites(sail_spark):
+    """Sail's errors never show them, and recording one cost 0.2 ms per DataFrame call."""
+    assert sail_spark.conf.get(CALL_SITE_CONF) == "false"
 
 
 def test_both_runtimes_compute_the_same(spark):
