@@ -7,9 +7,10 @@ then switches ``lore:active`` in one step; the previous version expires after
 ``write_back_max_age_s`` are carried into the new one. The version id is
 ``<ds>-<content digest>``: re-running the same day with the same judgments is a no-op, and a
 run that died half-way is resumed by the next. Spark packs the judgments, encodes them for
-Redis and gathers them per query (:func:`transform_cache_entries`); the queries stream in query-hash order into a local
-file of batches (the system's temporary folder, one JSON line per batch), which the Redis
-writer reads back batch by batch: the process never holds the day's judgments at once.
+Redis and gathers them per query (:func:`transform_cache_entries`); the queries stream in
+query-hash order into a local file of batches (the system's temporary folder, one JSON line per
+batch), which the Redis writer reads back batch by batch: the process never holds the day's
+judgments at once.
 
     python -m jobs.fill_cache --ds 2026-01-31 [--force]
 """
