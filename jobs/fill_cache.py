@@ -188,7 +188,7 @@ def run(cfg: FillCacheConfig, client=None):
     fit = packable()
     ok, cacheable, models = judgments.agg(F.count(F.when(F.col("status") == "ok", 1)), F.count(F.when(fit, 1)),
                                           F.array_sort(F.collect_set(F.when(fit, F.col("model_version"))))).first()
-    unfit = "no label, or p is not four probabilities in [0, 1]"
+    unfit = "no item or label, or p is not four probabilities in [0, 1]"
     if not cacheable:
         raise InputsNotReady(f"no ok judgments in gold.relevance_judgments for ds={cfg.ds_str}"
                              + (f" that the cache can hold ({ok} have {unfit})" if ok else "")

@@ -129,6 +129,10 @@ def hash_fields(items: Mapping[str, str]) -> HashFields:
                                                              pa.array(list(items.values()), pa.string())).to_pylist()))
 
 
+def _as_fields(items: HashFields | Mapping[str, str]) -> HashFields:
+    return items if isinstance(items, HashFields) else hash_fields(items)
+
+
 def hset_command(key: str, fields: HashFields) -> bytes:
     """The RESP of ``HSET key <fields>``, as :func:`hiredis.pack_command` would pack it.
 
@@ -317,12 +321,14 @@ class CacheWriter(CacheReader):
         pipe.expire(meta_key, self.pending_ttl_s)
         pipe.execute()
 
-        def write(index: int) -> int:
+        def write(index: int) -> tuple[int, int, int]:
+            """Send batch ``index``; (bytes sent, queries, judgments)."""
             import hiredis
 
-            packed, replies = [], 0
+            packed, replies, judgments = [], 0, 0
             for query_hash, items in batches[index].items():
-                fields = items if isinstance(items, HashFields) else hash_fields(items)
+                fields = _as_fields(items)
+                judgments += fields.count
                 if fields.count:
                     key = self.keys.query(version, query_hash)
                     packed += [hset_command(key, fields), hiredis.pack_command(("EXPIRE", key, self.pending_ttl_s))]
@@ -331,24 +337,25 @@ class CacheWriter(CacheReader):
                        hiredis.pack_command(("EXPIRE", done_key, self.pending_ttl_s))]
             payload = b"".join(packed)
             self._send(payload, replies + 2)
-            return len(payload)
+            return len(payload), len(batches[index]), judgments
 
         todo = [i for i in range(len(batches)) if i not in already]
         with concurrent.futures.ThreadPoolExecutor(self.writers, thread_name_prefix="cache-fill") as pool:
             futures = [pool.submit(write, i) for i in todo]
             try:
                 written = 0
+                # Batches an earlier run wrote are read once more, only to be counted.
+                queries = sum(len(batches[i]) for i in already)
+                judgments = sum(_as_fields(items).count for i in already for items in batches[i].values())
                 for finished, future in enumerate(concurrent.futures.as_completed(futures), len(already) + 1):
-                    written += future.result()
+                    batch_bytes, batch_queries, batch_judgments = future.result()
+                    written, queries, judgments = written + batch_bytes, queries + batch_queries, judgments + batch_judgments
                     if on_batch:
                         on_batch(finished, len(batches))
             except BaseException:
                 for future in futures:
                     future.cancel()
                 raise
-        queries = sum(len(batch) for batch in batches)
-        judgments = sum(items.count if isinstance(items, HashFields) else len(items)
-                        for batch in batches for items in batch.values())
         tier_key = self.keys.tier(version)
         pipe.delete(tier_key)
         tier_items = list(tiers.items())

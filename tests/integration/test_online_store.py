@@ -82,6 +82,7 @@ def test_an_interrupted_fill_leaves_the_active_version_and_a_rerun_completes_it(
     result = writer.fill("v2", "2026-01-31", content("L4"), TIERS)
     # two writers: the batches in flight when it died may have finished too
     assert 2 <= result.batches_resumed <= 4 and result.switched and result.queries == len(QUERIES)
+    assert result.judgments == len(QUERIES) * len(ITEMS)  # the resumed batches counted too
     assert read_all(reader) == ("v2", {"L4"})
     assert redis_client.ttl(partial) == -1  # the active version does not expire
 
