@@ -3,7 +3,8 @@
     .venv/bin/python bench/cache_fill.py --queries 5000 --items 100
 
 Writes --queries × --items packed judgments, encoded for HSET as the job's Spark workers encode
-them, through the same CacheWriter `jobs.fill_cache` uses (pipelined batches, pending TTL,
+them and read back from a spilled file as the job reads them, through the same CacheWriter
+`jobs.fill_cache` uses (pipelined batches, pending TTL,
 persist, atomic switch) under a throw-away key prefix, then runs redis-benchmark's pipelined SET
 on the same server, and prints judgments/s, SET/s and their ratio (target ≥ 0.5). It also times
 carrying --tail-queries × --items written-back tail judgments into the next version, the step a
@@ -18,8 +19,10 @@ import argparse
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
+from pathlib import Path
 from urllib.parse import urlparse
 
 
@@ -113,7 +116,7 @@ def main() -> None:
     if shutil.which("redis-benchmark") is None:
         raise SystemExit("redis-benchmark not found: it comes with Debian's redis-tools (make setup installs redis)")
 
-    from jobs.fill_cache import stream_batches
+    from jobs.fill_cache import SpilledBatches
     from lore_ml.config import RedisConfig
     from lore_ml.online_store import CacheWriter, Keys, connect, hash_fields, pack_many
 
@@ -122,19 +125,22 @@ def main() -> None:
     item_ids = [f"item-{i}" for i in range(args.items)]
     packed = pack_many(["L2:brand"] * args.items, [[0.05, 0.7, 0.15, 0.1]] * args.items,
                        ["teacher-rl@0123456789"] * args.items)
-    # Encoded once, as the job's Spark workers hand every query's items to the writer.
+    # Encoded once, as the job's Spark workers hand every query's items to the writer, and spilled
+    # to a file that the writer reads back in batches, as the job does.
     fields = hash_fields(dict(zip(item_ids, packed)))
-    batches = list(stream_batches(((f"{q:016x}", *fields) for q in range(args.queries)), args.batch_queries))
+    entries = ((f"{q:016x}", *fields) for q in range(args.queries))
     tiers = {f"{q:016x}": "head" for q in range(args.queries)}
     keys = Keys(f"bench-{uuid.uuid4().hex[:8]}")
-    try:
-        writer = CacheWriter(client, keys)
-        started = time.perf_counter()
-        result = writer.fill("bench", "2026-01-31", batches, tiers)
-        fill_seconds = time.perf_counter() - started
-        write_back_seconds = carry_write_backs(client, writer, args.tail_queries, args.items)
-    finally:
-        delete_keys(client, keys.prefix)
+    with tempfile.TemporaryDirectory(prefix="lore-bench-") as scratch, \
+            SpilledBatches(Path(scratch) / "entries.resp", entries, args.batch_queries) as batches:
+        try:
+            writer = CacheWriter(client, keys)
+            started = time.perf_counter()
+            result = writer.fill("bench", "2026-01-31", batches, tiers)
+            fill_seconds = time.perf_counter() - started
+            write_back_seconds = carry_write_backs(client, writer, args.tail_queries, args.items)
+        finally:
+            delete_keys(client, keys.prefix)
     job_keys = Keys(f"bench-{uuid.uuid4().hex[:8]}")
     try:
         job_seconds, job_judgments = fill_job(args.queries, args.items, job_keys.prefix)

@@ -1,9 +1,9 @@
 """What the cache fill reads from gold.relevance_judgments, worked out by hand, on both runtimes:
-only ok judgments the cache can hold, packed and encoded for HSET, one row per query in query_hash order."""
+only ok judgments the cache can hold, packed and encoded for HSET, one row per query."""
 
 from pyspark.testing import assertDataFrameEqual
 
-from jobs.fill_cache import stream_batches, transform_cache_entries
+from jobs.fill_cache import SpilledBatches, transform_cache_entries
 from lore_ml.online_store import HashFields
 
 SCHEMA = "query_hash string, item_id string, label string, p array<double>, status string, model_version string"
@@ -40,13 +40,15 @@ def test_only_cacheable_ok_judgments_are_packed_one_row_per_query(spark):
         ("qb", 2, resp("i1", '["L2:brand",[0.1,0.7,0.1,0.1],"t@1",0.24]', "i2", '["L4",[0.0,0.0,0.2,0.8],"t@1",0.94]')),
         ("qé", 1, resp("ï", '["L4",[0.0,0.0,0.0,1.0],"t@1",1.0]')),  # lengths count bytes, not characters
     ], "query_hash string, items int, fields string")
-    assertDataFrameEqual(entries, expected, checkRowOrder=True)
+    assertDataFrameEqual(entries, expected)
 
 
-def test_batches_hold_each_query_once_with_its_items(spark):
-    rows = transform_cache_entries(spark.createDataFrame(JUDGMENTS, SCHEMA)).collect()
-    assert list(stream_batches(rows, 2)) == [
-        {"qa": HashFields(1, resp("i9", '["L1",[0.9123,0.0877,0.0,0.0],"t@1",0.0088]')),
-         "qb": HashFields(2, resp("i1", '["L2:brand",[0.1,0.7,0.1,0.1],"t@1",0.24]', "i2", '["L4",[0.0,0.0,0.2,0.8],"t@1",0.94]'))},
-        {"qé": HashFields(1, resp("ï", '["L4",[0.0,0.0,0.0,1.0],"t@1",1.0]'))},
-    ]
+def test_batches_hold_each_query_once_with_its_items(spark, tmp_path):
+    entries = transform_cache_entries(spark.createDataFrame(JUDGMENTS, SCHEMA)).toLocalIterator()
+    with SpilledBatches(tmp_path / "entries.resp", entries, 2) as batches:
+        assert list(batches) == [
+            {"qa": HashFields(1, resp("i9", '["L1",[0.9123,0.0877,0.0,0.0],"t@1",0.0088]')),
+             "qb": HashFields(2, resp("i1", '["L2:brand",[0.1,0.7,0.1,0.1],"t@1",0.24]',
+                                      "i2", '["L4",[0.0,0.0,0.2,0.8],"t@1",0.94]'))},
+            {"qé": HashFields(1, resp("ï", '["L4",[0.0,0.0,0.0,1.0],"t@1",1.0]'))},
+        ]

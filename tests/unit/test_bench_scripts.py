@@ -29,5 +29,5 @@ def test_every_project_name_a_bench_script_imports_exists(script):
 
 def test_the_check_sees_imports_inside_functions(tmp_path):
     script = tmp_path / "bench.py"
-    script.write_text("import time\n\ndef main():\n    from jobs.fill_cache import stream_batches\n")
-    assert project_imports(script) == [("jobs.fill_cache", "stream_batches")]
+    script.write_text("import time\n\ndef main():\n    from jobs.fill_cache import SpilledBatches\n")
+    assert project_imports(script) == [("jobs.fill_cache", "SpilledBatches")]
