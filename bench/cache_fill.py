@@ -16,6 +16,7 @@ streamed to the driver, written to Redis). The bench's keys and lakehouse are de
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -134,6 +135,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lore-bench-") as scratch, \
             SpilledBatches(Path(scratch) / "entries.resp", entries, args.batch_queries) as batches:
         try:
+            os.sync()  # the spill's dirty pages reach the disk now, not while the writer is timed
             writer = CacheWriter(client, keys)
             started = time.perf_counter()
             result = writer.fill("bench", "2026-01-31", batches, tiers)

@@ -213,13 +213,16 @@ def run(cfg: FillCacheConfig, client=None):
         .select("query_hash", "tier")
         .collect()
     }
-    entries = transform_cache_entries(judgments).toLocalIterator(prefetchPartitions=True)
+    started = time.perf_counter()
+    entries = tqdm(transform_cache_entries(judgments).toLocalIterator(prefetchPartitions=True),
+                   desc="fill_cache: from Spark", unit="query", disable=None, file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="lore-fill-cache-") as scratch, \
             SpilledBatches(Path(scratch) / "entries.resp", entries, cfg.batch_queries) as batches:
-        log.info("%d batches of judgments streamed to %s", len(batches), batches.path)
+        log.info("%d queries (%d batches) streamed to %s in %.1f s", len(batches.keys), len(batches), batches.path,
+                 time.perf_counter() - started)
         writer = CacheWriter(client, Keys(cfg.redis.key_prefix), cfg.pending_ttl_s,
                              cfg.old_version_ttl_s, write_back_max_age_s=cfg.write_back_max_age_s)
-        with tqdm(total=len(batches), desc="fill_cache", unit="batch", disable=None, file=sys.stderr) as bar:
+        with tqdm(total=len(batches), desc="fill_cache: to Redis", unit="batch", disable=None, file=sys.stderr) as bar:
             return writer.fill(batches.version(cfg.ds_str, tiers), cfg.ds_str, batches, tiers,
                                {"model_versions": ",".join(models)}, force=cfg.force,
                                on_batch=lambda done, total: bar.update(1))
