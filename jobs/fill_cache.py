@@ -163,12 +163,11 @@ class SpilledBatches(Sequence):
         if not -len(self) <= index < len(self):
             raise IndexError(f"batch {index} of {len(self)}")
         index %= len(self)
-        rows = range(index * self.batch_queries, min((index + 1) * self.batch_queries, len(self.keys)))
-        return {self.keys[row]: HashFields(int(self.counts[row]), self._fields(row)) for row in rows}
-
-    def _fields(self, row: int) -> str:
+        rows = slice(index * self.batch_queries, (index + 1) * self.batch_queries)
         # pread: the writer's threads share the file
-        return os.pread(self._fd, int(self.lengths[row]), int(self.offsets[row])).decode()
+        return {key: HashFields(count, os.pread(self._fd, length, offset).decode()) for key, count, length, offset
+                in zip(self.keys[rows], self.counts[rows].tolist(), self.lengths[rows].tolist(),
+                       self.offsets[rows].tolist())}
 
     def close(self) -> None:
         os.close(self._fd)
