@@ -122,10 +122,10 @@ class SpilledBatches(Sequence):
 
     The queries are sorted here, not by Spark: the batches must be the same on every run, so that
     a resumed fill skips the ones already written, and a global sort in Spark moved every encoded
-    judgment through one more shuffle (a fill of 500k judgments took 1.8–2.1 s with it, 1.5–1.6 s
-    without). The content
-    digest that names the version (:func:`version_id`) covers each query's hash, item count and
-    fields, in query_hash order, so it does not depend on the order the rows came in.
+    judgment through one more shuffle (a fill of 500k judgments took 1.8–2.1 s with it, 1.5–1.7 s
+    without). The content digest that names the version (:func:`version_id`) covers each query's
+    hash, item count and fields, in query_hash order, so it does not depend on the order the rows
+    came in.
     """
 
     def __init__(self, path: Path, entries: Iterable[tuple], batch_queries: int):
