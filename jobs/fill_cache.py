@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import mmap
 import os
 import sys
 import tempfile
@@ -139,6 +140,7 @@ class SpilledBatches(Sequence):
                 counts.append(count)
                 lengths.append(len(data))
                 digests.append(hashlib.sha1(data).digest())
+            size = out.tell()
         order = sorted(range(len(keys)), key=keys.__getitem__)
         self.keys = [keys[i] for i in order]
         repeated = sum(a == b for a, b in zip(self.keys, self.keys[1:]))
@@ -150,7 +152,12 @@ class SpilledBatches(Sequence):
         for key, count, i in zip(self.keys, self.counts.tolist(), order):
             self.digest.update(f"{key}\0{count}\0".encode())
             self.digest.update(digests[i])
-        self._fd = os.open(path, os.O_RDONLY)
+        # Mapped, not read through a file position: the writer's threads slice it at once (an
+        # empty file cannot be mapped).
+        self._spill = b""
+        if size:
+            with path.open("rb") as spilled:
+                self._spill = mmap.mmap(spilled.fileno(), 0, access=mmap.ACCESS_READ)
 
     def version(self, ds: str, tiers: Mapping[str, str]) -> str:
         """:func:`version_id` of these batches and ``tiers``."""
@@ -164,13 +171,14 @@ class SpilledBatches(Sequence):
             raise IndexError(f"batch {index} of {len(self)}")
         index %= len(self)
         rows = slice(index * self.batch_queries, (index + 1) * self.batch_queries)
-        # pread: the writer's threads share the file
-        return {key: HashFields(count, os.pread(self._fd, length, offset).decode()) for key, count, length, offset
+        spill = self._spill
+        return {key: HashFields(count, spill[offset:offset + length].decode()) for key, count, length, offset
                 in zip(self.keys[rows], self.counts[rows].tolist(), self.lengths[rows].tolist(),
                        self.offsets[rows].tolist())}
 
     def close(self) -> None:
-        os.close(self._fd)
+        if isinstance(self._spill, mmap.mmap):
+            self._spill.close()
 
     def __enter__(self) -> "SpilledBatches":
         return self

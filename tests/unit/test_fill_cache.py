@@ -51,3 +51,10 @@ def test_the_version_names_the_content_not_the_order_or_batching(tmp_path):
             versions[name] = batches.version("2026-01-31", tiers)
     assert versions["by1"] == versions["by4"] == versions["shuffled"] and versions["by1"].startswith("20260131-")
     assert len({versions["by4"], versions["changed"], versions["recounted"], versions["tiers"]}) == 4
+
+
+def test_no_rows_or_only_empty_fields_make_no_batch_or_empty_ones(tmp_path):
+    with spilled(tmp_path, [], 2, "none.resp") as batches:
+        assert len(batches) == 0 and list(batches) == []
+    with spilled(tmp_path, [("q0", 0, ""), ("q1", 0, "")], 2, "empty.resp") as batches:
+        assert list(batches) == [{"q0": HashFields(0, ""), "q1": HashFields(0, "")}]
