@@ -4,13 +4,13 @@
 
 Writes --queries × --items packed judgments, encoded for HSET as the job's Spark workers encode
 them and read back from a spilled file as the job reads them, through the same CacheWriter
-`jobs.fill_cache` uses (pipelined batches, pending TTL,
-persist, atomic switch) under a throw-away key prefix, then runs redis-benchmark's pipelined SET
-on the same server, and prints judgments/s, SET/s and their ratio (target ≥ 0.5). It also times
-carrying --tail-queries × --items written-back tail judgments into the next version, the step a
-fill adds before its switch, and the whole `jobs.fill_cache` run on the embedded engine (the
-judgments read from a throw-away lakehouse, packed and encoded by Spark's Python workers,
-streamed to the driver, written to Redis). The bench's keys and lakehouse are deleted at the end.
+`jobs.fill_cache` uses (pipelined batches, pending TTL, persist, atomic switch) under a
+throw-away key prefix, then runs redis-benchmark's pipelined SET on the same server, and prints
+judgments/s, SET/s and their ratio (target ≥ 0.5). It also times carrying --tail-queries ×
+--items written-back tail judgments into the next version, the step a fill adds before its
+switch, and the whole `jobs.fill_cache` run on the embedded engine (the judgments read from a
+throw-away lakehouse, packed and encoded by Spark's Python workers, streamed to the driver,
+written to Redis). The bench's keys and lakehouse are deleted at the end.
 """
 
 from __future__ import annotations

@@ -325,8 +325,8 @@ class CacheWriter(CacheReader):
             """Send batch ``index``; (bytes sent, queries, judgments)."""
             import hiredis
 
-            packed, replies, judgments = [], 0, 0
-            for query_hash, items in batches[index].items():
+            batch, packed, replies, judgments = batches[index], [], 0, 0  # a spilled batch is read once
+            for query_hash, items in batch.items():
                 fields = _as_fields(items)
                 judgments += fields.count
                 if fields.count:
@@ -337,7 +337,7 @@ class CacheWriter(CacheReader):
                        hiredis.pack_command(("EXPIRE", done_key, self.pending_ttl_s))]
             payload = b"".join(packed)
             self._send(payload, replies + 2)
-            return len(payload), len(batches[index]), judgments
+            return len(payload), len(batch), judgments
 
         todo = [i for i in range(len(batches)) if i not in already]
         with concurrent.futures.ThreadPoolExecutor(self.writers, thread_name_prefix="cache-fill") as pool:

@@ -105,6 +105,26 @@ def test_the_replaced_version_expires(store, redis_client):
     assert all(redis_client.ttl(key) == -1 for key in redis_client.scan_iter(match=writer.keys.version_pattern("v2")))
 
 
+class CountedReads(list):
+    """Batches that count how often each is read: a spilled batch costs a read and a decode."""
+
+    def __init__(self, batches):
+        super().__init__(batches)
+        self.reads = [0] * len(batches)
+
+    def __getitem__(self, index):
+        self.reads[index] += 1
+        return super().__getitem__(index)
+
+
+def test_a_fill_reads_each_batch_once(store):
+    writer, reader = store
+    batches = CountedReads(content("L4"))
+    result = writer.fill("v1", "2026-01-31", batches, TIERS)
+    assert result.judgments == len(QUERIES) * len(ITEMS) and batches.reads == [1] * len(batches)
+    assert read_all(reader) == ("v1", {"L4"})
+
+
 def test_persisting_a_version_reaches_every_key_whatever_the_chunk(store, redis_client):
     writer, _ = store
     keys = [writer.keys.query("v3", f"q{i}") for i in range(8)]
