@@ -97,9 +97,16 @@ def transform_query_spellings(daily_searches: DataFrame) -> DataFrame:
 def transform_behaviour(daily_impressions: DataFrame, theta: dict[int, float]) -> DataFrame:
     """Per (normalised query, item) over the window's ``silver.daily_impressions`` rows, every
     spelling of the query summed: impressions, examinations (Σ impressions·θ_position), clicks,
-    carts, purchases, skips."""
-    theta_of = lookup_column(F.col("position"), theta, theta[max(theta)])
-    return daily_impressions.where(F.col("query_norm") != "").groupBy("query_norm", "item_id").agg(
+    carts, purchases, skips.
+
+    θ comes from a broadcast join with a table of one row per position (positions past the last
+    take its θ), not a CASE over the positions evaluated on every daily row: on Sail the join
+    saves 0.07–0.15 s of the whole job's ~1.6 s at 10M log rows."""
+    by_position = daily_impressions.sparkSession.createDataFrame(
+        sorted(theta.items()), "position int, theta double")
+    theta_of = F.coalesce(F.col("theta"), F.lit(theta[max(theta)]))
+    return daily_impressions.where(F.col("query_norm") != "").join(
+        F.broadcast(by_position), "position", "left").groupBy("query_norm", "item_id").agg(
         F.sum("impressions").alias("impressions"),
         F.round(F.sum(F.col("impressions") * theta_of), 6).alias("examinations"),
         *(F.sum(c).alias(c) for c in COUNTS[1:]),

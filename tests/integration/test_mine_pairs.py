@@ -49,9 +49,11 @@ def test_debiased_clicks_and_skip_above(spark):
     for r in range(4):  # "a" on top never clicked while "c" below is: skipped above a click
         rows += [(f"r{r}", "q", "a", 1, False), (f"r{r}", "q", "b", 2, r == 0), (f"r{r}", "q", "c", 3, True, r < 2, r < 1)]
     rows += [("s", "q", "a", 1, False), ("s", "q", "b", 2, False)]  # no click in the request: no skips
+    rows += [(f"r{r}", "q", "d", 4, False) for r in range(2)]  # below the click; past θ's last position: θ3
     behaviour = transform_behaviour(impressions(spark, rows), theta)
     expected = spark.createDataFrame(
-        [("q", "a", 5, 5.0, 0, 0, 0, 4), ("q", "b", 5, 2.5, 1, 0, 0, 3), ("q", "c", 4, 1.0, 4, 2, 1, 0)],
+        [("q", "a", 5, 5.0, 0, 0, 0, 4), ("q", "b", 5, 2.5, 1, 0, 0, 3), ("q", "c", 4, 1.0, 4, 2, 1, 0),
+         ("q", "d", 2, 0.5, 0, 0, 0, 0)],
         "query_norm string, item_id string, impressions long, examinations double, clicks long, carts long, "
         "purchases long, skips long",
     )
