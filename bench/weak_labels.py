@@ -25,6 +25,8 @@ def main() -> None:
     from lore_ml.marketplace import MarketplaceTruth
 
     uri = LakehouseConfig(root=args.lakehouse).table_uri("silver.training_pairs")
+    if not DeltaTable.is_deltatable(uri):
+        parser.error(f"no silver.training_pairs at {uri}: run `make demo` or the jobs first, or pass --lakehouse")
     pairs = DeltaTable(uri).to_pandas(filters=[("ds", "=", args.ds)], columns=["query", "item_id", "label", "source"])
     rows = MarketplaceTruth(args.raw_root).agreement(pairs)
     print(f"weak labels vs generator truth, ds={args.ds} ({len(pairs):,} training pairs)")
