@@ -343,10 +343,11 @@ class CacheWriter(CacheReader):
         with concurrent.futures.ThreadPoolExecutor(self.writers, thread_name_prefix="cache-fill") as pool:
             futures = [pool.submit(write, i) for i in todo]
             try:
-                written = 0
-                # Batches an earlier run wrote are read once more, only to be counted.
-                queries = sum(len(batches[i]) for i in already)
-                judgments = sum(_as_fields(items).count for i in already for items in batches[i].values())
+                written, queries, judgments = 0, 0, 0
+                for i in already:  # written by an earlier run: read once more, only to be counted
+                    batch = batches[i]
+                    queries += len(batch)
+                    judgments += sum(_as_fields(items).count for items in batch.values())
                 for finished, future in enumerate(concurrent.futures.as_completed(futures), len(already) + 1):
                     batch_bytes, batch_queries, batch_judgments = future.result()
                     written, queries, judgments = written + batch_bytes, queries + batch_queries, judgments + batch_judgments

@@ -79,9 +79,11 @@ def test_an_interrupted_fill_leaves_the_active_version_and_a_rerun_completes_it(
     partial = writer.keys.query("v2", QUERIES[0])
     assert 0 < redis_client.ttl(partial) <= 600  # an abandoned fill expires by itself
 
-    result = writer.fill("v2", "2026-01-31", content("L4"), TIERS)
+    batches = CountedReads(content("L4"))
+    result = writer.fill("v2", "2026-01-31", batches, TIERS)
     # two writers: the batches in flight when it died may have finished too
     assert 2 <= result.batches_resumed <= 4 and result.switched and result.queries == len(QUERIES)
+    assert batches.reads == [1] * len(batches)  # a resumed batch is read once, to be counted
     assert result.judgments == len(QUERIES) * len(ITEMS)  # the resumed batches counted too
     assert read_all(reader) == ("v2", {"L4"})
     assert redis_client.ttl(partial) == -1  # the active version does not expire
