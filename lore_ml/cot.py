@@ -210,6 +210,34 @@ def synthesize(
     return label, reasoning
 
 
+PATH_FOLLOWING = re.compile(r"3\. Path following:(?P<steps>.*?)\n4\. Rule:", re.S)
+VERDICT = re.compile(r"-> (match|close|conflict|not stated)\b")
+
+
+def contradiction(reasoning: str, label: str) -> str | None:
+    """How the verdicts of a :func:`synthesize` path (step 3) disagree with its label's level by the
+    rules' table, or None: L4 needs every demand matched, L3 no conflict (a close or unstated
+    demand), L1 and L2 a conflict. ``decide`` picks the rule from the gold label, so a path can
+    find a conflict and still cite "all demands met" (``bench/cot_consistency.py`` counts them).
+
+    >>> contradiction("3. Path following: color: wanted red, item blue -> conflict.\\n4. Rule: R-EXA-01 (L4)", "L4")
+    'L4 with conflict'
+    >>> contradiction("3. Path following: color: wanted red, item red -> match.\\n4. Rule: R-EXA-01 (L4)", "L4")
+    >>> contradiction("3. Path following: nothing to compare.\\n4. Rule: R-CAT-01 (L1)", "L1")
+    'L1 without conflict'
+    """
+    steps = PATH_FOLLOWING.search(reasoning)
+    verdicts = set(VERDICT.findall(steps.group("steps"))) if steps else set()
+    level = label.partition(":")[0]
+    if level == "L4" and verdicts - {"match"}:
+        return "L4 with " + "/".join(sorted(verdicts - {"match"}))
+    if level == "L3" and "conflict" in verdicts:
+        return "L3 with conflict"
+    if level in ("L1", "L2") and "conflict" not in verdicts:
+        return f"{level} without conflict"
+    return None
+
+
 PERTURBABLE = ("brand", "color", "material", "audience", "season", "specification")
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lore_ml.cot import extract_demands, hard_case, synthesize
+from lore_ml.cot import contradiction, extract_demands, hard_case, synthesize
 from lore_ml.kg import KnowledgeGraph
 from lore_ml.prompts import format_answer, parse_judgment
 
@@ -74,3 +74,21 @@ def test_hard_case_keeps_the_demands_of_the_original_pair():
     label, reasoning = synthesize(query, item, gold, KG, demands)
     assert label == "L2:audience" and "audience: wanted men, item women -> conflict" in reasoning
     assert "as the rater judged" not in reasoning
+
+
+@pytest.mark.parametrize(
+    "query, item, gold, expected",
+    [
+        ("stridex red sneakers", SHOE, "L4", None),
+        ("stridex sneakers", {**SHOE, "brand": "Aeroline"}, "L2:brand", None),
+        ("stridex sneakers", SHOE, "L2:season", None),  # the rater's conflict is stated
+        ("sneakers under 90", SHOE, "L3", None),  # close
+        # the rule follows the gold label whatever the path found: these paths contradict it
+        ("mens sneakers", {**SHOE, "attributes": {"audience": "women"}}, "L4", "L4 with conflict"),
+        ("stridex sneakers", {**SHOE, "brand": "Aeroline"}, "L3", "L3 with conflict"),
+        ("coffee maker", SHOE, "L1", "L1 without conflict"),
+    ],
+)
+def test_contradiction_reads_the_verdicts_of_a_synthesised_path(query, item, gold, expected):
+    label, reasoning = synthesize(query, item, gold, KG)
+    assert contradiction(reasoning, label) == expected

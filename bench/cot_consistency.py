@@ -1,0 +1,61 @@
+"""How many SFT reasoning paths contradict the rule they cite, per dataset and kind of example.
+
+    .venv/bin/python bench/cot_consistency.py --ds 2026-01-31   # after `make demo` (or synth-cot)
+
+Reads ``gold.sft_examples`` for --ds and classifies each example's path with
+:func:`lore_ml.cot.contradiction` (L4 with a verdict other than "match", L3 with a conflict, L1/L2
+without one). For marketplace examples whose path contradicts their label it also shows how often
+that label's level is the generator's truth (from the drop's manifest under --raw-root, when it
+is there): a gold label always is, so there the path is what is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ds", default="2026-01-31")
+    parser.add_argument("--lakehouse", default="lakehouse")
+    parser.add_argument("--raw-root", type=Path, default=Path("data/raw"))
+    args = parser.parse_args()
+
+    from lore_ml.config import InputsNotReady, LakehouseConfig
+    from lore_ml.cot import contradiction
+    from lore_ml.labels import HOME_DEPOT_ITEM_PREFIX
+    from lore_ml.lakehouse import read_delta
+    from lore_ml.marketplace import MarketplaceTruth
+
+    try:
+        examples = read_delta(LakehouseConfig(root=args.lakehouse), "gold.sft_examples",
+                              columns=["query", "item_id", "label", "completion", "kind"],
+                              filters=[("ds", "=", args.ds)]).to_pandas()
+    except InputsNotReady as error:
+        parser.error(f"{error} (or pass --lakehouse)")
+    examples["dataset"] = examples["item_id"].str.startswith(HOME_DEPOT_ITEM_PREFIX).map(
+        {True: "home_depot", False: "marketplace"})
+    examples["contradiction"] = [contradiction(c, label) for c, label in zip(examples["completion"], examples["label"])]
+    truth = MarketplaceTruth(args.raw_root) if (args.raw_root / "_manifest.json").exists() else None
+
+    print(f"reasoning paths that contradict their label, ds={args.ds} ({len(examples):,} examples)")
+    print(f"{'dataset':<13}{'kind':<15}{'examples':>10}{'contradict':>12}{'share':>8}{'true level':>12}")
+    for (dataset, kind), group in examples.groupby(["dataset", "kind"]):
+        bad = group[group["contradiction"].notna()]
+        agree = "-"
+        if truth is not None and dataset == "marketplace" and len(bad):
+            levels = [truth.label(q, i) for q, i in zip(bad["query"], bad["item_id"])]
+            true = sum(t is not None and t[0] == label.partition(":")[0] for t, label in zip(levels, bad["label"]))
+            agree = f"{true:,}"
+        print(f"{dataset:<13}{kind:<15}{len(group):>10,}{len(bad):>12,}{len(bad) / len(group):>8.1%}{agree:>12}")
+    print(f"\n{'dataset':<13}{'contradiction':<32}{'examples':>10}")
+    contradicting = examples[examples["contradiction"].notna()]
+    counts = Counter(zip(contradicting["dataset"], contradicting["contradiction"]))
+    for (dataset, kind), n in sorted(counts.items()):
+        print(f"{dataset:<13}{kind:<32}{n:>10,}")
+
+
+if __name__ == "__main__":
+    main()
