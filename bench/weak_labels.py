@@ -8,15 +8,11 @@ manifest under --raw-root; prints pairs, binary accuracy and exact-label accurac
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
+from demo_lake import demo_lake_parser
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ds", default="2026-01-31")
-    parser.add_argument("--lakehouse", default="lakehouse")
-    parser.add_argument("--raw-root", type=Path, default=Path("data/raw"))
+    parser = demo_lake_parser(__doc__)
     args = parser.parse_args()
 
     from deltalake import DeltaTable
