@@ -4,9 +4,10 @@
 
 Reads ``gold.sft_examples`` for --ds and classifies each example's path with
 :func:`lore_ml.cot.contradiction` (L4 with a verdict other than "match", L3 with a conflict, L1/L2
-without one). For marketplace examples whose path contradicts their label it also shows how often
-that label's level is the generator's truth (from the drop's manifest under --raw-root, when it
-is there): a gold label always is, so there the path is what is wrong.
+without one; an LLM's reasoning, without the template's steps, is not read). For marketplace
+examples whose path contradicts their label it also shows how often that label's level is the
+generator's truth (from the drop's manifest under --raw-root, when it is there): a gold label
+always is, so there the path is what is wrong.
 """
 
 from __future__ import annotations

@@ -225,9 +225,12 @@ def contradiction(reasoning: str, label: str) -> str | None:
     >>> contradiction("3. Path following: color: wanted red, item red -> match.\\n4. Rule: R-EXA-01 (L4)", "L4")
     >>> contradiction("3. Path following: nothing to compare.\\n4. Rule: R-CAT-01 (L1)", "L1")
     'L1 without conflict'
+    >>> contradiction("The item is a shoe, not a coffee maker.", "L1")  # no template steps
     """
     steps = PATH_FOLLOWING.search(reasoning)
-    verdicts = set(VERDICT.findall(steps.group("steps"))) if steps else set()
+    if steps is None:  # not the template's steps (an LLM's reasoning): nothing to read
+        return None
+    verdicts = set(VERDICT.findall(steps.group("steps")))
     level = label.partition(":")[0]
     if level == "L4" and verdicts - {"match"}:
         return "L4 with " + "/".join(sorted(verdicts - {"match"}))
