@@ -14,42 +14,38 @@ from __future__ import annotations
 
 from collections import Counter
 
-from demo_lake import demo_lake_parser
+from demo_lake import demo_lake_parser, read_demo_table
 
 
 def main() -> None:
     parser = demo_lake_parser(__doc__)
     args = parser.parse_args()
 
-    from lore_ml.config import InputsNotReady, LakehouseConfig
     from lore_ml.cot import contradiction
     from lore_ml.labels import HOME_DEPOT_ITEM_PREFIX
-    from lore_ml.lakehouse import read_delta
     from lore_ml.marketplace import MarketplaceTruth
 
-    try:
-        examples = read_delta(LakehouseConfig(root=args.lakehouse), "gold.sft_examples",
-                              columns=["query", "item_id", "label", "completion", "kind"],
-                              filters=[("ds", "=", args.ds)]).to_pandas()
-    except InputsNotReady as error:
-        parser.error(f"{error} (or pass --lakehouse)")
+    examples = read_demo_table(parser, args, "gold.sft_examples", ["query", "item_id", "label", "completion", "kind"])
     examples["dataset"] = examples["item_id"].str.startswith(HOME_DEPOT_ITEM_PREFIX).map(
         {True: "home_depot", False: "marketplace"})
     examples["contradiction"] = [contradiction(c, label) for c, label in zip(examples["completion"], examples["label"])]
-    truth = MarketplaceTruth(args.raw_root) if (args.raw_root / "_manifest.json").exists() else None
+    contradicting = examples[examples["contradiction"].notna()]
+    # MarketplaceTruth.agreement per kind, on the label's level: its exact-label count is the true-level count.
+    true_level = {}
+    if (args.raw_root / "_manifest.json").exists():
+        marketplace = contradicting[contradicting["dataset"] == "marketplace"]
+        agreement = MarketplaceTruth(args.raw_root).agreement(marketplace.assign(
+            label=marketplace["label"].str.partition(":")[0], source=marketplace["kind"]))
+        true_level = {row["source"]: f"{round(row['label_accuracy'] * row['pairs']):,}" for row in agreement}
 
     print(f"reasoning paths that contradict their label, ds={args.ds} ({len(examples):,} examples)")
     print(f"{'dataset':<13}{'kind':<15}{'examples':>10}{'contradict':>12}{'share':>8}{'true level':>12}")
+    bad = Counter(zip(contradicting["dataset"], contradicting["kind"]))
     for (dataset, kind), group in examples.groupby(["dataset", "kind"]):
-        bad = group[group["contradiction"].notna()]
-        agree = "-"
-        if truth is not None and dataset == "marketplace" and len(bad):
-            levels = [truth.label(q, i) for q, i in zip(bad["query"], bad["item_id"])]
-            true = sum(t is not None and t[0] == label.partition(":")[0] for t, label in zip(levels, bad["label"]))
-            agree = f"{true:,}"
-        print(f"{dataset:<13}{kind:<15}{len(group):>10,}{len(bad):>12,}{len(bad) / len(group):>8.1%}{agree:>12}")
+        agree = true_level.get(kind, "-") if dataset == "marketplace" else "-"
+        n = bad[dataset, kind]
+        print(f"{dataset:<13}{kind:<15}{len(group):>10,}{n:>12,}{n / len(group):>8.1%}{agree:>12}")
     print(f"\n{'dataset':<13}{'contradiction':<32}{'examples':>10}")
-    contradicting = examples[examples["contradiction"].notna()]
     counts = Counter(zip(contradicting["dataset"], contradicting["contradiction"]))
     for (dataset, kind), n in sorted(counts.items()):
         print(f"{dataset:<13}{kind:<32}{n:>10,}")

@@ -14,3 +14,16 @@ def demo_lake_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--lakehouse", default="lakehouse")
     parser.add_argument("--raw-root", type=Path, default=Path("data/raw"))
     return parser
+
+
+def read_demo_table(parser: argparse.ArgumentParser, args: argparse.Namespace, table: str, columns: list[str]):
+    """``columns`` of ``table``'s --ds rows in --lakehouse as a pandas frame (``lakehouse.read_delta``);
+    without the table, the parser's error (exit 2) says what to run first."""
+    from lore_ml.config import InputsNotReady, LakehouseConfig
+    from lore_ml.lakehouse import read_delta
+
+    try:
+        return read_delta(LakehouseConfig(root=args.lakehouse), table, columns=columns,
+                          filters=[("ds", "=", args.ds)]).to_pandas()
+    except InputsNotReady as error:
+        parser.error(f"{error} (or pass --lakehouse)")

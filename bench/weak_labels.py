@@ -8,22 +8,16 @@ manifest under --raw-root; prints pairs, binary accuracy and exact-label accurac
 
 from __future__ import annotations
 
-from demo_lake import demo_lake_parser
+from demo_lake import demo_lake_parser, read_demo_table
 
 
 def main() -> None:
     parser = demo_lake_parser(__doc__)
     args = parser.parse_args()
 
-    from deltalake import DeltaTable
-
-    from lore_ml.config import LakehouseConfig
     from lore_ml.marketplace import MarketplaceTruth
 
-    uri = LakehouseConfig(root=args.lakehouse).table_uri("silver.training_pairs")
-    if not DeltaTable.is_deltatable(uri):
-        parser.error(f"no silver.training_pairs at {uri}: run `make demo` or the jobs first, or pass --lakehouse")
-    pairs = DeltaTable(uri).to_pandas(filters=[("ds", "=", args.ds)], columns=["query", "item_id", "label", "source"])
+    pairs = read_demo_table(parser, args, "silver.training_pairs", ["query", "item_id", "label", "source"])
     rows = MarketplaceTruth(args.raw_root).agreement(pairs)
     print(f"weak labels vs generator truth, ds={args.ds} ({len(pairs):,} training pairs)")
     print(f"{'source':<15}{'pairs':>9}{'binary acc':>12}{'label acc':>11}")
