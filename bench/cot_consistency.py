@@ -1,13 +1,18 @@
-"""How many SFT reasoning paths contradict the rule they cite, per dataset and kind of example.
+"""Whether every SFT reasoning path leads to its label, and which weak labels synth-cot leaves out.
 
     .venv/bin/python bench/cot_consistency.py --ds 2026-01-31   # after `make demo` (or synth-cot)
 
-Reads ``gold.sft_examples`` for --ds and classifies each example's path with
-:func:`lore_ml.cot.contradiction` (L4 with a verdict other than "match", L3 with a conflict, L1/L2
-without one; an LLM's reasoning, without the template's steps, is not read). For marketplace
-examples whose path contradicts their label it also shows how often that label's level is the
-generator's truth (from the drop's manifest under --raw-root, when it is there): a gold label
-always is, so there the path is what is wrong.
+First table, from ``gold.sft_examples`` for --ds, per dataset and kind of example: the paths that
+state the rater's judgment where the findings disagree with a human label, and the paths that
+contradict their label by the rules' table (:func:`lore_ml.cot.contradiction`: L4 with a verdict
+other than "match", L3 with a conflict, L1/L2 without one; an LLM's reasoning, without the
+template's steps, is not read). The template engine writes none of the latter.
+
+Second table, from the marketplace's weak rows of ``silver.training_pairs`` (every one, not
+synth-cot's sample), each synthesised as synth-cot does (``synthesize(restate=False)``): per
+source, the pairs whose findings disagree with their label and are left out, and how often the
+left-out and the kept labels carry the generator's true level (from the drop's manifest under
+--raw-root).
 """
 
 from __future__ import annotations
@@ -21,34 +26,53 @@ def main() -> None:
     parser = demo_lake_parser(__doc__)
     args = parser.parse_args()
 
-    from lore_ml.cot import contradiction
+    from lore_ml.cot import RATER, contradiction
     from lore_ml.labels import HOME_DEPOT_ITEM_PREFIX
-    from lore_ml.marketplace import MarketplaceTruth
 
-    examples = read_demo_table(parser, args, "gold.sft_examples", ["query", "item_id", "label", "completion", "kind"])
+    examples = read_demo_table(parser, args, "gold.sft_examples", ["item_id", "label", "completion", "kind"])
     examples["dataset"] = examples["item_id"].str.startswith(HOME_DEPOT_ITEM_PREFIX).map(
         {True: "home_depot", False: "marketplace"})
     examples["contradiction"] = [contradiction(c, label) for c, label in zip(examples["completion"], examples["label"])]
-    contradicting = examples[examples["contradiction"].notna()]
-    # MarketplaceTruth.agreement per kind, on the label's level: its exact-label count is the true-level count.
-    true_level = {}
-    if (args.raw_root / "_manifest.json").exists():
-        marketplace = contradicting[contradicting["dataset"] == "marketplace"]
-        agreement = MarketplaceTruth(args.raw_root).agreement(marketplace.assign(
-            label=marketplace["label"].str.partition(":")[0], source=marketplace["kind"]))
-        true_level = {row["source"]: f"{round(row['label_accuracy'] * row['pairs']):,}" for row in agreement}
-
-    print(f"reasoning paths that contradict their label, ds={args.ds} ({len(examples):,} examples)")
-    print(f"{'dataset':<13}{'kind':<15}{'examples':>10}{'contradict':>12}{'share':>8}{'true level':>12}")
-    bad = Counter(zip(contradicting["dataset"], contradicting["kind"]))
+    examples["restated"] = examples["completion"].str.contains(RATER, regex=False)
+    print(f"reasoning paths in gold.sft_examples, ds={args.ds} ({len(examples):,} examples)")
+    print(f"{'dataset':<13}{'kind':<15}{'examples':>10}{'rater stated':>14}{'share':>8}{'contradict':>12}")
     for (dataset, kind), group in examples.groupby(["dataset", "kind"]):
-        agree = true_level.get(kind, "-") if dataset == "marketplace" else "-"
-        n = bad[dataset, kind]
-        print(f"{dataset:<13}{kind:<15}{len(group):>10,}{n:>12,}{n / len(group):>8.1%}{agree:>12}")
-    print(f"\n{'dataset':<13}{'contradiction':<32}{'examples':>10}")
-    counts = Counter(zip(contradicting["dataset"], contradicting["contradiction"]))
-    for (dataset, kind), n in sorted(counts.items()):
-        print(f"{dataset:<13}{kind:<32}{n:>10,}")
+        restated = int(group["restated"].sum())
+        print(f"{dataset:<13}{kind:<15}{len(group):>10,}{restated:>14,}{restated / len(group):>8.1%}"
+              f"{int(group['contradiction'].notna().sum()):>12,}")
+    if (args.raw_root / "_manifest.json").exists():
+        left_out_weak_labels(parser, args)
+
+
+def left_out_weak_labels(parser, args) -> None:
+    """The second table: each marketplace weak pair synthesised without restating, against the truth."""
+    from jobs.synth_cot import SynthCotConfig
+    from lore_ml.cot import synthesize
+    from lore_ml.labels import HOME_DEPOT_ITEM_PREFIX
+    from lore_ml.lakehouse import open_lakehouse
+    from lore_ml.marketplace import MarketplaceTruth
+    from lore_ml.pair_context import load_items, load_kg
+
+    pairs = read_demo_table(parser, args, "silver.training_pairs", ["query", "item_id", "label", "dimension", "source"])
+    pairs = pairs[(pairs["source"] != "gold") & ~pairs["item_id"].str.startswith(HOME_DEPOT_ITEM_PREFIX)]
+    lakehouse = open_lakehouse(SynthCotConfig.load(overrides={"ds": args.ds, "lakehouse": {"root": args.lakehouse}}))
+    items, kg = load_items(lakehouse, args.ds, pairs["item_id"]), load_kg(lakehouse, args.ds)
+    truth = MarketplaceTruth(args.raw_root)
+    counts: Counter = Counter()  # (source, left out?, true level?) -> pairs
+    for query, item_id, label, dimension, source in pairs.itertuples(index=False):
+        true = truth.label(query, item_id)
+        if item_id not in items or true is None:
+            continue
+        gold = f"L2:{dimension}" if label == "L2" and dimension else label
+        left_out = synthesize(query, items[item_id], gold, kg, restate=False) is None
+        counts[source, left_out, true[0] == label] += 1
+    print(f"\nmarketplace weak labels, synthesised without restating, ds={args.ds}: true level = the generator's")
+    print(f"{'source':<15}{'pairs':>9}{'left out':>10}{'share':>8}{'true level, left out':>22}{'kept':>8}")
+    for source in sorted({key[0] for key in counts}):
+        n = {flag: counts[source, flag, True] + counts[source, flag, False] for flag in (True, False)}
+        shares = [f"{counts[source, flag, True] / n[flag]:.0%}" if n[flag] else "-" for flag in (True, False)]
+        print(f"{source:<15}{n[True] + n[False]:>9,}{n[True]:>10,}{n[True] / (n[True] + n[False]):>8.1%}"
+              f"{shares[0]:>22}{shares[1]:>8}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ Reads ``silver.training_pairs`` for ``ds`` (pairs at or above ``min_confidence``
 snapshot and the knowledge graph, and writes ``gold.sft_examples`` for ``ds``: one example per
 pair (prompt from :func:`lore_ml.prompts.build_prompt`, completion from
 :func:`lore_ml.cot.synthesize`), plus hard cases made by perturbing one demand of exact pairs.
-A share of examples uses the label-first format the real-time tier decodes.
+A share of examples uses the label-first format the real-time tier decodes. Every path leads
+to its label: a human label's path states the rater's judgment where the findings disagree;
+a weak label (or hard case) whose findings disagree is left out and counted per source.
 
 With ``reasoning_endpoint`` an LLM rewrites each path (:mod:`lore_ml.cot_llm`); its accepted
 answers are saved under ``<lakehouse.root>/_checkpoints/synth_cot/<ds>/`` as they come, so a run
@@ -20,6 +22,7 @@ import hashlib
 import logging
 import sys
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import Field, SecretStr
@@ -31,7 +34,9 @@ class SynthCotConfig(JobConfig):
     """Build gold.sft_examples for one day from silver.training_pairs."""
 
     min_confidence: float = Field(0.5, ge=0, le=1, description="Pairs below this confidence are not used.")
-    max_pairs: int = Field(50_000, ge=1, description="Cap on pairs used (deterministic sample by pair hash).")
+    max_pairs: int = Field(50_000, ge=1, description="Cap on the pairs sampled (deterministically, by pair hash) "
+                           "besides the held-out human labels: every dev and test gold pair is always used, so "
+                           "that the teacher's eval sets do not move with the cap or with the other pairs.")
     hard_case_share: float = Field(0.3, ge=0, le=1, description="Share of exact (L4) pairs also perturbed into an L2.")
     label_first_share: float = Field(0.25, ge=0, le=1, description="Share of examples in the label-first format.")
     rules_in_prompt: RulesDigest = Field(DEFAULT_RULES_DIGEST, description="Rules digest: full (with examples), "
@@ -72,17 +77,31 @@ def _example(draft: tuple, cfg: SynthCotConfig) -> dict[str, Any]:
     }
 
 
-def synthesize_examples(pairs: list[dict], items: dict[str, dict], kg, vocabulary: dict[str, list[str]],
-                        cfg: SynthCotConfig, progress=None, reasoner=None, checkpoint=None) -> list[dict]:
-    """Examples for ``pairs`` (query, item_id, label, dimension, source, split).
+@dataclass
+class SynthCotCounts:
+    """What a run wrote and what it left out."""
 
-    The template engine writes every reasoning path; a ``reasoner``
+    examples: Counter = field(default_factory=Counter)  # (kind, level) -> examples written
+    left_out: Counter = field(default_factory=Counter)  # source -> pairs whose path disagrees with their label
+
+
+def synthesize_examples(pairs: list[dict], items: dict[str, dict], kg, vocabulary: dict[str, list[str]],
+                        cfg: SynthCotConfig, progress=None, reasoner=None, checkpoint=None
+                        ) -> tuple[list[dict], Counter]:
+    """Examples for ``pairs`` (query, item_id, label, dimension, source, split), and per source the
+    pairs left out.
+
+    A human label's path states the rater's judgment where the findings disagree with it
+    (:func:`lore_ml.cot.decide`). A label from behaviour or a perturbation whose findings disagree
+    is likelier wrong than the path, so that pair (or hard case) is left out rather than taught
+    with made-up reasoning. The template engine writes every path; a ``reasoner``
     (:class:`lore_ml.cot_llm.LlmReasoner`) then rewrites them from the same facts and label,
     with a progress bar of its own, resuming from and saving to ``checkpoint``.
     """
     from lore_ml.cot import PERTURBABLE, extract_demands, hard_case, synthesize
 
     drafts = []  # (query, item, facts, label, reasoning, kind, split)
+    left_out: Counter = Counter()
     for pair in pairs:
         item = items.get(pair["item_id"])
         if progress:
@@ -91,7 +110,11 @@ def synthesize_examples(pairs: list[dict], items: dict[str, dict], kg, vocabular
             continue
         query = pair["query"]
         gold = f"L2:{pair['dimension']}" if pair["label"] == "L2" and pair.get("dimension") else pair["label"]
-        label, reasoning = synthesize(query, item, gold, kg)
+        path = synthesize(query, item, gold, kg, restate=pair["source"] == "gold")
+        if path is None:
+            left_out[pair["source"]] += 1
+            continue
+        label, reasoning = path
         drafts.append((query, item, kg.facts(query, item, cfg.max_facts), label, reasoning, pair["source"], pair["split"]))
         if label != "L4" or _unit_hash(query, item["item_id"], "hard") >= cfg.hard_case_share:
             continue
@@ -101,16 +124,18 @@ def synthesize_examples(pairs: list[dict], items: dict[str, dict], kg, vocabular
             if replacement is None:
                 continue
             changed, hard_gold = hard_case(item, dimension, replacement)
-            label, reasoning = synthesize(query, changed, hard_gold, kg, demands)
-            drafts.append((query, changed, kg.facts(query, changed, cfg.max_facts), label, reasoning, "hard_case",
-                           pair["split"]))
+            path = synthesize(query, changed, hard_gold, kg, demands, restate=False)
+            if path is None:
+                left_out["hard_case"] += 1
+                continue
+            drafts.append((query, changed, kg.facts(query, changed, cfg.max_facts), *path, "hard_case", pair["split"]))
     if reasoner is not None:
         from tqdm import tqdm
 
         with tqdm(total=len(drafts), desc="synth-cot reasoning", unit="pair", disable=None, file=sys.stderr) as bar:
             rewritten = reasoner.write([draft[:5] for draft in drafts], bar, checkpoint)
         drafts = [(*draft[:4], reasoning, *draft[5:]) for draft, reasoning in zip(drafts, rewritten)]
-    return [_example(draft, cfg) for draft in drafts]
+    return [_example(draft, cfg) for draft in drafts], left_out
 
 
 def _replacement(dimension: str, item: dict, kg, vocabulary: dict[str, list[str]], query: str) -> str | None:
@@ -126,8 +151,8 @@ def _replacement(dimension: str, item: dict, kg, vocabulary: dict[str, list[str]
     return options[int(_unit_hash(query, item["item_id"], dimension) * len(options))]
 
 
-def run(cfg: SynthCotConfig) -> Counter:
-    """Write gold.sft_examples for cfg.ds; return counts per (kind, label)."""
+def run(cfg: SynthCotConfig) -> SynthCotCounts:
+    """Write gold.sft_examples for cfg.ds; return the examples per (kind, level) and the pairs left out."""
     import pyarrow as pa
     from pyspark.sql import functions as F
     from tqdm import tqdm
@@ -149,7 +174,9 @@ def run(cfg: SynthCotConfig) -> Counter:
     lakehouse = open_lakehouse(cfg)
     lakehouse.require_partition("silver.training_pairs", cfg.ds_str)
     pairs = lakehouse.read_partition("silver.training_pairs", cfg.ds_str).where(F.col("confidence") >= cfg.min_confidence)
-    pairs = pairs.orderBy(F.xxhash64("query_norm", "item_id")).limit(cfg.max_pairs)
+    held_out = (F.col("source") == "gold") & F.col("split").isin("dev", "test")
+    pairs = pairs.where(held_out).unionByName(
+        pairs.where(~held_out).orderBy(F.xxhash64("query_norm", "item_id")).limit(cfg.max_pairs))
     pair_rows = [r.asDict() for r in pairs.select("query", "item_id", "label", "dimension", "source", "split").collect()]
     items = load_items(lakehouse, cfg.ds_str, (p["item_id"] for p in pair_rows))
     vocabulary: dict[str, set[str]] = {}
@@ -158,7 +185,7 @@ def run(cfg: SynthCotConfig) -> Counter:
             vocabulary.setdefault(dimension, set()).add(str(value).lower())
     kg = load_kg(lakehouse, cfg.ds_str)
     with tqdm(total=len(pair_rows), desc="synth-cot", unit="pair", disable=None, file=sys.stderr) as bar:
-        examples = synthesize_examples(pair_rows, items, kg, {k: sorted(v) for k, v in vocabulary.items()}, cfg, bar,
+        examples, left_out = synthesize_examples(pair_rows, items, kg, {k: sorted(v) for k, v in vocabulary.items()}, cfg, bar,
                                        reasoner, checkpoint)
     if reasoner is not None:
         why = ", ".join(f"{reason} ({n:,})" for reason, n in reasoner.fallback_reasons.most_common())
@@ -170,17 +197,20 @@ def run(cfg: SynthCotConfig) -> Counter:
                           "gold.sft_examples", cfg.ds_str)
     if checkpoint is not None:
         checkpoint.clear()  # written: a re-run of the day asks the endpoint afresh
-    return Counter((e["kind"], label_level(e["label"])) for e in examples)
+    return SynthCotCounts(Counter((e["kind"], label_level(e["label"])) for e in examples), left_out)
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cfg = SynthCotConfig.from_cli(argv, prog="python -m jobs.synth_cot")
     counts = run(cfg)
-    print(f"sft examples ds={cfg.ds_str}: {sum(counts.values()):,}")
+    print(f"sft examples ds={cfg.ds_str}: {sum(counts.examples.values()):,}")
     print(f"{'kind':<15}{'label':<7}{'examples':>10}")
-    for (kind, label), n in sorted(counts.items()):
+    for (kind, label), n in sorted(counts.examples.items()):
         print(f"{kind:<15}{label:<7}{n:>10,}")
+    if counts.left_out:
+        print("left out, the path's findings disagreeing with a label no person gave: "
+              + ", ".join(f"{source} {n:,}" for source, n in sorted(counts.left_out.items())))
     return 0
 
 

@@ -11,8 +11,10 @@ that leads to that label, in the four steps of DESIGN.md §5:
 
 Demands come from the query text, the KG (brands, term→category, value synonyms) and the
 item's own attribute vocabulary, so the same engine serves synthetic pairs, mined pairs and
-Home Depot pairs. When the gold label names a conflict the findings did not surface (the
-query says less than the rater knew), the conflict is stated as the rater's finding.
+Home Depot pairs. Where a finding disagrees with the gold label (the query or the item's fields
+say less than the rater knew: an L4 whose colour is not stated, an L2 whose conflict the text does
+not show), :func:`decide` restates it as the rater's judgment, so every path leads to its label
+by the rules' table; a label no person gave gets no path then (``synthesize(restate=False)``).
 
 :func:`hard_case` builds extra L2 examples by perturbing one demand of an exact (L4) pair.
 """
@@ -44,6 +46,7 @@ class Finding:
     verdict: str  # match | close | conflict | not_stated
     relation: str | None = None  # the rule relation a close/conflict verdict triggers
     note: str = ""
+    rater: bool = False  # the label's judgment restated (see decide), not what the item's fields show
 
 
 @dataclass
@@ -162,23 +165,57 @@ def _conflict_relation(dimension: str) -> str:
     }.get(dimension, "other_value")
 
 
+RATER = "as the rater judged"
+
+
+def disagreement(verdicts: set[str], level: str) -> str | None:
+    """How path-following verdicts disagree with a label's level by the rules' table, or None:
+    L4 needs every demand matched, L3 no conflict (a close or unstated demand), L1 and L2 a conflict.
+
+    >>> disagreement({"match", "not_stated"}, "L4"), disagreement({"close"}, "L3"), disagreement(set(), "L1")
+    ('L4 with not stated', None, 'L1 without conflict')
+    """
+    if level == "L4" and verdicts - {"match"}:
+        return "L4 with " + "/".join(sorted(v.replace("_", " ") for v in verdicts - {"match"}))
+    if level == "L3" and "conflict" in verdicts:
+        return "L3 with conflict"
+    if level in ("L1", "L2") and "conflict" not in verdicts:
+        return f"{level} without conflict"
+    return None
+
+
+def _as_rater_judged(f: Finding, verdict: str, relation: str | None, judged: str) -> Finding:
+    return Finding(f.dimension, f.wanted, f.field, f.have, verdict, relation, f"{RATER}: {judged}", rater=True)
+
+
 def decide(findings: list[Finding], gold: str) -> tuple[Rule, str, list[Finding]]:
     """Step 4, conditioned on ``gold`` (``L3``, ``L2:brand`` or bare ``L2``): the deciding rule,
-    the full label, and the findings (a conflict the text did not show is added as the rater's)."""
+    the full label, and the findings, where each one that disagrees with the label is restated as
+    the rater's judgment (``rater=True``) so that the path leads to the label (DESIGN.md §5): for
+    L4 every demand is met, for L3 a conflict is a near match (R-NEA-01), for L1 the category
+    conflicts and for L2 the named dimension does (a conflict the text did not show is added)."""
     level, _, dimension = gold.partition(":")
-    findings = list(findings)
     if level == "L4":
-        return rule_for("all_demands_met"), "L4", findings
-    if level == "L1":
-        return rule_for("unrelated_category"), "L1", findings
+        return rule_for("all_demands_met"), "L4", [
+            f if f.verdict == "match" else _as_rater_judged(f, "match", None, "the item meets it") for f in findings]
     if level == "L3":
+        findings = [f if f.verdict != "conflict" else
+                    _as_rater_judged(f, "close", "near_match", "close enough") for f in findings]
         close = next((f for f in findings if f.verdict in ("close", "not_stated") and f.relation), None)
         return rule_for(close.relation if close else "not_stated"), "L3", findings
+    findings = list(findings)
+    if level == "L1":
+        if not any(f.verdict == "conflict" for f in findings):  # the category finding, if any, becomes the rater's
+            category = next((f for f in findings if f.dimension == "category"), None)
+            findings = [f for f in findings if f is not category] + [Finding(
+                "category", f"({RATER})", "category", category and category.have, "conflict", "unrelated_category",
+                "the item is unrelated to what the query asks for", rater=True)]
+        return rule_for("unrelated_category"), "L1", findings
     conflicts = [f for f in findings if f.verdict == "conflict" and (not dimension or f.dimension == dimension)]
     if not conflicts:
         dimension = dimension or "attributes"
-        stated = Finding(dimension, "(as the rater judged)", dimension, None, "conflict", _conflict_relation(dimension),
-                         f"the item conflicts with the query's {dimension} demand")
+        stated = Finding(dimension, f"({RATER})", dimension, None, "conflict", _conflict_relation(dimension),
+                         f"the item conflicts with the query's {dimension} demand", rater=True)
         findings.append(stated)
         conflicts = [stated]
     chosen = conflicts[0]
@@ -194,12 +231,19 @@ def _describe(f: Finding) -> str:
 
 
 def synthesize(
-    query: str, item: Mapping[str, Any], gold: str, kg: KnowledgeGraph, demands: Mapping[str, str] | None = None
-) -> tuple[str, str]:
+    query: str, item: Mapping[str, Any], gold: str, kg: KnowledgeGraph, demands: Mapping[str, str] | None = None,
+    *, restate: bool = True,
+) -> tuple[str, str] | None:
     """(full label, reasoning) for a pair whose gold label is ``gold``; ``demands`` default to
-    :func:`extract_demands` (hard cases pass the demands read against the unperturbed item)."""
+    :func:`extract_demands` (hard cases pass the demands read against the unperturbed item).
+
+    ``restate=False`` is for labels no person gave (behaviour, perturbation): a path whose findings
+    disagree with such a label gets no reasoning (None) rather than the rater's judgment.
+    """
     demands = dict(extract_demands(query, item, kg) if demands is None else demands)
     deciding_rule, label, findings = decide(follow_path(demands, item, kg), gold)
+    if not restate and any(f.rater for f in findings):
+        return None
     understanding = "; ".join(f"{d}={v}" for d, v in demands.items()) or "no explicit demand beyond the words"
     construction = "; ".join(f"{f.dimension} -> item {f.field}" for f in findings) or "title only"
     following = "; ".join(_describe(f) for f in findings) or "nothing to compare"
@@ -215,10 +259,8 @@ VERDICT = re.compile(r"-> (match|close|conflict|not stated)\b")
 
 
 def contradiction(reasoning: str, label: str) -> str | None:
-    """How the verdicts of a :func:`synthesize` path (step 3) disagree with its label's level by the
-    rules' table, or None: L4 needs every demand matched, L3 no conflict (a close or unstated
-    demand), L1 and L2 a conflict. ``decide`` picks the rule from the gold label, so a path can
-    find a conflict and still cite "all demands met" (``bench/cot_consistency.py`` counts them).
+    """How the verdicts of a :func:`synthesize` path (step 3) disagree with its label's level
+    (:func:`disagreement`), or None; ``bench/cot_consistency.py`` counts them in the SFT data.
 
     >>> contradiction("3. Path following: color: wanted red, item blue -> conflict.\\n4. Rule: R-EXA-01 (L4)", "L4")
     'L4 with conflict'
@@ -230,15 +272,8 @@ def contradiction(reasoning: str, label: str) -> str | None:
     steps = PATH_FOLLOWING.search(reasoning)
     if steps is None:  # not the template's steps (an LLM's reasoning): nothing to read
         return None
-    verdicts = set(VERDICT.findall(steps.group("steps")))
-    level = label.partition(":")[0]
-    if level == "L4" and verdicts - {"match"}:
-        return "L4 with " + "/".join(sorted(verdicts - {"match"}))
-    if level == "L3" and "conflict" in verdicts:
-        return "L3 with conflict"
-    if level in ("L1", "L2") and "conflict" not in verdicts:
-        return f"{level} without conflict"
-    return None
+    verdicts = {verdict.replace(" ", "_") for verdict in VERDICT.findall(steps.group("steps"))}
+    return disagreement(verdicts, label.partition(":")[0])
 
 
 PERTURBABLE = ("brand", "color", "material", "audience", "season", "specification")

@@ -98,18 +98,37 @@ def test_jobs_run_under_spark_submit():
 
 def test_sft_examples_parse_and_carry_their_label(chain):
     from jobs import synth_cot
+    from lore_ml.cot import contradiction
     from lore_ml.prompts import parse_judgment
 
     _, job, lakehouse = chain
     counts = synth_cot.run(synth_cot.SynthCotConfig.load(overrides=job))
     examples = lakehouse.read_partition("gold.sft_examples", DS).collect()
-    assert len(examples) == sum(counts.values()) > 100
-    assert counts[("hard_case", "L2")] > 0
+    assert len(examples) == sum(counts.examples.values()) > 100
+    assert counts.examples[("hard_case", "L2")] > 0
+    assert sum(counts.left_out.values()) > 0 and "gold" not in counts.left_out  # human labels are never left out
     for example in examples:
         label_first = example["completion"].startswith("<label>")
-        assert parse_judgment(example["completion"], label_first=label_first).full_label == example["label"]
+        judgment = parse_judgment(example["completion"], label_first=label_first)
+        assert judgment.full_label == example["label"]
+        assert contradiction(judgment.reasoning, example["label"]) is None, example["completion"]
         assert f"Query: {example['query']}\n" in example["prompt"]
     assert 0.1 < sum(e["completion"].startswith("<label>") for e in examples) / len(examples) < 0.4
+
+
+def test_every_held_out_human_label_is_synthesised_whatever_the_cap(chain):
+    """The teacher's eval sets are the day's dev and test gold pairs, never a sample of them."""
+    from jobs import synth_cot
+
+    _, job, lakehouse = chain
+    pairs = lakehouse.read_partition("silver.training_pairs", DS)
+    held_out = {(r["query"], r["item_id"]) for r in pairs.where(
+        (F.col("source") == "gold") & F.col("split").isin("dev", "test")).collect()}
+    counts = synth_cot.run(synth_cot.SynthCotConfig.load(overrides={**job, "max_pairs": 50}))
+    examples = lakehouse.read_partition("gold.sft_examples", DS).where(F.col("kind") == "gold")
+    written = {(r["query"], r["item_id"]) for r in examples.where(F.col("split").isin("dev", "test")).collect()}
+    assert len(held_out) > 50 and written == held_out
+    assert examples.where(F.col("split") == "train").count() <= 50 < sum(counts.examples.values())
 
 
 @pytest.fixture
@@ -166,7 +185,7 @@ def test_sft_reasoning_from_an_endpoint_resumes_and_writes_nothing_when_it_fails
     assert examples_now() == before and checkpoint.is_dir()
 
     script["good"], script["asked"] = 10**9, 0
-    counts = synth_cot.run(cfg)
+    counts = synth_cot.run(cfg).examples
     examples = lakehouse.read_partition("gold.sft_examples", DS)
     assert examples.count() == sum(counts.values()) >= 300
     assert script["asked"] == sum(counts.values()) - 150  # the 150 saved paths were not asked again

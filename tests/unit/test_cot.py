@@ -76,19 +76,47 @@ def test_hard_case_keeps_the_demands_of_the_original_pair():
     assert "as the rater judged" not in reasoning
 
 
+DISAGREEING = [  # (query, item, gold, rule the path cites, what the item's fields alone would contradict)
+    ("mens sneakers", {**SHOE, "attributes": {"audience": "women"}}, "L4", "R-EXA-01", "L4 with conflict"),
+    ("stridex sneakers", {**SHOE, "brand": None}, "L4", "R-EXA-01", "L4 with not stated"),
+    ("stridex sneakers", {**SHOE, "brand": "Aeroline"}, "L3", "R-NEA-01", "L3 with conflict"),
+    ("mens sneakers", {**SHOE, "attributes": {"audience": "women"}}, "L3", "R-NEA-01", "L3 with conflict"),
+    ("coffee maker", SHOE, "L1", "R-CAT-01", "L1 without conflict"),
+    ("stridex sneakers", SHOE, "L1", "R-CAT-01", "L1 without conflict"),  # the category finding is restated
+]
+
+
+@pytest.mark.parametrize("query, item, gold, rule_id, _", DISAGREEING)
+def test_a_human_label_the_findings_disagree_with_is_restated_as_the_raters_judgment(query, item, gold, rule_id, _):
+    label, reasoning = synthesize(query, item, gold, KG)
+    assert label == gold and f"4. Rule: {rule_id} ({gold})" in reasoning and "as the rater judged" in reasoning
+    assert contradiction(reasoning, label) is None
+
+
+@pytest.mark.parametrize("query, item, gold, rule_id, _", DISAGREEING)
+def test_a_label_no_person_gave_gets_no_path_the_findings_disagree_with(query, item, gold, rule_id, _):
+    assert synthesize(query, item, gold, KG, restate=False) is None
+
+
 @pytest.mark.parametrize(
-    "query, item, gold, expected",
+    "query, item, gold",
     [
-        ("stridex red sneakers", SHOE, "L4", None),
-        ("stridex sneakers", {**SHOE, "brand": "Aeroline"}, "L2:brand", None),
-        ("stridex sneakers", SHOE, "L2:season", None),  # the rater's conflict is stated
-        ("sneakers under 90", SHOE, "L3", None),  # close
-        # the rule follows the gold label whatever the path found: these paths contradict it
-        ("mens sneakers", {**SHOE, "attributes": {"audience": "women"}}, "L4", "L4 with conflict"),
-        ("stridex sneakers", {**SHOE, "brand": "Aeroline"}, "L3", "L3 with conflict"),
-        ("coffee maker", SHOE, "L1", "L1 without conflict"),
+        ("stridex red sneakers", SHOE, "L4"),
+        ("stridex sneakers", {**SHOE, "brand": "Aeroline"}, "L2:brand"),
+        ("sneakers under 90", SHOE, "L3"),  # close
+        ("stridex sneakers", {**SHOE, "brand": "Stridex Pro"}, "L3"),  # a sub-brand
     ],
 )
-def test_contradiction_reads_the_verdicts_of_a_synthesised_path(query, item, gold, expected):
-    label, reasoning = synthesize(query, item, gold, KG)
-    assert contradiction(reasoning, label) == expected
+def test_an_agreeing_path_is_the_same_whoever_gave_the_label(query, item, gold):
+    path = synthesize(query, item, gold, KG)
+    assert path == synthesize(query, item, gold, KG, restate=False) and "as the rater judged" not in path[1]
+    assert contradiction(path[1], path[0]) is None
+
+
+@pytest.mark.parametrize("query, item, gold, _, expected", DISAGREEING)
+def test_contradiction_reads_the_verdicts_of_a_synthesised_path(query, item, gold, _, expected):
+    """A path written for the label its findings support, read against the label ``gold``."""
+    supported = {"L4 with conflict": "L2", "L4 with not stated": "L3", "L3 with conflict": "L2",
+                 "L1 without conflict": "L4"}[expected]
+    label, reasoning = synthesize(query, item, supported, KG, restate=False)
+    assert label.partition(":")[0] == supported and contradiction(reasoning, gold) == expected
