@@ -185,8 +185,8 @@ def run(cfg: SynthCotConfig) -> SynthCotCounts:
             vocabulary.setdefault(dimension, set()).add(str(value).lower())
     kg = load_kg(lakehouse, cfg.ds_str)
     with tqdm(total=len(pair_rows), desc="synth-cot", unit="pair", disable=None, file=sys.stderr) as bar:
-        examples, left_out = synthesize_examples(pair_rows, items, kg, {k: sorted(v) for k, v in vocabulary.items()}, cfg, bar,
-                                       reasoner, checkpoint)
+        examples, left_out = synthesize_examples(pair_rows, items, kg, {k: sorted(v) for k, v in vocabulary.items()},
+                                                 cfg, bar, reasoner, checkpoint)
     if reasoner is not None:
         why = ", ".join(f"{reason} ({n:,})" for reason, n in reasoner.fallback_reasons.most_common())
         print(f"[synth-cot] {len(examples) - reasoner.fallbacks:,} reasoning paths from {cfg.reasoning_endpoint} "
