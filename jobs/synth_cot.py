@@ -50,8 +50,8 @@ class SynthCotConfig(JobConfig):
     reasoning_concurrency: int = Field(8, ge=1, description="Requests in flight to the reasoning endpoint.")
     reasoning_max_fallback_share: float = Field(
         0.2, ge=0, le=1, description="Largest share of pairs that may keep the template's reasoning (an HTTP "
-        "failure after retries, or an answer that is not one <think> block citing a rule). Above it the run stops, "
-        "sends nothing more and writes nothing; 1 accepts any share.")
+        "failure after retries, or an answer that is not one <think> block whose deciding rule leads to the label). "
+        "Above it the run stops, sends nothing more and writes nothing; 1 accepts any share.")
 
 
 def _unit_hash(*parts: str) -> float:

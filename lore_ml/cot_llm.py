@@ -4,7 +4,7 @@ When ``synth_cot`` is given ``reasoning_endpoint`` (a vLLM server, or any OpenAI
 API), each pair's reasoning is written by that model instead of the template engine: it sees
 the rules digest, the KG facts, the query, the item and the gold label, and the template's own
 path as a skeleton to follow. Its answer must be one ``<think>…</think>`` block that parses as a
-well-formed judgment and cites a rule id; anything else — or an HTTP failure after retries —
+well-formed judgment and whose deciding rule (the last id it cites) leads to the label; anything else — or an HTTP failure after retries —
 falls back to the template's reasoning for that pair, and the fallbacks are counted by reason.
 
 Two checks keep a run from silently becoming a template run, or from spending hours on a dead
@@ -30,7 +30,7 @@ from typing import Mapping, Sequence
 from lore_ml.checkpoint import RunCheckpoint
 from lore_ml.config import InputsNotReady
 from lore_ml.prompts import RULE_ID, MalformedOutput, format_answer, format_item, parse_judgment
-from lore_ml.rules import digest
+from lore_ml.rules import digest, rule
 
 log = logging.getLogger("lore.cot_llm")
 THINK = re.compile(r"<think>(.*?)</think>", re.S)
@@ -50,21 +50,33 @@ def chat_prompt(query: str, item: Mapping, facts: Sequence[str], label: str, ske
 
 
 def accept(text: str, label: str) -> str:
-    """The reasoning inside the answer, if it is one well-formed think block citing a rule.
+    """The reasoning inside the answer, if it is one well-formed think block whose deciding rule
+    (the last rule id it cites) leads to the label's level, as a template path's does.
 
-    >>> accept("<think>brand conflicts: R-BRD-01</think>", "L2:brand")
-    'brand conflicts: R-BRD-01'
+    >>> accept("<think>not R-BRD-02 (no sub-brand): the brand conflicts, R-BRD-01</think>", "L2:brand")
+    'not R-BRD-02 (no sub-brand): the brand conflicts, R-BRD-01'
     >>> accept("It is L4.", "L4")
     Traceback (most recent call last):
     ...
     lore_ml.prompts.MalformedOutput: no <think>...</think> block
+    >>> accept("<think>the brand conflicts: R-BRD-01</think>", "L4")
+    Traceback (most recent call last):
+    ...
+    lore_ml.prompts.MalformedOutput: the deciding rule leads to another level than the label
     """
     blocks = THINK.findall(text)
     if len(blocks) != 1 or THINK.sub("", text).strip():
         raise MalformedOutput("no <think>...</think> block" if not blocks else "text outside one <think> block")
     judgment = parse_judgment(format_answer(label, blocks[0].strip()))
-    if not RULE_ID.search(judgment.reasoning):
+    cited = RULE_ID.findall(judgment.reasoning)
+    if not cited:
         raise MalformedOutput("the reasoning cites no rule id")
+    try:
+        deciding = rule(cited[-1])
+    except KeyError:
+        raise MalformedOutput("the deciding rule id is not one of the rules") from None
+    if deciding.level != judgment.label:
+        raise MalformedOutput("the deciding rule leads to another level than the label")
     return judgment.reasoning
 
 

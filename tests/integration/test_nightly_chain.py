@@ -152,7 +152,9 @@ def reasoning_server():
         with lock:
             script["asked"] += 1
             good = script["asked"] <= script["good"]
-        content = "<think>demands checked by the endpoint: R-BRD-01</think>" if good else script["bad"]
+        level = request.get_json()["messages"][1]["content"].split("Correct label: ")[1][:2]
+        deciding = {"L1": "R-CAT-01", "L2": "R-BRD-01", "L3": "R-UNK-01", "L4": "R-EXA-01"}[level]
+        content = f"<think>demands checked by the endpoint: {deciding}</think>" if good else script["bad"]
         return jsonify({"choices": [{"message": {"content": content}}]})
 
     server = make_server("127.0.0.1", 0, app, threaded=True)

@@ -38,6 +38,17 @@ def test_good_answers_are_used_and_bad_ones_fall_back_to_the_template():
     assert sum("query three" in prompt for prompt in seen) == 3  # an HTTP error is retried, then falls back
 
 
+@pytest.mark.parametrize("answer, reason", [
+    ("<think>(3) every demand met (4) R-EXA-01</think>", "the deciding rule leads to another level than the label"),
+    ("<think>(4) R-ZZZ-99</think>", "the deciding rule id is not one of the rules"),
+    ("<think>(3) the brand conflicts</think>", "the reasoning cites no rule id"),
+])
+def test_an_answer_whose_deciding_rule_does_not_lead_to_the_label_keeps_the_template(answer, reason):
+    reasoner = LlmReasoner("http://llm", "m", max_fallback_share=1.0, client=_endpoint(["m"], answer)[0])
+    assert reasoner.write([("stridex shoes", ITEM, [], "L2:brand", "template")]) == ["template"]
+    assert reasoner.fallback_reasons == {f"malformed: {reason}": 1}
+
+
 def _endpoint(models, answer="<think>(4) R-BRD-01</think>"):
     """A scripted server: ``models`` is /v1/models' answer (an int: that HTTP status); every chat
     request gets ``answer`` and is recorded."""
