@@ -84,6 +84,15 @@ class SynthCotCounts:
     examples: Counter = field(default_factory=Counter)  # (kind, level) -> examples written
     left_out: Counter = field(default_factory=Counter)  # source -> pairs whose path disagrees with their label
 
+    def left_out_line(self) -> str:
+        """One line naming the pairs left out per source, or "" when none were.
+
+        >>> SynthCotCounts(left_out=Counter({"purchase": 3, "cart": 1})).left_out_line()
+        'left out, the path disagreeing with a label no person gave: cart 1, purchase 3'
+        """
+        per_source = ", ".join(f"{source} {n:,}" for source, n in sorted(self.left_out.items()))
+        return f"left out, the path disagreeing with a label no person gave: {per_source}" if per_source else ""
+
 
 def synthesize_examples(pairs: list[dict], items: dict[str, dict], kg, vocabulary: dict[str, list[str]],
                         cfg: SynthCotConfig, progress=None, reasoner=None, checkpoint=None
@@ -209,8 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     for (kind, label), n in sorted(counts.examples.items()):
         print(f"{kind:<15}{label:<7}{n:>10,}")
     if counts.left_out:
-        print("left out, the path's findings disagreeing with a label no person gave: "
-              + ", ".join(f"{source} {n:,}" for source, n in sorted(counts.left_out.items())))
+        print(counts.left_out_line())
     return 0
 
 

@@ -118,6 +118,9 @@ def run(cfg: DemoConfig) -> dict:
     def edge_counts(counts: dict) -> str:
         return "      " + ", ".join(f"{n:,} {kind}" for kind, n in sorted(counts.items()))
 
+    def sft_counts(counts: synth_cot.SynthCotCounts) -> str:
+        return "      " + "; ".join(filter(None, [f"{sum(counts.examples.values()):,} examples", counts.left_out_line()]))
+
     def vector_counts(counts: dict) -> str:
         return "      " + ", ".join(f"{table}: {rows:,} rows ({encoded:,} encoded)" for table, (rows, encoded) in counts.items())
 
@@ -127,7 +130,7 @@ def run(cfg: DemoConfig) -> dict:
         ("training pairs", "silver.training_pairs", mine_pairs, mine_pairs.MinePairsConfig, None),
         ("tower vectors (MiniLM, every catalog item)", "silver.item_vectors", embed_vectors,
          embed_vectors.EmbedVectorsConfig, vector_counts),
-        ("SFT examples (synthesised reasoning)", "gold.sft_examples", synth_cot, synth_cot.SynthCotConfig, None),
+        ("SFT examples (synthesised reasoning)", "gold.sft_examples", synth_cot, synth_cot.SynthCotConfig, sft_counts),
     ):
         reused = exists(table, cfg.ds_str)
         t = progress.step(name, reused)
