@@ -9,7 +9,7 @@ other than "match", L3 with a conflict, L1/L2 without one; an LLM's reasoning, w
 template's steps, is not read). The template engine writes none of the latter.
 
 Second table, from the marketplace's weak rows of ``silver.training_pairs`` (every one, not
-synth-cot's sample), each synthesised as synth-cot does (``synthesize(restate=False)``): per
+synth-cot's sample), each synthesised as synth-cot does (``jobs.synth_cot.synthesize_pair``): per
 source, the pairs whose findings disagree with their label and are left out, and how often the
 left-out and the kept labels carry the generator's true level (from the drop's manifest under
 --raw-root).
@@ -46,8 +46,7 @@ def main() -> None:
 
 def left_out_weak_labels(parser, args) -> None:
     """The second table: each marketplace weak pair synthesised without restating, against the truth."""
-    from jobs.synth_cot import SynthCotConfig
-    from lore_ml.cot import synthesize
+    from jobs.synth_cot import SynthCotConfig, synthesize_pair
     from lore_ml.labels import HOME_DEPOT_ITEM_PREFIX
     from lore_ml.lakehouse import open_lakehouse
     from lore_ml.marketplace import MarketplaceTruth
@@ -59,13 +58,12 @@ def left_out_weak_labels(parser, args) -> None:
     items, kg = load_items(lakehouse, args.ds, pairs["item_id"]), load_kg(lakehouse, args.ds)
     truth = MarketplaceTruth(args.raw_root)
     counts: Counter = Counter()  # (source, left out?, true level?) -> pairs
-    for query, item_id, label, dimension, source in pairs.itertuples(index=False):
-        true = truth.label(query, item_id)
-        if item_id not in items or true is None:
+    for pair in pairs.to_dict("records"):
+        true = truth.label(pair["query"], pair["item_id"])
+        if pair["item_id"] not in items or true is None:
             continue
-        gold = f"L2:{dimension}" if label == "L2" and dimension else label
-        left_out = synthesize(query, items[item_id], gold, kg, restate=False) is None
-        counts[source, left_out, true[0] == label] += 1
+        left_out = synthesize_pair(pair, items[pair["item_id"]], kg) is None
+        counts[pair["source"], left_out, true[0] == pair["label"]] += 1
     print(f"\nmarketplace weak labels, synthesised without restating, ds={args.ds}: true level = the generator's")
     print(f"{'source':<15}{'pairs':>9}{'left out':>10}{'share':>8}{'true level, left out':>22}{'kept':>8}")
     for source in sorted({key[0] for key in counts}):

@@ -94,6 +94,15 @@ class SynthCotCounts:
         return f"left out, the path disagreeing with a label no person gave: {per_source}" if per_source else ""
 
 
+def synthesize_pair(pair: dict, item: dict, kg) -> tuple[str, str] | None:
+    """(label, reasoning) for a training pair (query, label, dimension, source), or None when the
+    pair is left out: only a human label (source ``gold``) gets the rater's judgment stated."""
+    from lore_ml.cot import synthesize
+
+    gold = f"L2:{pair['dimension']}" if pair["label"] == "L2" and pair.get("dimension") else pair["label"]
+    return synthesize(pair["query"], item, gold, kg, restate=pair["source"] == "gold")
+
+
 def synthesize_examples(pairs: list[dict], items: dict[str, dict], kg, vocabulary: dict[str, list[str]],
                         cfg: SynthCotConfig, progress=None, reasoner=None, checkpoint=None
                         ) -> tuple[list[dict], Counter]:
@@ -118,8 +127,7 @@ def synthesize_examples(pairs: list[dict], items: dict[str, dict], kg, vocabular
         if item is None:
             continue
         query = pair["query"]
-        gold = f"L2:{pair['dimension']}" if pair["label"] == "L2" and pair.get("dimension") else pair["label"]
-        path = synthesize(query, item, gold, kg, restate=pair["source"] == "gold")
+        path = synthesize_pair(pair, item, kg)
         if path is None:
             left_out[pair["source"]] += 1
             continue

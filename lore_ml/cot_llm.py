@@ -4,8 +4,9 @@ When ``synth_cot`` is given ``reasoning_endpoint`` (a vLLM server, or any OpenAI
 API), each pair's reasoning is written by that model instead of the template engine: it sees
 the rules digest, the KG facts, the query, the item and the gold label, and the template's own
 path as a skeleton to follow. Its answer must be one ``<think>…</think>`` block that parses as a
-well-formed judgment and whose deciding rule (the last id it cites) leads to the label; anything else — or an HTTP failure after retries —
-falls back to the template's reasoning for that pair, and the fallbacks are counted by reason.
+well-formed judgment and whose deciding rule (the last id it cites) leads to the label; anything
+else — or an HTTP failure after retries — falls back to the template's reasoning for that pair,
+and the fallbacks are counted by reason.
 
 Two checks keep a run from silently becoming a template run, or from spending hours on a dead
 server: :meth:`LlmReasoner.check` asks the endpoint which models it serves before the first pair
