@@ -8,7 +8,9 @@ stored in its manifest), then is evaluated on --split with `lore eval` (report f
 artifacts/eval/, a row in gold.eval_reports); both the argmax labels and the fitted rule's are
 shown. The majority baseline predicts, for every example, the most frequent label of the same
 dataset's *train* split. Prints Acc@2, Acc@4, macro-F1, ECE and Spearman (where ratings exist).
---think-first evaluates in the reasoning-first format (rule fitted in that format too).
+--think-first evaluates in the reasoning-first format (rule fitted in that format too) and adds
+how often the reasoning's deciding rule (the last rule id it cites) gives the label shown
+(rule→label) and the gold level (rule→gold).
 """
 
 from __future__ import annotations
@@ -55,11 +57,12 @@ def main() -> None:
         rows.append((f"{model}{mode}{rule}", metrics))
         print(f"report: {out}/report.md")
     print(f"\n{args.dataset} {args.split}, ds={args.ds}, n={len(held_out)}")
-    print(f"{'model':<52}{'Acc@2':>7}{'Acc@4':>7}{'macro-F1':>10}{'ECE':>7}{'Spearman':>10}")
+    print(f"{'model':<52}{'Acc@2':>7}{'Acc@4':>7}{'macro-F1':>10}{'ECE':>7}{'Spearman':>10}{'rule→label':>12}"
+          f"{'rule→gold':>11}")
     for name, m in rows:
-        ece = f"{m['ece']:.3f}" if m.get("ece") is not None else "-"
-        rho = f"{m['spearman']:.3f}" if m.get("spearman") is not None else "-"
-        print(f"{name:<52}{m['acc2']:>7.3f}{m['acc4']:>7.3f}{m['macro_f1']:>10.3f}{ece:>7}{rho:>10}")
+        ece, rho, follows, gold = (f"{m[k]:.3f}" if m.get(k) is not None else "-"
+                                   for k in ("ece", "spearman", "rule_follows_label", "rule_gives_gold"))
+        print(f"{name:<52}{m['acc2']:>7.3f}{m['acc4']:>7.3f}{m['macro_f1']:>10.3f}{ece:>7}{rho:>10}{follows:>12}{gold:>11}")
 
 
 if __name__ == "__main__":

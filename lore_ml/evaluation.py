@@ -4,7 +4,8 @@ Metrics: Acc@2 (binary: L3/L4 relevant), Acc@4, macro-F1 and per-class F1 over L
 confusion matrix (rows gold, columns predicted), a per-dimension table for gold L2 pairs
 (level right, dimension right), the expected calibration error of p(L1..L4) (top label,
 10 equal-width bins), and Spearman's rho between the score ``Σ p(Lk)·gain(Lk)`` and a raw
-rating where the data has one (Home Depot).
+rating where the data has one (Home Depot). For think-first judgments, the share whose
+reasoning ends on a rule of the level they give, and of the gold level.
 
     lore eval --ds 2026-01-31 --model artifacts/teacher-rl --dataset home_depot --split test
 """
@@ -21,6 +22,11 @@ from pydantic import Field
 
 from lore_ml.config import InputsNotReady, JobConfig
 from lore_ml.labels import DATASETS, GAINS, LABELS, RELEVANT_LABELS, DatasetName, label_level, of_dataset
+from lore_ml.prompts import deciding_rule_id
+from lore_ml.rules import leads_to
+
+# report.md's metric table, in this order
+REPORTED_METRICS = ("acc2", "acc4", "macro_f1", "ece", "spearman", "rule_follows_label", "rule_gives_gold")
 
 
 def scores_from(probabilities: np.ndarray, gains: Sequence[float] = GAINS) -> np.ndarray:
@@ -65,8 +71,14 @@ def evaluate(
     probabilities: np.ndarray | None = None,
     ratings: Sequence[float | None] | None = None,
     gains: Sequence[float] = GAINS,
+    reasonings: Sequence[str] | None = None,
 ) -> dict:
-    """All metrics for one set of judgments; labels may carry a dimension (``L2:brand``)."""
+    """All metrics for one set of judgments; labels may carry a dimension (``L2:brand``).
+
+    With the judgments' ``reasonings`` (think-first), also how often the deciding rule (the last
+    rule id cited) gives the predicted level (``rule_follows_label``: the reasoning argues for the
+    label shown) and the gold level (``rule_gives_gold``).
+    """
     from scipy.stats import spearmanr
     from sklearn.metrics import confusion_matrix, f1_score
 
@@ -94,6 +106,10 @@ def evaluate(
         scores = scores_from(probabilities, gains)
     else:
         scores = np.array([gains[LABELS.index(p)] for p in pred_levels])
+    if reasonings is not None:
+        deciding = [deciding_rule_id(r) for r in reasonings]
+        metrics["rule_follows_label"] = float(np.mean([leads_to(d, p) for d, p in zip(deciding, pred_levels)]))
+        metrics["rule_gives_gold"] = float(np.mean([leads_to(d, g) for d, g in zip(deciding, gold_levels)]))
     if ratings is not None:
         pairs = [(s, r) for s, r in zip(scores, ratings) if r is not None and not np.isnan(r)]
         if len(pairs) > 2:
@@ -155,8 +171,7 @@ def write_report(metrics: dict, out_dir: str | Path, title: str) -> Path:
     lines = [
         f"# {title}", "",
         "| metric | value |", "|---|---:|",
-        *(f"| {name} | {metrics[name]:.3f} |" for name in ("acc2", "acc4", "macro_f1", "ece", "spearman")
-          if metrics.get(name) is not None),
+        *(f"| {name} | {metrics[name]:.3f} |" for name in REPORTED_METRICS if metrics.get(name) is not None),
         f"| n | {metrics['n']:,} |", "",
         f"Labels: {_describe_decision(metrics.get('decision'))}.", "",
         "| class | F1 |", "|---|---:|", *(f"| {label} | {f:.3f} |" for label, f in metrics["f1"].items()), "",
@@ -267,6 +282,7 @@ def run_eval(cfg: EvalConfig) -> tuple[dict, Path]:
     metrics = evaluate(
         list(examples["label"]), [p.label for p in predictions], np.array([p.p for p in predictions]),
         ratings=[ratings.get((q, i)) for q, i in zip(examples["query"], examples["item_id"])] if cfg.dataset != "marketplace" else None,
+        reasonings=[p.reasoning or "" for p in predictions] if cfg.think_first else None,
     )
     record_decision(metrics, list(examples["label"]), probabilities, judge.decision)
     mode = "-think-first" if cfg.think_first else ""
@@ -290,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cfg = EvalConfig.from_cli(argv, prog="lore eval")
     metrics, out = run_eval(cfg)
-    shown = {k: round(metrics[k], 3) for k in ("acc2", "acc4", "macro_f1", "ece", "spearman") if metrics.get(k) is not None}
+    shown = {k: round(metrics[k], 3) for k in ("acc2", "acc4", "macro_f1", "ece", "spearman",
+                                                                    "rule_follows_label", "rule_gives_gold") if metrics.get(k) is not None}
     print(f"eval {cfg.model_path} on {cfg.dataset}/{cfg.split} (n={metrics['n']}): {shown}; report {out / 'report.md'}")
     return 0

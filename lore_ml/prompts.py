@@ -149,3 +149,13 @@ def parse_judgment(text: str, *, label_first: bool = False) -> Judgment:
         raise MalformedOutput("empty <think> block")
     level, dimension = parse_label(match.group("label"))
     return Judgment(level, dimension, reasoning, tuple(dict.fromkeys(RULE_ID.findall(reasoning))))
+
+
+def deciding_rule_id(reasoning: str) -> str | None:
+    """The rule a reasoning ends on (the last id it cites; step 4 of the path), if it cites one.
+
+    >>> deciding_rule_id("not R-BRD-02 (no sub-brand): the brand conflicts, R-BRD-01"), deciding_rule_id("ok")
+    ('R-BRD-01', None)
+    """
+    cited = RULE_ID.findall(reasoning)
+    return cited[-1] if cited else None

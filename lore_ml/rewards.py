@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from lore_ml.labels import RELEVANT_LABELS, label_level
-from lore_ml.prompts import MalformedOutput, parse_judgment
+from lore_ml.prompts import MalformedOutput, deciding_rule_id, parse_judgment
+from lore_ml.rules import leads_to
 
 
 def _text(completion: Any) -> str:
@@ -58,16 +59,24 @@ def label_reward(completions: Sequence[Any], label: Sequence[str], label_first: 
 
 
 def format_reward(completions: Sequence[Any], label_first: bool = False, **_: Any) -> list[float]:
-    """1 for a well-formed judgment that cites a rule id, 0.5 without a rule id, 0 when malformed.
+    """1 for a well-formed judgment whose deciding rule (the last rule id it cites) gives its label's
+    level, 0.5 for one that ends on another level's rule, an unknown id or none, 0 when malformed.
 
-    >>> format_reward(["<think>R-EXA-01 all met</think><label>L4</label>", "<think>ok</think><label>L4</label>",
-    ...                "L4 because"])
-    [1.0, 0.5, 0.0]
+    Asking only for *a* rule id would reward reasoning that argues for one label and then gives
+    another; this asks the path's step 4 (rule → label) to hold, as synthesised paths do.
+
+    >>> format_reward(["<think>all met R-EXA-01</think><label>L4</label>",
+    ...                "<think>the brand conflicts R-BRD-01</think><label>L4</label>",
+    ...                "<think>ok</think><label>L4</label>", "L4 because"])
+    [1.0, 0.5, 0.5, 0.0]
     """
     scores = []
     for completion in completions:
         judgment = _parse(completion, label_first)
-        scores.append(0.0 if judgment is None else (1.0 if judgment.rule_ids else 0.5))
+        if judgment is None:
+            scores.append(0.0)
+        else:
+            scores.append(1.0 if leads_to(deciding_rule_id(judgment.reasoning), judgment.label) else 0.5)
     return scores
 
 

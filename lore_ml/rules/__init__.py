@@ -81,6 +81,16 @@ def rule_for(relation: str) -> Rule:
     raise KeyError(f"no rule for relation {relation!r}")
 
 
+def leads_to(rule_id: str | None, level: str) -> bool:
+    """Whether ``rule_id`` is one of the rules and gives ``level`` (``L1``..``L4``): a judgment's
+    deciding rule must, or its reasoning argues for another label than it gives.
+
+    >>> leads_to("R-BRD-01", "L2"), leads_to("R-BRD-01", "L4"), leads_to("R-XXX-99", "L2"), leads_to(None, "L4")
+    (True, False, False, False)
+    """
+    return any(r.id == rule_id and r.level == level for r in rules())
+
+
 RulesDigest = Literal["full", "compact", "ids"]
 DIGEST_STYLES: tuple[str, ...] = get_args(RulesDigest)
 

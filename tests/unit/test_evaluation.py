@@ -31,6 +31,22 @@ def test_calibration_and_spearman_from_probabilities():
     assert m["spearman"] > 0.8
 
 
+def test_reasoning_is_scored_on_the_rule_it_ends_on(tmp_path):
+    reasonings = [
+        "all demands met: R-EXA-01",  # L4 rule, predicted L4, gold L4
+        "the brand conflicts R-BRD-01, yet close: R-BRD-02",  # ends on an L3 rule; predicted L3, gold L4
+        "the brand conflicts: R-BRD-01",  # L2 rule, predicted L2, gold L3
+        "R-EXA-01",  # an L4 rule for a predicted L2 (gold L2)
+        "no rule cited",
+        "R-XXX-99",  # no such rule
+    ]
+    m = evaluate(GOLD, PRED, reasonings=reasonings)
+    assert m["rule_follows_label"] == pytest.approx(3 / 6)
+    assert m["rule_gives_gold"] == pytest.approx(1 / 6)
+    assert "| rule_follows_label | 0.500 |" in (write_report(m, tmp_path / "report", "unit test") / "report.md").read_text()
+    assert "rule_follows_label" not in evaluate(GOLD, PRED)
+
+
 def test_mismatched_lengths_fail():
     with pytest.raises(ValueError):
         evaluate(["L4"], [])

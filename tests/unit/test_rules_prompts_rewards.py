@@ -79,6 +79,8 @@ def test_rewards_accept_conversational_completions_and_score_malformed_zero():
     bad = [{"role": "assistant", "content": "it is L3"}]
     assert label_reward([good, bad], label=["L4", "L4"]) == [pytest.approx(2 / 3), 0.0]
     assert format_reward([good, bad]) == [1.0, 0.0]
+    argues_for_l2 = format_answer("L4", "the brand conflicts: R-BRD-01")
+    assert format_reward([argues_for_l2, format_answer("L2:brand", "the brand conflicts: R-BRD-01")]) == [0.5, 1.0]
     assert dimension_reward([good, bad], label=["L2:brand", "L2:brand"]) == [0.0, 0.0]
     label_first = format_answer("L4", "all met R-EXA-01", label_first=True)
     assert label_reward([label_first], label=["L4"], label_first=True) == [1.0]
