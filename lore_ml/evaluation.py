@@ -25,8 +25,10 @@ from lore_ml.labels import DATASETS, GAINS, LABELS, RELEVANT_LABELS, DatasetName
 from lore_ml.prompts import deciding_rule_id
 from lore_ml.rules import leads_to
 
+# think-first: the deciding rule gives the predicted level / the gold level
+RULE_METRICS = ("rule_follows_label", "rule_gives_gold")
 # report.md's metric table, in this order
-REPORTED_METRICS = ("acc2", "acc4", "macro_f1", "ece", "spearman", "rule_follows_label", "rule_gives_gold")
+REPORTED_METRICS = ("acc2", "acc4", "macro_f1", "ece", "spearman", *RULE_METRICS)
 
 
 def scores_from(probabilities: np.ndarray, gains: Sequence[float] = GAINS) -> np.ndarray:
@@ -108,8 +110,8 @@ def evaluate(
         scores = np.array([gains[LABELS.index(p)] for p in pred_levels])
     if reasonings is not None:
         deciding = [deciding_rule_id(r) for r in reasonings]
-        metrics["rule_follows_label"] = float(np.mean([leads_to(d, p) for d, p in zip(deciding, pred_levels)]))
-        metrics["rule_gives_gold"] = float(np.mean([leads_to(d, g) for d, g in zip(deciding, gold_levels)]))
+        for name, levels in zip(RULE_METRICS, (pred_levels, gold_levels)):
+            metrics[name] = float(np.mean([leads_to(d, level) for d, level in zip(deciding, levels)]))
     if ratings is not None:
         pairs = [(s, r) for s, r in zip(scores, ratings) if r is not None and not np.isnan(r)]
         if len(pairs) > 2:
@@ -184,13 +186,17 @@ def write_report(metrics: dict, out_dir: str | Path, title: str) -> Path:
     return out
 
 
-def record_decision(metrics: dict, gold: Sequence[str], probabilities: np.ndarray, decision: dict | None) -> dict:
+def record_decision(metrics: dict, gold: Sequence[str], probabilities: np.ndarray, decision: dict | None,
+                    reasonings: Sequence[str] | None = None) -> dict:
     """Note in ``metrics`` the rule that made the labels (the report names it) and, under a fitted
-    rule, what argmax labels of the same p(L1..L4) would have scored."""
+    rule, what argmax labels of the same p(L1..L4) would have scored (with think-first
+    ``reasonings``, also how often their deciding rule gives the argmax label)."""
     metrics["decision"] = decision
     if decision is not None:
-        argmax = evaluate(list(gold), [LABELS[k] for k in np.nan_to_num(probabilities).argmax(axis=1)])
-        metrics["argmax"] = {name: argmax[name] for name in ("acc2", "acc4", "macro_f1")}
+        argmax = evaluate(list(gold), [LABELS[k] for k in np.nan_to_num(probabilities).argmax(axis=1)],
+                          reasonings=reasonings)
+        metrics["argmax"] = {name: argmax[name] for name in ("acc2", "acc4", "macro_f1", *RULE_METRICS)
+                             if name in argmax}
     return metrics
 
 
@@ -279,12 +285,13 @@ def run_eval(cfg: EvalConfig) -> tuple[dict, Path]:
         judge.decision = fit_decision(probabilities, np.array([LABELS.index(label_level(g)) for g in examples["label"]]))
         model_version = judge.model_version = save_decision(cfg.model_path, judge.answer_format, judge.decision)
     predictions = judge.finish(texts, thoughts, probabilities)
+    reasonings = [p.reasoning or "" for p in predictions] if cfg.think_first else None
     metrics = evaluate(
         list(examples["label"]), [p.label for p in predictions], np.array([p.p for p in predictions]),
         ratings=[ratings.get((q, i)) for q, i in zip(examples["query"], examples["item_id"])] if cfg.dataset != "marketplace" else None,
-        reasonings=[p.reasoning or "" for p in predictions] if cfg.think_first else None,
+        reasonings=reasonings,
     )
-    record_decision(metrics, list(examples["label"]), probabilities, judge.decision)
+    record_decision(metrics, list(examples["label"]), probabilities, judge.decision, reasonings)
     mode = "-think-first" if cfg.think_first else ""
     out = write_report(metrics, cfg.out_dir / f"{Path(cfg.model_path).name}-{cfg.dataset}-{cfg.split}{mode}",
                        f"{model_version} on {cfg.dataset} {cfg.split} (n={metrics['n']})")

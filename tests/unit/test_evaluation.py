@@ -45,6 +45,9 @@ def test_reasoning_is_scored_on_the_rule_it_ends_on(tmp_path):
     assert m["rule_gives_gold"] == pytest.approx(1 / 6)
     assert "| rule_follows_label | 0.500 |" in (write_report(m, tmp_path / "report", "unit test") / "report.md").read_text()
     assert "rule_follows_label" not in evaluate(GOLD, PRED)
+    argmax_levels = np.eye(4)[[3, 3, 1, 1, 1, 0]]  # argmax L4 L4 L2 L2 L2 L1: only rows 1 and 3 follow their rule
+    argmax = record_decision(m, GOLD, argmax_levels, {"rule": "bias", "bias": [0.0] * 4}, reasonings)["argmax"]
+    assert argmax["rule_follows_label"] == pytest.approx(2 / 6)
 
 
 def test_mismatched_lengths_fail():
