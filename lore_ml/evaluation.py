@@ -313,7 +313,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cfg = EvalConfig.from_cli(argv, prog="lore eval")
     metrics, out = run_eval(cfg)
-    shown = {k: round(metrics[k], 3) for k in ("acc2", "acc4", "macro_f1", "ece", "spearman",
-                                                                    "rule_follows_label", "rule_gives_gold") if metrics.get(k) is not None}
+    shown = {k: round(metrics[k], 3) for k in REPORTED_METRICS if metrics.get(k) is not None}
     print(f"eval {cfg.model_path} on {cfg.dataset}/{cfg.split} (n={metrics['n']}): {shown}; report {out / 'report.md'}")
     return 0

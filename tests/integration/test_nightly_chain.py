@@ -255,6 +255,23 @@ def test_a_decision_rule_fitted_on_dev_is_stored_and_labels_the_test_report(chai
     assert model_version(teacher).startswith(before + "+d")  # judgments under the old labels are not reused
     test, out = run_eval(EvalConfig.load(overrides={**base, "split": "test"}))
     assert test["decision"] == rule and "fitted on dev" in (out / "report.md").read_text()
+    assert "rule_follows_label" not in test  # label-first judgments carry no reasoning to check
+
+
+def test_a_think_first_eval_checks_each_label_against_the_rule_its_reasoning_ends_on(chain, tiny_teacher, tmp_path):
+    import shutil
+
+    from lore_ml.evaluation import RULE_METRICS, EvalConfig, run_eval
+
+    _, job, _ = chain
+    teacher = tmp_path / "teacher"
+    shutil.copytree(tiny_teacher, teacher)
+    metrics, out = run_eval(EvalConfig.load(overrides={
+        **job, "model_path": str(teacher), "max_examples": 4, "out_dir": str(tmp_path / "eval"), "split": "dev",
+        "fit_decision": True, "think_first": True}))
+    for shares in (metrics, metrics["argmax"]):  # the fitted rule's labels, and argmax's
+        assert all(0 <= shares[name] <= 1 for name in RULE_METRICS)
+    assert "| rule_follows_label |" in (out / "report.md").read_text()
 
 
 class HashJudge:
