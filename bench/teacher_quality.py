@@ -34,7 +34,7 @@ def main() -> None:
     from deltalake import DeltaTable
 
     from lore_ml.config import LakehouseConfig
-    from lore_ml.evaluation import EvalConfig, evaluate, run_eval
+    from lore_ml.evaluation import RULE_METRICS, EvalConfig, evaluate, run_eval
     from lore_ml.labels import label_level, of_dataset
 
     examples = DeltaTable(LakehouseConfig().table_uri("gold.sft_examples")).to_pandas(
@@ -61,7 +61,7 @@ def main() -> None:
           f"{'rule→gold':>11}")
     for name, m in rows:
         ece, rho, follows, gold = (f"{m[k]:.3f}" if m.get(k) is not None else "-"
-                                   for k in ("ece", "spearman", "rule_follows_label", "rule_gives_gold"))
+                                   for k in ("ece", "spearman", *RULE_METRICS))
         print(f"{name:<52}{m['acc2']:>7.3f}{m['acc4']:>7.3f}{m['macro_f1']:>10.3f}{ece:>7}{rho:>10}{follows:>12}{gold:>11}")
 
 
