@@ -9,10 +9,12 @@ Writes ``silver.training_pairs`` for ``ds``. Every row carries its ``source`` an
    the examination propensity of every position the pair was shown at. Propensities are
    estimated from the logs themselves by intervention harvesting: the same (query, item)
    shown at position 1 and at position k on one day (the ranker is noisy) gives θ_k/θ_1 as the
-   ratio of their click-through rates, pooled over the window's days. High debiased CTR → L4,
-   moderate → L3.
+   ratio of their click-through rates, pooled over the window's days. A pair is a click positive
+   only when the lower Wilson bound of its debiased CTR clears the threshold (a few lucky clicks
+   on a handful of examinations do not); then high CTR → L4, moderate → L3.
 4. ``skip_above`` — shown above a clicked item in the same request and not clicked, often,
-   with a low debiased CTR → L2 (L1 when almost never clicked).
+   with a low debiased CTR → L2; L1 only when the upper Wilson bound shows it is almost never
+   clicked.
 5. ``hard_negative`` — same category as the query (KG term→category), brand a competitor of
    the brand the query names (KG) → L2 with dimension ``brand``.
 
@@ -52,11 +54,15 @@ class MinePairsConfig(WindowJobConfig):
 
     max_position: int = Field(20, ge=1, description="Positions whose propensity is estimated.")
     min_examinations: float = Field(3.0, gt=0, description="Examinations a click/skip label needs.")
-    click_l3_ctr: float = Field(0.25, gt=0, le=1, description="Debiased CTR from which a pair is a click positive (L3).")
+    click_l3_ctr: float = Field(0.25, gt=0, le=1, description="Lower CTR bound from which a pair is a click positive (L3).")
     click_l4_ctr: float = Field(0.5, gt=0, le=1, description="Debiased CTR from which a click positive is L4.")
     min_skips: int = Field(2, ge=1, description="Times skipped above a click for a skip negative.")
     skip_max_ctr: float = Field(0.15, gt=0, le=1, description="Debiased CTR below which skips make a negative.")
-    skip_l1_ctr: float = Field(0.04, ge=0, le=1, description="Debiased CTR below which a skip negative is L1.")
+    skip_l1_ctr: float = Field(0.04, ge=0, le=1, description="Upper CTR bound below which a skip negative is L1.")
+    ctr_bound_z: float = Field(
+        1.28, ge=0, description="z of the one-sided Wilson bounds on the debiased CTR that decide a click positive "
+        "(lower bound >= click_l3_ctr) and an L1 skip negative (upper bound < skip_l1_ctr); 1.28 is 90%, 0 the "
+        "point estimate.")
     hard_negatives_per_query: int = Field(5, ge=0, description="KG hard negatives per query naming a brand.")
     max_per_tier_label: int = Field(200_000, ge=1, description="Cap of weak rows per (tier, label).")
 
@@ -117,21 +123,40 @@ def _confidence(examinations: Column, ceiling: float) -> Column:
     return F.least(F.lit(ceiling), examinations / (examinations + F.lit(5.0)))
 
 
+def _wilson_bound(clicks: Column, examinations: Column, z: float, side: int) -> Column:
+    """The Wilson score bound (``side`` -1 lower, +1 upper) of a click-through rate, with
+    ``examinations`` as the trials (the CTR capped at 1: a debiased CTR can exceed it).
+
+    Unlike the point estimate it stays near 0 or 1 only with many examinations: 0 clicks in 5 has
+    an upper bound of 0.25 at z = 1.28, 0 in 100 of 0.016."""
+    n = examinations
+    p = F.least(clicks / n, F.lit(1.0))
+    spread = F.lit(z) * F.sqrt(p * (1 - p) / n + F.lit(z * z) / (4 * n * n))
+    return (p + F.lit(z * z) / (2 * n) + F.lit(float(side)) * spread) / (1 + F.lit(z * z) / n)
+
+
 def transform_weak_labels(behaviour: DataFrame, cfg: MinePairsConfig) -> DataFrame:
     """Behaviour → (query_norm, item_id, label, dimension, source, confidence); pairs with no
-    signal drop out."""
+    signal drop out.
+
+    The click positive and the L1 skip negative are decided on Wilson bounds of the debiased CTR
+    (``ctr_bound_z``), not on the CTR itself: most pairs have a handful of examinations, where a
+    lucky click or two made the point estimate call an L2 a click positive, and no click called
+    an L2 that was merely skipped L1 (README, "Weak labels", has the accuracies before and after)."""
     ctr = F.col("clicks") / F.col("examinations")
     enough = F.col("examinations") >= cfg.min_examinations
+    lower = _wilson_bound(F.col("clicks"), F.col("examinations"), cfg.ctr_bound_z, -1)
+    upper = _wilson_bound(F.col("clicks"), F.col("examinations"), cfg.ctr_bound_z, +1)
     source = (
         F.when(F.col("purchases") > 0, F.lit("purchase"))
         .when(F.col("carts") > 0, F.lit("cart"))
-        .when(enough & (ctr >= cfg.click_l3_ctr), F.lit("click"))
+        .when(enough & (lower >= cfg.click_l3_ctr), F.lit("click"))
         .when(enough & (F.col("skips") >= cfg.min_skips) & (ctr < cfg.skip_max_ctr), F.lit("skip_above"))
     )
     label = (
         F.when(source.isin("purchase", "cart"), F.lit("L4"))
         .when(source == "click", F.when(ctr >= cfg.click_l4_ctr, F.lit("L4")).otherwise(F.lit("L3")))
-        .when(source == "skip_above", F.when(ctr < cfg.skip_l1_ctr, F.lit("L1")).otherwise(F.lit("L2")))
+        .when(source == "skip_above", F.when(upper < cfg.skip_l1_ctr, F.lit("L1")).otherwise(F.lit("L2")))
     )
     confidence = (
         F.when(source == "purchase", F.lit(0.9))

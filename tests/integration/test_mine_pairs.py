@@ -59,7 +59,7 @@ def test_debiased_clicks_and_skip_above(spark):
     )
     assertDataFrameEqual(behaviour, expected, checkRowOrder=False)
 
-    weak = transform_weak_labels(behaviour, cfg(min_examinations=1.0))
+    weak = transform_weak_labels(behaviour, cfg(min_examinations=1.0, ctr_bound_z=0.0))  # z 0: the CTR itself
     expected_weak = spark.createDataFrame(
         [
             ("q", "a", "L1", None, "skip_above", 5 / 10),  # CTR 0/5, skipped 4 times; confidence 5/(5+5)
@@ -69,6 +69,24 @@ def test_debiased_clicks_and_skip_above(spark):
         WEAK_COLUMNS,
     )
     assertDataFrameEqual(weak, expected_weak, checkRowOrder=False, rtol=1e-9)
+
+
+def test_click_positives_and_l1_skips_need_the_wilson_bound(spark):
+    # With z = 1 the Wilson bounds of c clicks in n examinations are
+    # (c + 1/2 -/+ sqrt(c(n - c)/n + 1/4)) / (n + 1).
+    behaviour = spark.createDataFrame(
+        [("q", "x", 9, 9.0, 3, 0, 0, 0),  # CTR 1/3, but lower bound (3.5 - 1.5)/10 = 0.2 < 0.25: no label
+         ("q", "y", 8, 8.0, 4, 0, 0, 0),  # lower bound (4.5 - 1.5)/9 = 1/3 >= 0.25: a click; CTR 0.5 -> L4
+         ("q", "z", 19, 19.0, 0, 0, 0, 3),  # CTR 0, but upper bound 1/20 = 0.05 >= 0.04: L2
+         ("q", "w", 49, 49.0, 0, 0, 0, 3)],  # upper bound 1/50 = 0.02 < 0.04: L1
+        "query_norm string, item_id string, impressions long, examinations double, clicks long, carts long, "
+        "purchases long, skips long")
+    expected = spark.createDataFrame(
+        [("q", "y", "L4", None, "click", 8 / 13), ("q", "z", "L2", None, "skip_above", 19 / 24),
+         ("q", "w", "L1", None, "skip_above", 0.8)],  # confidence min(0.8, n / (n + 5))
+        WEAK_COLUMNS)
+    weak = transform_weak_labels(behaviour, cfg(ctr_bound_z=1.0))
+    assertDataFrameEqual(weak, expected, checkRowOrder=False, rtol=1e-9)
 
 
 def test_hard_negatives_are_competitor_items_of_the_query_category(spark):
