@@ -30,7 +30,7 @@ from typing import Mapping, Sequence
 
 from lore_ml.checkpoint import RunCheckpoint
 from lore_ml.config import InputsNotReady
-from lore_ml.prompts import MalformedOutput, deciding_rule_id, format_answer, format_item, parse_judgment
+from lore_ml.prompts import MalformedOutput, format_answer, format_item, parse_judgment
 from lore_ml.rules import digest, rule
 
 log = logging.getLogger("lore.cot_llm")
@@ -69,7 +69,7 @@ def accept(text: str, label: str) -> str:
     if len(blocks) != 1 or THINK.sub("", text).strip():
         raise MalformedOutput("no <think>...</think> block" if not blocks else "text outside one <think> block")
     judgment = parse_judgment(format_answer(label, blocks[0].strip()))
-    deciding_id = deciding_rule_id(judgment.reasoning)
+    deciding_id = judgment.deciding_rule_id
     if deciding_id is None:
         raise MalformedOutput("the reasoning cites no rule id")
     try:

@@ -99,11 +99,15 @@ class Judgment:
     label: str  # L1..L4
     dimension: str | None  # the conflicting dimension of an L2
     reasoning: str
-    rule_ids: tuple[str, ...]
 
     @property
     def full_label(self) -> str:
         return f"{self.label}:{self.dimension}" if self.dimension else self.label
+
+    @property
+    def deciding_rule_id(self) -> str | None:
+        """The rule the reasoning ends on (:func:`deciding_rule_id`)."""
+        return deciding_rule_id(self.reasoning)
 
 
 class MalformedOutput(ValueError):
@@ -148,7 +152,7 @@ def parse_judgment(text: str, *, label_first: bool = False) -> Judgment:
     if not reasoning:
         raise MalformedOutput("empty <think> block")
     level, dimension = parse_label(match.group("label"))
-    return Judgment(level, dimension, reasoning, tuple(dict.fromkeys(RULE_ID.findall(reasoning))))
+    return Judgment(level, dimension, reasoning)
 
 
 def deciding_rule_id(reasoning: str) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from lore_ml.labels import RELEVANT_LABELS, label_level
-from lore_ml.prompts import MalformedOutput, deciding_rule_id, parse_judgment
+from lore_ml.prompts import MalformedOutput, parse_judgment
 from lore_ml.rules import leads_to
 
 
@@ -76,7 +76,7 @@ def format_reward(completions: Sequence[Any], label_first: bool = False, **_: An
         if judgment is None:
             scores.append(0.0)
         else:
-            scores.append(1.0 if leads_to(deciding_rule_id(judgment.reasoning), judgment.label) else 0.5)
+            scores.append(1.0 if leads_to(judgment.deciding_rule_id, judgment.label) else 0.5)
     return scores
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from lore_ml.cot import contradiction, extract_demands, hard_case, synthesize
 from lore_ml.kg import KnowledgeGraph
-from lore_ml.prompts import format_answer, parse_judgment
+from lore_ml.prompts import RULE_ID, format_answer, parse_judgment
 
 KG = KnowledgeGraph.from_edges(
     [
@@ -52,7 +52,8 @@ def test_synthesis_reaches_the_gold_label_and_parses(query, item, gold, expected
     for step in ("1. Query understanding", "2. Path construction", "3. Path following", "4. Rule"):
         assert step in reasoning
     judgment = parse_judgment(format_answer(label, reasoning))
-    assert judgment.full_label == expected_label and judgment.rule_ids == (rule_id,)
+    assert judgment.full_label == expected_label and judgment.deciding_rule_id == rule_id
+    assert set(RULE_ID.findall(reasoning)) == {rule_id}  # the path cites no other rule
 
 
 def test_a_conflict_the_text_does_not_show_is_stated_from_the_gold_label():

@@ -45,7 +45,7 @@ def test_parser_round_trips_both_formats(label_first):
     text = format_answer("L2:brand", "query asks stridex; item is aeroline R-BRD-01", label_first=label_first)
     judgment = parse_judgment(text, label_first=label_first)
     assert (judgment.label, judgment.dimension, judgment.full_label) == ("L2", "brand", "L2:brand")
-    assert judgment.rule_ids == ("R-BRD-01",)
+    assert judgment.deciding_rule_id == "R-BRD-01"
 
 
 @pytest.mark.parametrize(
