@@ -7,6 +7,7 @@ fields contain, and is what the shim answers with when no trained student is con
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Mapping, Protocol, Sequence
@@ -106,11 +107,24 @@ def minilm_path() -> str:
     return str(get_model_path())
 
 
+# transformers' from_pretrained swaps PreTrainedModel.tie_weights for a no-op while it loads and puts
+# back what it found: two loads at once in one process can leave the no-op in place, and every model
+# built afterwards keeps an untied head (huggingface/transformers#44940). Sail runs mapInPandas
+# batches in threads of the job's process (jobs.embed_vectors), so MiniLM is loaded under this lock.
+_LOADING = threading.Lock()
+
+
 @lru_cache(maxsize=2)
-def _encoder(device: str):
+def _load_encoder(device: str):
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(minilm_path(), device=device)
+
+
+def _encoder(device: str):
+    """MiniLM on ``device``, loaded once per process even when several threads ask at once."""
+    with _LOADING:
+        return _load_encoder(device)
 
 
 def encode(texts: Sequence[str], batch_size: int = 256, device: str = "cpu") -> np.ndarray:

@@ -58,3 +58,29 @@ def test_without_a_previous_partition_everything_is_encoded(spark):
     texts = spark.createDataFrame([("a", "20V drill", text_hash("20V drill"))], "key string, text string, text_hash string")
     (row,) = transform_vectors(texts, None, "m@1", batch_size=8).collect()
     assert row["key"] == "a" and len(row["vector"]) == 384 and abs(np.linalg.norm(row["vector"]) - 1) < 1e-4
+
+
+def test_minilm_asked_for_by_several_threads_at_once_loads_once_and_leaves_weight_tying_on():
+    # Sail runs the encoding batches in threads of one process. Four concurrent loads used to leave
+    # transformers' tie_weights patched out, so a model built afterwards (the demo's tiny teacher)
+    # kept an lm_head of its own: 5 of 5 tries on 2026-12-05.
+    import threading
+
+    from transformers import PreTrainedModel
+
+    from lore_ml import students
+    from lore_ml.modeling import TinyQwenSpec, build_tiny_qwen2, train_tokenizer
+
+    tie_weights = PreTrainedModel.tie_weights
+    students._load_encoder.cache_clear()
+    start, loaded = threading.Barrier(4), []
+    threads = [threading.Thread(target=lambda: (start.wait(), loaded.append(students._encoder("cpu"))))
+               for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(loaded) == 4 and all(model is loaded[0] for model in loaded)
+    assert PreTrainedModel.tie_weights is tie_weights
+    model = build_tiny_qwen2(train_tokenizer(["red shoes", "blue socks"] * 20, 300), TinyQwenSpec())
+    assert model.lm_head.weight is model.model.embed_tokens.weight
