@@ -54,6 +54,13 @@ def test_the_demo_runs_end_to_end_and_a_rerun_reuses_it(demo, tmp_path):
     small = ("--rows", "50000", "--set", "home_depot=false")
     first = demo(*small, timeout_s=1200)
     assert "skipped: home_depot=false" in first and (tmp_path / "artifacts" / "champion").is_dir()
+    # The teachers tie lm_head to the embeddings, as configured, though MiniLM was loaded by Sail's
+    # threads earlier in the same process (lore_ml.students._LOADING).
+    from safetensors import safe_open
+
+    for model in ("teacher-base", "teacher-sft", "teacher-rl"):
+        with safe_open(tmp_path / "artifacts" / model / "model.safetensors", "pt") as weights:
+            assert "lm_head.weight" not in weights.keys(), model
     started = time.monotonic()
     second = demo(*small, timeout_s=600)
     assert second.count("(reused)") >= 8 and "already active" in second
