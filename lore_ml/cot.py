@@ -78,6 +78,9 @@ def extract_demands(query: str, item: Mapping[str, Any], kg: KnowledgeGraph) -> 
     for dimension, value in _attributes(item).items():
         if dimension not in DIMENSIONS_WITH_OWN_RULES and f" {value} " in text:
             demands[dimension] = value
+    for dimension, value in kg.query_values(words).items():  # another value than the item's: a conflict
+        if dimension not in DIMENSIONS_WITH_OWN_RULES:
+            demands.setdefault(dimension, value)
     for word in words:
         for target, _ in kg.value_synonyms.get(word, [])[:1]:
             dimension, _, value = target.partition("=")
@@ -122,7 +125,9 @@ def follow_path(demands: Mapping[str, str], item: Mapping[str, Any], kg: Knowled
             findings.append(Finding("component", wanted, "attributes.component", parts or None, verdict, relation))
         else:
             have = attributes.get(dimension)
-            if have is None:
+            if have is None and f" {wanted} " in f" {normalize_query(str(item.get('title') or ''))} ":
+                findings.append(Finding(dimension, wanted, "title", wanted, "match"))  # the title states it
+            elif have is None:
                 findings.append(Finding(dimension, wanted, f"attributes.{dimension}", None, "not_stated", "not_stated"))
             else:
                 verdict = "match" if have == wanted else "conflict"

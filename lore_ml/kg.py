@@ -1,8 +1,10 @@
 """Knowledge-graph retrieval: the facts about one (query, item) that go into the teacher's prompt.
 
 Loads the behaviour and brand edges of ``silver.kg_edges`` (not the per-item facts: the item's
-own fields travel with it) into dictionaries once; :meth:`KnowledgeGraph.facts` is then a few
-dictionary look-ups per call (tens of microseconds), bounded in count and length.
+own fields travel with it) and the brand and attribute-value names of ``silver.kg_nodes`` (what
+:mod:`lore_ml.cot` reads a query's demands with) into dictionaries once;
+:meth:`KnowledgeGraph.facts` is then a few dictionary look-ups per call (tens of microseconds),
+bounded in count and length.
 
     kg = KnowledgeGraph.load(LakehouseConfig(), ds="2026-01-31")
     kg.facts("stridex sneakers mens", {"brand": "Stridex Pro", "category": "running shoes",
@@ -36,12 +38,21 @@ class KnowledgeGraph:
     parent_brand: dict[str, str] = field(default_factory=dict)
     competitors: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     brands: set[str] = field(default_factory=set)
+    attribute_values: dict[str, str] = field(default_factory=dict)  # value phrase -> its one dimension
 
     @classmethod
-    def from_edges(cls, edges: Iterable[tuple[str, str, str, float]], brands: Iterable[str] = ()) -> "KnowledgeGraph":
-        """Build from (src, dst, edge_type, confidence) tuples; other edge types are ignored."""
+    def from_edges(cls, edges: Iterable[tuple[str, str, str, float]], brands: Iterable[str] = (),
+                   values: Iterable[str] = ()) -> "KnowledgeGraph":
+        """Build from (src, dst, edge_type, confidence) tuples (other edge types are ignored), the
+        catalog's brand names and its attribute values as ``dimension=value`` (the value nodes'
+        names); a value phrase of two dimensions is left out of :attr:`attribute_values`."""
         kg = cls()
         kg.brands.update(b.lower() for b in brands)
+        dimensions: dict[str, set[str]] = defaultdict(set)
+        for name in values:
+            dimension, _, value = name.lower().partition("=")
+            dimensions[value].add(dimension)
+        kg.attribute_values = {value: dims.pop() for value, dims in dimensions.items() if len(dims) == 1}
         for src, dst, edge_type, confidence in edges:
             a, b = _name(src), _name(dst)
             if edge_type == "term_category":
@@ -71,13 +82,29 @@ class KnowledgeGraph:
 
         edges = read_delta(lakehouse, "silver.kg_edges", columns=["src", "dst", "edge_type", "confidence"],
                            filters=[("ds", "=", ds), ("edge_type", "in", list(RETRIEVED_EDGE_TYPES))])
-        nodes = read_delta(lakehouse, "silver.kg_nodes", columns=["name"],
-                           filters=[("ds", "=", ds), ("node_type", "=", "brand")])
+        nodes = read_delta(lakehouse, "silver.kg_nodes", columns=["name", "node_type"],
+                           filters=[("ds", "=", ds), ("node_type", "in", ["brand", "value"])]).to_pydict()
+        names = {kind: [n for n, t in zip(nodes["name"], nodes["node_type"]) if t == kind] for kind in ("brand", "value")}
         rows = zip(*(edges.column(c).to_pylist() for c in ("src", "dst", "edge_type", "confidence")))
-        return cls.from_edges(rows, brands=nodes.column("name").to_pylist())
+        return cls.from_edges(rows, brands=names["brand"], values=names["value"])
 
     def _parent(self, brand: str) -> str:
         return self.parent_brand.get(brand, brand)
+
+    def query_values(self, words: list[str]) -> dict[str, str]:
+        """Attribute values the query names (phrases of up to three words, longest first), as
+        {dimension: value}; the first named value of a dimension wins.
+
+        >>> KnowledgeGraph.from_edges([], values=["color=beige", "style=u-lock"]).query_values(["beige", "u-lock"])
+        {'color': 'beige', 'style': 'u-lock'}
+        """
+        found: dict[str, str] = {}
+        for size in (3, 2, 1):
+            for i in range(len(words) - size + 1):
+                phrase = " ".join(words[i : i + size])
+                if (dimension := self.attribute_values.get(phrase)) is not None:
+                    found.setdefault(dimension, phrase)
+        return found
 
     def query_brand(self, words: list[str]) -> str | None:
         """The longest brand name (up to three words) that the query mentions."""

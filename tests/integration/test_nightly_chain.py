@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 from jobs import mine_pairs, stratify
 from jobs.generate_marketplace import GenerateConfig, generate
 from lore_ml.config import PROJECT_ROOT, InputsNotReady, LakehouseConfig
+from lore_ml.kg import KnowledgeGraph
 from lore_ml.lakehouse import Lakehouse, content_hash
 from lore_ml.marketplace import MarketplaceTruth
 
@@ -50,6 +51,12 @@ def test_kg_has_every_edge_type(chain):
     _, _, lakehouse = chain
     types = {r["edge_type"] for r in lakehouse.read_partition("silver.kg_edges", DS).select("edge_type").distinct().collect()}
     assert {"has_brand", "in_category", "has_value", "sub_brand", "competitor", "term_category", "value_synonym"} <= types
+
+
+def test_the_graph_loads_with_the_catalogs_attribute_values(chain):
+    root, _, _ = chain
+    kg = KnowledgeGraph.load(LakehouseConfig(root=(root / "lake").as_uri()), DS)
+    assert kg.brands and {"color", "material"} <= set(kg.attribute_values.values())
 
 
 def test_weak_labels_agree_with_the_truth(chain):

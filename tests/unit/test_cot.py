@@ -61,6 +61,21 @@ def test_a_conflict_the_text_does_not_show_is_stated_from_the_gold_label():
     assert label == "L2:season" and "R-SEA-01" in reasoning and "as the rater judged" in reasoning
 
 
+def test_a_catalog_value_the_item_does_not_have_is_a_conflict_and_a_title_can_state_one():
+    # The KG's value nodes name every attribute value of the catalog: "beige" is a colour even though
+    # no click mined it as a synonym, so the red item conflicts on its fields alone.
+    kg = KnowledgeGraph.from_edges(
+        [("term:sneakers", "category:running shoes", "term_category", 0.9)], brands=["stridex"],
+        values=["color=red", "color=beige", "material=mesh"])
+    assert extract_demands("beige sneakers", SHOE, kg)["color"] == "beige"
+    label, reasoning = synthesize("beige sneakers", SHOE, "L2", kg)
+    assert label == "L2:color" and "color: wanted beige, item red -> conflict" in reasoning
+    assert "as the rater judged" not in reasoning
+    # An item without the attribute whose title says it meets the demand.
+    label, reasoning = synthesize("red sneakers", {**SHOE, "attributes": {}}, "L4", kg)
+    assert label == "L4" and "color -> item title" in reasoning and "as the rater judged" not in reasoning
+
+
 def test_hard_case_turns_an_exact_pair_into_a_brand_mismatch():
     item, gold = hard_case(SHOE, "brand", "Aeroline")
     label, reasoning = synthesize("stridex red sneakers", item, gold, KG)
