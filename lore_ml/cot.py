@@ -102,6 +102,7 @@ def extract_demands(query: str, item: Mapping[str, Any], kg: KnowledgeGraph) -> 
 def follow_path(demands: Mapping[str, str], item: Mapping[str, Any], kg: KnowledgeGraph) -> list[Finding]:
     """Steps 2 and 3: the item field for each demand and whether it matches."""
     attributes = _attributes(item)
+    title = f" {normalize_query(str(item.get('title') or ''))} "
     findings = []
     for dimension, wanted in demands.items():
         if dimension == "brand":
@@ -125,7 +126,7 @@ def follow_path(demands: Mapping[str, str], item: Mapping[str, Any], kg: Knowled
             findings.append(Finding("component", wanted, "attributes.component", parts or None, verdict, relation))
         else:
             have = attributes.get(dimension)
-            if have is None and f" {wanted} " in f" {normalize_query(str(item.get('title') or ''))} ":
+            if have is None and f" {wanted} " in title:
                 findings.append(Finding(dimension, wanted, "title", wanted, "match"))  # the title states it
             elif have is None:
                 findings.append(Finding(dimension, wanted, f"attributes.{dimension}", None, "not_stated", "not_stated"))

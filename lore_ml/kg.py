@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from lore_ml.config import LakehouseConfig
 from lore_ml.text import normalize_query
@@ -26,6 +26,13 @@ MAX_FACT_CHARS = 160
 
 def _name(node_id: str) -> str:
     return node_id.split(":", 1)[1]
+
+
+def _phrases(words: list[str]) -> Iterator[str]:
+    """The query's phrases of three, two and one words, longest first, each in query order."""
+    for size in (3, 2, 1):
+        for i in range(len(words) - size + 1):
+            yield " ".join(words[i : i + size])
 
 
 @dataclass
@@ -99,21 +106,14 @@ class KnowledgeGraph:
         {'color': 'beige', 'style': 'u-lock'}
         """
         found: dict[str, str] = {}
-        for size in (3, 2, 1):
-            for i in range(len(words) - size + 1):
-                phrase = " ".join(words[i : i + size])
-                if (dimension := self.attribute_values.get(phrase)) is not None:
-                    found.setdefault(dimension, phrase)
+        for phrase in _phrases(words):
+            if (dimension := self.attribute_values.get(phrase)) is not None:
+                found.setdefault(dimension, phrase)
         return found
 
     def query_brand(self, words: list[str]) -> str | None:
         """The longest brand name (up to three words) that the query mentions."""
-        for size in (3, 2, 1):
-            for i in range(len(words) - size + 1):
-                candidate = " ".join(words[i : i + size])
-                if candidate in self.brands:
-                    return candidate
-        return None
+        return next((phrase for phrase in _phrases(words) if phrase in self.brands), None)
 
     def facts(self, query: str, item: Mapping[str, Any], max_facts: int = 8) -> list[str]:
         """Short, bounded facts relating ``query`` to ``item`` (brand, category, attributes)."""
