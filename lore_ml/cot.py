@@ -74,14 +74,20 @@ def extract_demands(query: str, item: Mapping[str, Any], kg: KnowledgeGraph) -> 
         demands["category"] = category
     elif best is not None:
         demands["category"] = best[0][0]
+    # Words of the brand or category the query names are not attribute values ("kids" in
+    # "stridex kids sneakers", "red" in "red wing boots"): each name becomes a gap no value spans.
     text = f" {norm} "
+    for name in (brand, demands.get("category")):
+        if name:
+            text = text.replace(f" {name} ", " | ")
+    free_words = text.split()
     for dimension, value in _attributes(item).items():
         if dimension not in DIMENSIONS_WITH_OWN_RULES and f" {value} " in text:
             demands[dimension] = value
-    for dimension, value in kg.query_values(words).items():  # another value than the item's: a conflict
+    for dimension, value in kg.query_values(free_words).items():  # another value than the item's: a conflict
         if dimension not in DIMENSIONS_WITH_OWN_RULES:
             demands.setdefault(dimension, value)
-    for word in words:
+    for word in free_words:
         for target, _ in kg.value_synonyms.get(word, [])[:1]:
             dimension, _, value = target.partition("=")
             if dimension not in DIMENSIONS_WITH_OWN_RULES:

@@ -76,6 +76,20 @@ def test_a_catalog_value_the_item_does_not_have_is_a_conflict_and_a_title_can_st
     assert label == "L4" and "color -> item title" in reasoning and "as the rater judged" not in reasoning
 
 
+def test_words_of_a_brand_or_category_name_are_not_attribute_demands():
+    kg = KnowledgeGraph.from_edges(
+        [("term:sneakers", "category:running shoes", "term_category", 0.9),
+         ("term:mens", "value:audience=men", "value_synonym", 0.9)], brands=["stridex", "stridex kids", "red wing"],
+        values=["color=red", "audience=kids", "material=wood"])
+    assert extract_demands("stridex kids sneakers", SHOE, kg) == {"brand": "stridex kids", "category": "running shoes"}
+    assert "color" not in extract_demands("red wing boots", SHOE, kg)
+    screw = {"title": "steel wood screws", "category": "wood screws", "attributes": {"material": "steel"}}
+    assert extract_demands("wood screws", screw, kg) == {"category": "wood screws"}
+    # Outside the names the same words are demands, and no phrase spans the gap a name leaves.
+    assert extract_demands("red stridex kids sneakers mens", SHOE, kg) == {
+        "brand": "stridex kids", "category": "running shoes", "color": "red", "audience": "men"}
+
+
 def test_hard_case_turns_an_exact_pair_into_a_brand_mismatch():
     item, gold = hard_case(SHOE, "brand", "Aeroline")
     label, reasoning = synthesize("stridex red sneakers", item, gold, KG)
