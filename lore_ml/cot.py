@@ -70,7 +70,7 @@ def extract_demands(query: str, item: Mapping[str, Any], kg: KnowledgeGraph) -> 
     best = max(((kg.term_categories[w][0], w) for w in words if kg.term_categories.get(w)),
                key=lambda pair: pair[0][1], default=None)
     category = str(item.get("category") or "").lower()
-    if category and category in norm:
+    if category and f" {category} " in f" {norm} ":  # whole words: "tee" is not in "steel"
         demands["category"] = category
     elif best is not None:
         demands["category"] = best[0][0]

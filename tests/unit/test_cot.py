@@ -85,6 +85,8 @@ def test_words_of_a_brand_or_category_name_are_not_attribute_demands():
     assert "color" not in extract_demands("red wing boots", SHOE, kg)
     screw = {"title": "steel wood screws", "category": "wood screws", "attributes": {"material": "steel"}}
     assert extract_demands("wood screws", screw, kg) == {"category": "wood screws"}
+    tee = {"title": "cotton tee", "category": "tee", "attributes": {}}
+    assert extract_demands("stainless steel bottle", tee, kg) == {}  # a category is named by whole words
     # Outside the names the same words are demands, and no phrase spans the gap a name leaves.
     assert extract_demands("red stridex kids sneakers mens", SHOE, kg) == {
         "brand": "stridex kids", "category": "running shoes", "color": "red", "audience": "men"}
