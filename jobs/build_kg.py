@@ -42,7 +42,9 @@ class BuildKgConfig(WindowJobConfig):
     synonym_min_overlap: float = Field(0.2, gt=0, le=1, description="Min co-click overlap of two queries.")
     synonym_max_queries_per_item: int = Field(50, ge=2, description="Top queries per item paired for synonyms.")
     value_synonym_min_confidence: float = Field(0.7, gt=0, le=1, description="Min P(value | term).")
-    value_synonym_min_lift: float = Field(3.0, ge=1, description="Min P(value | term) / P(value).")
+    value_synonym_min_lift: float = Field(
+        3.0, ge=1, description="Min ratio of the term's queries voting for the value to those expected from "
+        "each query's category alone.")
     competitor_min_overlap: float = Field(0.2, gt=0, le=1, description="Min Jaccard of two brands' categories.")
 
 
@@ -163,19 +165,22 @@ def transform_query_votes(clicks: DataFrame, facts: DataFrame) -> DataFrame:
     return top.where(2 * F.col("top") > F.col("total")).select("query_norm", "dimension", "value")
 
 
-def _term_edges(votes: DataFrame, min_support: int, min_confidence: float) -> DataFrame:
-    """term → value edges: confidence = share of the term's voting queries that vote for the value.
+def _value_shares(df: DataFrame, keys: list[str]) -> DataFrame:
+    """Per ``keys`` and value: the votes (rows) for the value, the votes in all, and their ratio.
 
-    Each term's values are collected next to its total, so the per-value counts are computed once
+    Each key's values are collected next to its total, so the per-value counts are computed once
     (a join of them with their own totals would make Sail compute them twice)."""
-    per = _terms(votes).groupBy("term", "dimension", "value").agg(F.count("*").alias("support"))
-    by_term = per.groupBy("term", "dimension").agg(
+    per = df.groupBy(*keys, "value").agg(F.count("*").alias("support"))
+    by_key = per.groupBy(*keys).agg(
         F.sum("support").alias("queries"), F.collect_list(F.struct("value", "support")).alias("values"))
-    return (
-        by_term.select("term", "dimension", "queries", F.inline("values"))
-        .withColumn("confidence", F.col("support") / F.col("queries"))
-        .where((F.col("support") >= min_support) & (F.col("confidence") >= min_confidence))
-    )
+    return by_key.select(*keys, "queries", F.inline("values")).withColumn(
+        "confidence", F.col("support") / F.col("queries"))
+
+
+def _term_edges(votes: DataFrame, min_support: int, min_confidence: float) -> DataFrame:
+    """term → value edges: confidence = share of the term's voting queries that vote for the value."""
+    return _value_shares(_terms(votes), ["term", "dimension"]).where(
+        (F.col("support") >= min_support) & (F.col("confidence") >= min_confidence))
 
 
 def _attribute_values(catalog: DataFrame) -> DataFrame:
@@ -261,20 +266,32 @@ def transform_synonym_edges(candidates: DataFrame, facts: DataFrame) -> DataFram
 
 
 def transform_value_synonym_edges(votes: DataFrame, cfg: BuildKgConfig) -> DataFrame:
-    """Query term → attribute value that the queries containing it mostly click, far above base rate
-    (``votes`` from :func:`transform_query_votes`).
+    """Query term → attribute value that the queries containing it mostly click, far more often than
+    their categories alone would make them (``votes`` from :func:`transform_query_votes`).
 
-    Lift compares with the share of all voting queries that vote for the value, so a value
-    most items carry (``bundle=single``) is no one's synonym.
+    Lift = the term's queries that vote for the value ÷ how many would, were each to vote like the
+    queries of its own category (the category it votes for; queries without one are pooled). A
+    category's word is then not a synonym of the value most of its items carry ("shirt" →
+    polyester), nor is a value most items carry (``bundle=single``) anyone's.
     """
-    votes = votes.where(F.col("dimension") != "category")
-    base = votes.groupBy("dimension", "value").agg(F.count("*").alias("value_queries")).join(
-        votes.groupBy("dimension").agg(F.count("*").alias("dimension_queries")), "dimension")
+    categories = votes.where(F.col("dimension") == "category").select(
+        "query_norm", F.col("value").alias("category"))
+    attribute_votes = votes.where(F.col("dimension") != "category").join(categories, "query_norm", "left").fillna(
+        "", ["category"])
+    category_shares = _value_shares(attribute_votes, ["category", "dimension"]).select(
+        "category", "dimension", "value", F.col("confidence").alias("category_share"))
+    candidates = _term_edges(attribute_votes, cfg.min_support, cfg.value_synonym_min_confidence).where(
+        F.col("term") != F.col("value"))
+    expected = (
+        _terms(attribute_votes).select("term", "dimension", "category")
+        .join(candidates.select("term", "dimension", "value"), ["term", "dimension"])
+        .join(category_shares, ["category", "dimension", "value"], "left")
+        .groupBy("term", "dimension", "value")
+        .agg(F.sum(F.coalesce("category_share", F.lit(0.0))).alias("expected"))
+    )
     edges = (
-        _term_edges(votes, cfg.min_support, cfg.value_synonym_min_confidence)
-        .join(base, ["dimension", "value"])
-        .withColumn("lift", F.col("confidence") / (F.col("value_queries") / F.col("dimension_queries")))
-        .where((F.col("lift") >= cfg.value_synonym_min_lift) & (F.col("term") != F.col("value")))
+        candidates.join(expected, ["term", "dimension", "value"])
+        .where(F.col("support") >= cfg.value_synonym_min_lift * F.col("expected"))
         .select(_node_id("term", F.col("term")).alias("src"),
                 _node_id("value", F.concat_ws("=", "dimension", "value")).alias("dst"), "confidence", "support")
     )

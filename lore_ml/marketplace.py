@@ -26,6 +26,8 @@ from typing import Iterator
 import numpy as np
 import yaml
 
+from lore_ml.text import normalize_query
+
 # Deciding-dimension priority: when several demands conflict, the first one names the L2.
 PRIORITY = (
     "brand", "specification", "ip", "audience", "component", "bundle", "material", "price",
@@ -585,6 +587,24 @@ class MarketplaceTruth:
         if q is None or item is None:
             return None
         return true_relevance(q, item, self.market.world)
+
+    def term_demand_share(self, term: str, dimension: str, value: str) -> tuple[int, float]:
+        """(the generator's queries with ``term`` as a word of their normalised text, the share of
+        them that demand ``dimension`` = ``value``): how far a mined term edge (term → category or
+        attribute value) holds. Values compare lower-cased, as the KG stores them."""
+        queries = self._queries_by_term.get(term, [])
+        if not queries:
+            return 0, 0.0
+        demanding = sum(str(q.demands.get(dimension, "")).lower() == value for q in queries)
+        return len(queries), demanding / len(queries)
+
+    @cached_property
+    def _queries_by_term(self) -> dict[str, list[Query]]:
+        by_term: dict[str, list[Query]] = defaultdict(list)
+        for query in self.market.queries:
+            for term in set(normalize_query(query.text).split()):
+                by_term[term].append(query)
+        return by_term
 
     def agreement(self, pairs) -> list[dict]:
         """Per source of mined pairs (a pandas DataFrame with query, item_id, label, source):
