@@ -43,8 +43,8 @@ class BuildKgConfig(WindowJobConfig):
     synonym_max_queries_per_item: int = Field(50, ge=2, description="Top queries per item paired for synonyms.")
     value_synonym_min_confidence: float = Field(0.7, gt=0, le=1, description="Min P(value | term).")
     value_synonym_min_lift: float = Field(
-        3.0, ge=1, description="Min ratio of the term's queries voting for the value to those expected from "
-        "each query's category alone.")
+        3.0, ge=1, description="Min share of the term's queries voting for the value over the share "
+        "expected from their categories alone (see transform_value_synonym_edges).")
     competitor_min_overlap: float = Field(0.2, gt=0, le=1, description="Min Jaccard of two brands' categories.")
 
 
@@ -269,29 +269,32 @@ def transform_value_synonym_edges(votes: DataFrame, cfg: BuildKgConfig) -> DataF
     """Query term → attribute value that the queries containing it mostly click, far more often than
     their categories alone would make them (``votes`` from :func:`transform_query_votes`).
 
-    Lift = the term's queries that vote for the value ÷ how many would, were each to vote like the
-    queries of its own category (the category it votes for; queries without one are pooled). A
-    category's word is then not a synonym of the value most of its items carry ("shirt" →
-    polyester), nor is a value most items carry (``bundle=single``) anyone's.
+    Lift = the share of the term's queries voting for the value ÷ the share expected were each of
+    them that votes for a category to vote like that category's queries: Σ over the term's
+    queries of P(value | their category), over their number. A category's word is then not a
+    synonym of the value most of its items carry ("shirt" → polyester), nor is a value most items
+    carry (``bundle=single``) anyone's; a term none of whose queries votes for a category gets no
+    value synonym.
     """
-    categories = votes.where(F.col("dimension") == "category").select(
-        "query_norm", F.col("value").alias("category"))
-    attribute_votes = votes.where(F.col("dimension") != "category").join(categories, "query_norm", "left").fillna(
-        "", ["category"])
-    category_shares = _value_shares(attribute_votes, ["category", "dimension"]).select(
+    categories = votes.where(F.col("dimension") == "category").select("query_norm", F.col("value").alias("category"))
+    attribute_votes = votes.where(F.col("dimension") != "category")
+    category_shares = _value_shares(attribute_votes.join(categories, "query_norm"), ["category", "dimension"]).select(
         "category", "dimension", "value", F.col("confidence").alias("category_share"))
-    candidates = _term_edges(attribute_votes, cfg.min_support, cfg.value_synonym_min_confidence).where(
-        F.col("term") != F.col("value"))
-    expected = (
-        _terms(attribute_votes).select("term", "dimension", "category")
-        .join(candidates.select("term", "dimension", "value"), ["term", "dimension"])
-        .join(category_shares, ["category", "dimension", "value"], "left")
-        .groupBy("term", "dimension", "value")
-        .agg(F.sum(F.coalesce("category_share", F.lit(0.0))).alias("expected"))
+    # The term's voting queries per category, from the categorised queries' terms (a few per query)
+    # joined with their votes: no second explode of every vote.
+    term_categories = (
+        _terms(categories).join(attribute_votes.select("query_norm", "dimension"), "query_norm")
+        .groupBy("term", "dimension", "category").agg(F.count("*").alias("category_queries"))
     )
     edges = (
-        candidates.join(expected, ["term", "dimension", "value"])
-        .where(F.col("support") >= cfg.value_synonym_min_lift * F.col("expected"))
+        _term_edges(attribute_votes, cfg.min_support, cfg.value_synonym_min_confidence)
+        .where(F.col("term") != F.col("value"))
+        .join(term_categories, ["term", "dimension"])
+        .join(category_shares, ["category", "dimension", "value"], "left")
+        .groupBy("term", "dimension", "value", "confidence", "support")
+        .agg((F.sum(F.col("category_queries") * F.coalesce("category_share", F.lit(0.0)))
+              / F.sum("category_queries")).alias("expected"))
+        .where(F.col("confidence") >= cfg.value_synonym_min_lift * F.col("expected"))
         .select(_node_id("term", F.col("term")).alias("src"),
                 _node_id("value", F.concat_ws("=", "dimension", "value")).alias("dst"), "confidence", "support")
     )

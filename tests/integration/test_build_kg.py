@@ -140,9 +140,11 @@ def test_value_synonyms(spark):
         ("term:womens", "value:audience=women", "value_synonym", 1.0, 3),
     ])  # "shoes" and "shirt" split 50/50 between the values: no edge
     assertDataFrameEqual(actual, expected, checkRowOrder=False)
-    # Expected votes: "mens shoes" 1/3 (shoes: men 1, women 2), "mens shirt" 1/2, "mens" 1 (no
-    # category of its own: pooled alone) -> lift 3 / 1.83 = 1.64; likewise "womens".
-    assert transform_value_synonym_edges(votes, cfg(value_synonym_min_lift=1.7)).count() == 0
+    # Expected shares: "mens shoes" 1/3 (shoes' queries: men 1, women 2), "mens shirt" 1/2; "mens"
+    # votes for no category and is left out: lift 1.0 / 0.42 = 2.4. "womens": (2/3 + 1/2 + 2/3) / 3,
+    # lift 1.64.
+    assertDataFrameEqual(transform_value_synonym_edges(votes, cfg(value_synonym_min_lift=2.0)),
+                         expected.where("src = 'term:mens'"))
 
 
 def test_a_category_word_is_no_synonym_of_its_categorys_usual_value(spark):
@@ -156,9 +158,9 @@ def test_a_category_word_is_no_synonym_of_its_categorys_usual_value(spark):
         "poly shirt": {"s2": 1}, "poly jacket": {"j1": 1}, "leather jacket": {"j2": 1}, "wool jacket": {"j3": 1},
     })
     votes = transform_query_votes(transform_clicks(log), transform_item_facts(cat))
-    # Shirts' queries vote polyester 4 of 5 (0.8), jackets' 1 of 3 each. "shirt": 4 of its 5 queries
-    # vote polyester against 5 x 0.8 = 4 expected, lift 1.0 (against all material votes, 5 of 8,
-    # it would be 0.8 / 0.625 = 1.28). "poly": 2 of 2 against 0.8 + 1/3 = 1.13, lift 1.76.
+    # Shirts' queries vote polyester 4 of 5 (0.8), jackets' 1 of 3 each. "shirt": 0.8 of its queries
+    # vote polyester against 0.8 expected, lift 1.0 (against all material votes, 5 of 8, it would be
+    # 0.8 / 0.625 = 1.28). "poly": 1.0 against (0.8 + 1/3) / 2 = 0.57, lift 1.76.
     assertDataFrameEqual(transform_value_synonym_edges(votes, cfg(value_synonym_min_lift=1.2)), edges(spark, [
         ("term:poly", "value:material=polyester", "value_synonym", 1.0, 2),
     ]))
