@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from lore_ml.marketplace import Item, Marketplace, MarketplaceSpec, Query, World, true_relevance
+from lore_ml.marketplace import Item, Marketplace, MarketplaceSpec, MarketplaceTruth, Query, World, true_relevance
+from lore_ml.text import normalize_query
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +83,14 @@ def test_click_model_is_position_biased_and_driven_by_relevance():
 def test_query_traffic_is_zipf_like():
     weights = Marketplace(MarketplaceSpec(rows=60_000)).query_weights()
     assert weights[0] > 10 * weights[100] and np.isclose(weights.sum(), 1.0)
+
+
+def test_term_demand_share_counts_the_generated_queries_with_the_term(tmp_path):
+    (tmp_path / "_manifest.json").write_text('{"spec": {"rows": 3000, "seed": 3, "ds": "2026-01-31"}}')
+    truth = MarketplaceTruth(tmp_path)
+    with_mens = [q for q in truth.market.queries if "mens" in normalize_query(q.text).split()]
+    assert with_mens  # the generator writes audience=men as "mens"
+    men = sum(q.demands.get("audience") == "men" for q in with_mens)
+    assert truth.term_demand_share("mens", "audience", "men") == (len(with_mens), men / len(with_mens))
+    assert men / len(with_mens) > 0.5  # "mens" -> audience=men holds
+    assert truth.term_demand_share("no-such-term", "audience", "men") == (0, 0.0)
