@@ -5,7 +5,7 @@
 Reads the ``term_category`` and ``value_synonym`` edges of silver.kg_edges for --ds and rebuilds
 the generator's queries from the drop's manifest under --raw-root. An edge term → category or
 term → dimension=value holds when most of the generated queries with the term as a word demand
-that category or value (``MarketplaceTruth.term_demand_share``). Prints, per edge type, the edges,
+that category or value (``MarketplaceTruth.edge_demand_share``). Prints, per edge type, the edges,
 the share that hold, their mean confidence (the share of the term's voting queries that vote for
 the target) and the mean share of the term's generated queries that demand it, then every
 value-synonym edge, failing ones first. A term → category edge is one of a term's distribution
@@ -29,11 +29,10 @@ def main() -> None:
     truth = MarketplaceTruth(args.raw_root)
     rows = []
     for edge in edges.itertuples():
-        term = edge.src.split(":", 1)[1]
-        kind, target = edge.dst.split(":", 1)
-        dimension, value = ("category", target) if kind == "category" else target.split("=", 1)
-        queries, share = truth.term_demand_share(term, dimension, value)
-        rows.append((edge.edge_type, term, f"{dimension}={value}", edge.confidence, edge.support, queries, share))
+        queries, share = truth.edge_demand_share(edge.src, edge.dst)
+        term, target = edge.src.split(":", 1)[1], edge.dst.split(":", 1)[1]
+        target = target if edge.edge_type == "value_synonym" else f"category={target}"
+        rows.append((edge.edge_type, term, target, edge.confidence, edge.support, queries, share))
     print(f"mined term edges vs the generator's query demands, ds={args.ds}")
     print(f"{'edge type':<15}{'edges':>7}{'hold':>7}{'share':>8}{'mean confidence':>17}{'mean demand share':>19}")
     for edge_type in ("term_category", "value_synonym"):

@@ -598,6 +598,13 @@ class MarketplaceTruth:
         demanding = sum(str(q.demands.get(dimension, "")).lower() == value for q in queries)
         return len(queries), demanding / len(queries)
 
+    def edge_demand_share(self, src: str, dst: str) -> tuple[int, float]:
+        """:meth:`term_demand_share` of a mined KG edge given by its node ids: ``term:<t>`` →
+        ``category:<c>`` or ``value:<dimension>=<v>``."""
+        kind, target = dst.split(":", 1)
+        dimension, value = ("category", target) if kind == "category" else target.split("=", 1)
+        return self.term_demand_share(src.split(":", 1)[1], dimension, value)
+
     @cached_property
     def _queries_by_term(self) -> dict[str, list[Query]]:
         by_term: dict[str, list[Query]] = defaultdict(list)

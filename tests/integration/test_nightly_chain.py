@@ -62,10 +62,7 @@ def test_mined_value_synonyms_are_what_the_terms_queries_demand(chain):
     root, _, lakehouse = chain
     truth = MarketplaceTruth(root / "raw")
     edges = lakehouse.read_partition("silver.kg_edges", DS).where(F.col("edge_type") == "value_synonym").collect()
-    shares = {}
-    for edge in edges:
-        dimension, value = edge["dst"].split(":", 1)[1].split("=", 1)
-        shares[edge["src"], edge["dst"]] = truth.term_demand_share(edge["src"].split(":", 1)[1], dimension, value)[1]
+    shares = {(edge["src"], edge["dst"]): truth.edge_demand_share(edge["src"], edge["dst"])[1] for edge in edges}
     assert all(share > 0.5 for share in shares.values()), shares
 
 

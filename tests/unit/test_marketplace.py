@@ -94,3 +94,6 @@ def test_term_demand_share_counts_the_generated_queries_with_the_term(tmp_path):
     assert truth.term_demand_share("mens", "audience", "men") == (len(with_mens), men / len(with_mens))
     assert men / len(with_mens) > 0.5  # "mens" -> audience=men holds
     assert truth.term_demand_share("no-such-term", "audience", "men") == (0, 0.0)
+    assert truth.edge_demand_share("term:mens", "value:audience=men") == truth.term_demand_share("mens", "audience", "men")
+    leaf = with_mens[0].leaf
+    assert truth.edge_demand_share("term:mens", f"category:{leaf}") == truth.term_demand_share("mens", "category", leaf)
