@@ -25,8 +25,9 @@ import datetime as dt
 import logging
 import sys
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import DecimalType
 
 from lore_ml.config import InputsNotReady, JobConfig, WindowJobConfig
 
@@ -34,6 +35,8 @@ log = logging.getLogger("lore.rollup_logs")
 
 # The count columns of silver.daily_impressions, which the window jobs sum.
 COUNTS = ("impressions", "clicks", "carts", "purchases", "skips")
+# Position ratio terms are summed in this type: exact addition, 26 digits before the point.
+EXACT = DecimalType(38, 12)
 TABLES = ("silver.daily_searches", "silver.daily_impressions", "silver.daily_position_ratios")
 
 
@@ -75,14 +78,21 @@ def transform_daily_position_ratios(daily_impressions: DataFrame) -> DataFrame:
     """Per position k of one day's :func:`transform_daily_impressions`: Σ m·ctr_k (numerator) and
     Σ m·ctr_1 (denominator) over the (query, item) pairs shown at both 1 and k, m = min(impressions
     at 1, impressions at k), and how many such pairs there were. Every position shown that day has
-    a row (zeros without a pair), so a day with logs is never missing from the table."""
+    a row (zeros without a pair), so a day with logs is never missing from the table.
+
+    The terms are summed as decimals (12 places), whose addition is exact, so a re-run writes the
+    same bits whatever order the engine adds them in (a sum of doubles varies in its last bits)."""
     per = daily_impressions.select("query", "item_id", "position", F.col("impressions").alias("n"),
                                    F.col("clicks").alias("c"))
     first = per.where(F.col("position") == 1).select("query", "item_id", F.col("n").alias("n1"), F.col("c").alias("c1"))
     m = F.least("n", "n1")
+
+    def exact_sum(term: Column) -> Column:
+        return F.sum(term.cast(EXACT)).cast("double")
+
     sums = per.join(first, ["query", "item_id"]).groupBy("position").agg(
-        F.sum(m * F.col("c") / F.col("n")).alias("numerator"),
-        F.sum(m * F.col("c1") / F.col("n1")).alias("denominator"),
+        exact_sum(m * F.col("c") / F.col("n")).alias("numerator"),
+        exact_sum(m * F.col("c1") / F.col("n1")).alias("denominator"),
         F.count("*").alias("pairs"),
     )
     return per.select("position").distinct().join(sums, "position", "left").select(

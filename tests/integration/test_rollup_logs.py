@@ -60,6 +60,25 @@ def test_position_ratios_have_a_row_for_every_position_shown(spark):
     assertDataFrameEqual(actual, expected, checkRowOrder=False)
 
 
+def test_position_ratios_are_the_same_bits_whatever_order_the_engine_sums_in(spark):
+    from pyspark.sql import functions as F
+
+    # 600 items shown at 1 and 2, clicks over impressions of thirds to thirteenths at magnitudes
+    # 1..1e6: summed as doubles, these terms gave four different last bits over the orders below.
+    rows = []
+    for i in range(600):
+        shown, scale = 3 + i % 11, 10 ** (i % 7)
+        rows.append(("q", f"i{i}", 1, shown * scale + 1, (i % shown) * scale, 0, 0, 0, "q"))
+        rows.append(("q", f"i{i}", 2, (shown + 1) * scale, (i * 7 % shown) * scale, 0, 0, 0, "q"))
+    impressions = spark.createDataFrame(rows, "query string, item_id string, position int, impressions long, clicks "
+                                              "long, carts long, purchases long, skips long, query_norm string")
+    orders = [impressions.repartition(parts) for parts in (1, 3, 8, 17)]
+    orders += [impressions.orderBy(F.desc("item_id")).repartition(parts) for parts in (3, 17)]
+    results = {tuple((r.position, r.numerator.hex(), r.denominator.hex()) for r in
+                     transform_daily_position_ratios(order).orderBy("position").collect()) for order in orders}
+    assert len(results) == 1, results
+
+
 def test_run_writes_every_table_and_is_idempotent(lakehouse, sail_spark):
     import datetime as dt
 
