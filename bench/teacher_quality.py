@@ -8,7 +8,8 @@ stored in its manifest), then is evaluated on --split with `lore eval` (report f
 artifacts/eval/, a row in gold.eval_reports); both the argmax labels and the fitted rule's are
 shown. The majority baseline predicts, for every example, the most frequent label of the same
 dataset's *train* split. Prints Acc@2, Acc@4, macro-F1, ECE and Spearman (where ratings exist).
---think-first evaluates in the reasoning-first format (rule fitted in that format too) and adds
+--think-first evaluates in the reasoning-first format (rule fitted in that format too, and refused
+when its labels follow the reasoning less often than argmax's: see ``max_reasoning_disagreement``) and adds
 how often the reasoning's deciding rule (the last rule id it cites) gives the label shown
 (rule→label) and the gold level (rule→gold).
 """
@@ -50,6 +51,8 @@ def main() -> None:
         if args.fit_on:
             fitted, _ = run_eval(EvalConfig.load(overrides={**common, "split": args.fit_on, "fit_decision": True}))
             print(f"{model}: decision rule {fitted['decision']} fitted on {args.fit_on} (n={fitted['n']})")
+            if fitted.get("refused_decision"):
+                print(f"{model}: refused (its labels contradict the reasoning): {fitted['refused_decision']}")
         metrics, out = run_eval(EvalConfig.load(overrides={**common, "split": args.split}))
         if "argmax" in metrics:
             rows.append((f"{model}{mode} (argmax)", {**metrics["argmax"], "ece": metrics.get("ece")}))

@@ -13,6 +13,7 @@ reasoning ends on a rule of the level they give, and of the gold level.
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Sequence
@@ -24,6 +25,8 @@ from lore_ml.config import InputsNotReady, JobConfig
 from lore_ml.labels import DATASETS, GAINS, LABELS, RELEVANT_LABELS, DatasetName, label_level, of_dataset
 from lore_ml.prompts import deciding_rule_id
 from lore_ml.rules import leads_to
+
+log = logging.getLogger("lore.eval")
 
 # think-first: the deciding rule gives the predicted level / the gold level
 RULE_METRICS = ("rule_follows_label", "rule_gives_gold")
@@ -109,15 +112,48 @@ def evaluate(
     else:
         scores = np.array([gains[LABELS.index(p)] for p in pred_levels])
     if reasonings is not None:
-        deciding = [deciding_rule_id(r) for r in reasonings]
         for name, levels in zip(RULE_METRICS, (pred_levels, gold_levels)):
-            metrics[name] = float(np.mean([leads_to(d, level) for d, level in zip(deciding, levels)]))
+            metrics[name] = rule_follows(levels, reasonings)
     if ratings is not None:
         pairs = [(s, r) for s, r in zip(scores, ratings) if r is not None and not np.isnan(r)]
         if len(pairs) > 2:
             rho = spearmanr([s for s, _ in pairs], [r for _, r in pairs]).statistic
             metrics["spearman"] = None if np.isnan(rho) else float(rho)
     return metrics
+
+
+def rule_follows(levels: Sequence[str], reasonings: Sequence[str]) -> float:
+    """The share of ``levels`` (``L1``..``L4``) that the rule their reasoning ends on gives.
+
+    >>> rule_follows(["L2", "L4", "L4"], ["... the brand conflicts, R-BRD-01", "all met: R-EXA-01", "no rule"])
+    0.6666666666666666
+    """
+    return float(np.mean([leads_to(deciding_rule_id(r), level) for level, r in zip(levels, reasonings)]))
+
+
+def refuse_contradicting_rule(fitted: dict, probabilities: np.ndarray, reasonings: Sequence[str],
+                              tolerance: float) -> dict | None:
+    """Why ``fitted`` may not label think-first judgments, or None when it may.
+
+    A think-first judgment is served with its reasoning. On a nearly one-hot p(L1..L4) (what a
+    model that has reasoned first gives) a rule fitted for macro-F1 moves labels across the level
+    the reasoning concluded: the README's teacher kept 63 % of its labels on the reasoning's rule
+    under the fitted cut points, against 98 % under argmax. The fitted rule is refused when the
+    share of its labels that the reasoning's rule gives is more than ``tolerance`` below argmax's.
+
+    >>> p, why = np.array([[0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]]), ["R-BRD-01", "R-EXA-01"]
+    >>> refuse_contradicting_rule({"rule": "bias", "bias": [0, 0, 0, 0]}, p, why, 0.02) is None
+    True
+    >>> refuse_contradicting_rule({"rule": "thresholds", "cuts": [1.5, 2.5, 2.9]}, p, why, 0.02)["rule_follows_label"]
+    0.5
+    """
+    from lore_ml.decision import decide
+
+    fitted_share, argmax_share = (rule_follows([LABELS[k] for k in decide(probabilities, rule)], reasonings)
+                                  for rule in (fitted, None))
+    if argmax_share - fitted_share <= tolerance:
+        return None
+    return {**fitted, "rule_follows_label": fitted_share, "argmax_rule_follows_label": argmax_share}
 
 
 def _dimension_table(gold: Sequence[str], predicted: Sequence[str]) -> dict[str, dict]:
@@ -175,7 +211,7 @@ def write_report(metrics: dict, out_dir: str | Path, title: str) -> Path:
         "| metric | value |", "|---|---:|",
         *(f"| {name} | {metrics[name]:.3f} |" for name in REPORTED_METRICS if metrics.get(name) is not None),
         f"| n | {metrics['n']:,} |", "",
-        f"Labels: {_describe_decision(metrics.get('decision'))}.", "",
+        f"Labels: {_describe_decision(metrics.get('decision'))}.", *_describe_refusal(metrics.get("refused_decision")), "",
         "| class | F1 |", "|---|---:|", *(f"| {label} | {f:.3f} |" for label, f in metrics["f1"].items()), "",
         "Confusion (rows gold, columns predicted): ![confusion](confusion.png)", "",
     ]
@@ -213,6 +249,15 @@ def _describe_decision(decision: dict | None) -> str:
     return f"cut points {[round(c, 2) for c in decision['cuts']]} on the expected level (fitted on dev)"
 
 
+def _describe_refusal(refused: dict | None) -> list[str]:
+    """The report's line on a fitted rule that was not stored because its labels contradict the reasoning."""
+    if refused is None:
+        return []
+    return [f"The rule fitted here ({_describe_decision(refused)}) was not stored: the rule its reasoning ends on gives "
+            f"{refused['rule_follows_label']:.1%} of its labels, against {refused['argmax_rule_follows_label']:.1%} "
+            "of argmax's (max_reasoning_disagreement)."]
+
+
 class ReportConfig(JobConfig):
     """Which model, and whose human labels on which split: what a report is about."""
 
@@ -243,6 +288,10 @@ class EvalConfig(ReportConfig):
                                "refused on test. The report then shows the labels under the fitted rule.")
     think_first: bool = Field(False, description="Generate the reasoning before reading the label (slower); "
                               "default: label-first, as the real-time tier decodes.")
+    max_reasoning_disagreement: float = Field(
+        0.02, ge=0, le=1, description="With --think-first --fit-decision: the fitted rule is stored only if the share "
+        "of its labels that the rule their reasoning ends on gives is at most this far below argmax's; otherwise "
+        "argmax is stored, so a judgment is never served with reasoning that argues for another label.")
     max_model_len: int = Field(4096, ge=256, description="Longest prompt + answer in tokens (at most the model's "
                                "context). An example longer fails the run: a report over the rest would not compare.")
     out_dir: Path = Field(Path("artifacts/eval"), description="Reports go to <out_dir>/<model>-<dataset>-<split>/.")
@@ -281,8 +330,16 @@ def run_eval(cfg: EvalConfig) -> tuple[dict, Path]:
         raise ValueError(f"{len(too_long)} of {len(examples)} examples (e.g. {too_long[0]}) do not fit max_model_len="
                          f"{cfg.max_model_len} with their answer: raise it (up to the model's context)")
     model_version = judge.model_version
+    refused = None
     if cfg.fit_decision:
         judge.decision = fit_decision(probabilities, np.array([LABELS.index(label_level(g)) for g in examples["label"]]))
+        if cfg.think_first:
+            refused = refuse_contradicting_rule(judge.decision, probabilities, thoughts, cfg.max_reasoning_disagreement)
+        if refused:
+            log.warning("the fitted rule's labels follow the reasoning in %.1f%% of pairs against argmax's %.1f%%: "
+                        "storing argmax for think-first", 100 * refused["rule_follows_label"],
+                        100 * refused["argmax_rule_follows_label"])
+            judge.decision = None
         model_version = judge.model_version = save_decision(cfg.model_path, judge.answer_format, judge.decision)
     predictions = judge.finish(texts, thoughts, probabilities)
     reasonings = [p.reasoning or "" for p in predictions] if cfg.think_first else None
@@ -292,6 +349,8 @@ def run_eval(cfg: EvalConfig) -> tuple[dict, Path]:
         reasonings=reasonings,
     )
     record_decision(metrics, list(examples["label"]), probabilities, judge.decision, reasonings)
+    if refused:
+        metrics["refused_decision"] = refused
     mode = "-think-first" if cfg.think_first else ""
     out = write_report(metrics, cfg.out_dir / f"{Path(cfg.model_path).name}-{cfg.dataset}-{cfg.split}{mode}",
                        f"{model_version} on {cfg.dataset} {cfg.split} (n={metrics['n']})")
@@ -308,8 +367,6 @@ def run_eval(cfg: EvalConfig) -> tuple[dict, Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import logging
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cfg = EvalConfig.from_cli(argv, prog="lore eval")
     metrics, out = run_eval(cfg)

@@ -296,6 +296,44 @@ def test_a_think_first_eval_checks_each_label_against_the_rule_its_reasoning_end
     assert "| rule_follows_label |" in (out / "report.md").read_text()
 
 
+def test_a_think_first_rule_that_contradicts_the_reasoning_is_not_stored(chain, tiny_teacher, tmp_path, monkeypatch):
+    """A stand-in read of the labels: every reasoning ends on the exact-match rule (L4) and p(L4)
+    leads, but the gold level gets the next most mass, so a rule fitted for macro-F1 moves labels
+    off L4, against the reasoning served with them: argmax is stored instead."""
+    import shutil
+
+    from lore_ml.evaluation import EvalConfig, run_eval
+    from lore_ml.inference import TransformersJudge
+    from lore_ml.labels import LABELS, label_level
+    from lore_ml.modeling import read_manifest
+
+    _, job, lakehouse = chain
+    dev = lakehouse.read_partition("gold.sft_examples", DS).where((F.col("split") == "dev") & (F.col("kind") == "gold"))
+    gold = {row["prompt"]: LABELS.index(label_level(row["label"])) for row in dev.collect()}
+    assert len(set(gold.values())) > 1  # a mix of levels, so fitting has something to move
+
+    def read_labels(self, prompts):
+        p = np.full((len(prompts), 4), 0.05)
+        for row, prompt in enumerate(prompts):
+            p[row, gold[prompt]] += 0.35
+            p[row, 3] += 0.45
+        thought = "every demand met: R-EXA-01"
+        texts = [f"{prompt}<think>{thought}</think>" for prompt in prompts]
+        return texts, [thought] * len(prompts), p / p.sum(axis=1, keepdims=True)
+
+    monkeypatch.setattr(TransformersJudge, "read_labels", read_labels)
+    teacher = tmp_path / "teacher"
+    shutil.copytree(tiny_teacher, teacher)
+    metrics, out = run_eval(EvalConfig.load(overrides={
+        **job, "model_path": str(teacher), "max_examples": 40, "out_dir": str(tmp_path / "eval"), "split": "dev",
+        "fit_decision": True, "think_first": True}))
+    refused = metrics["refused_decision"]
+    assert refused["argmax_rule_follows_label"] == 1.0 and refused["rule_follows_label"] < 0.98
+    assert metrics["decision"] is None and read_manifest(teacher)["decision"] == {"think_first": None}
+    assert metrics["rule_follows_label"] == 1.0 and set(metrics["predicted_distribution"]) == {"L4"}
+    assert "was not stored" in (out / "report.md").read_text()
+
+
 class HashJudge:
     """A stand-in teacher with decided answers (label by prompt hash, every 7th a failure), so the
     job's bookkeeping is checked independently of what a tiny random model happens to output.
