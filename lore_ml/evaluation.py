@@ -253,9 +253,9 @@ def _describe_refusal(refused: dict | None) -> list[str]:
     """The report's line on a fitted rule that was not stored because its labels contradict the reasoning."""
     if refused is None:
         return []
-    return [f"The rule fitted here ({_describe_decision(refused)}) was not stored: the rule its reasoning ends on gives "
-            f"{refused['rule_follows_label']:.1%} of its labels, against {refused['argmax_rule_follows_label']:.1%} "
-            "of argmax's (max_reasoning_disagreement)."]
+    return [f"The rule fitted here ({_describe_decision(refused)}) was not stored: its labels follow the rule their "
+            f"reasoning ends on in {refused['rule_follows_label']:.1%} of pairs, argmax's in "
+            f"{refused['argmax_rule_follows_label']:.1%} (max_reasoning_disagreement)."]
 
 
 class ReportConfig(JobConfig):
