@@ -258,15 +258,19 @@ def test_eval_refuses_examples_longer_than_max_model_len(chain, tiny_teacher, tm
                                             "max_model_len": 256, "out_dir": str(tmp_path / "eval")}))
 
 
-def test_a_decision_rule_fitted_on_dev_is_stored_and_labels_the_test_report(chain, tiny_teacher, tmp_path):
+@pytest.fixture
+def teacher(tiny_teacher, tmp_path):
+    """A copy of the tiny teacher, whose manifest a test may change (a fitted decision rule)."""
     import shutil
 
+    return Path(shutil.copytree(tiny_teacher, tmp_path / "teacher"))
+
+
+def test_a_decision_rule_fitted_on_dev_is_stored_and_labels_the_test_report(chain, teacher, tmp_path):
     from lore_ml.evaluation import EvalConfig, run_eval
     from lore_ml.modeling import model_version, read_manifest
 
     _, job, _ = chain
-    teacher = tmp_path / "teacher"
-    shutil.copytree(tiny_teacher, teacher)
     before = model_version(teacher)
     base = {**job, "model_path": str(teacher), "max_examples": 12, "out_dir": str(tmp_path / "eval")}
     with pytest.raises(ValueError, match="never on the test split"):
@@ -280,14 +284,10 @@ def test_a_decision_rule_fitted_on_dev_is_stored_and_labels_the_test_report(chai
     assert "rule_follows_label" not in test  # label-first judgments carry no reasoning to check
 
 
-def test_a_think_first_eval_checks_each_label_against_the_rule_its_reasoning_ends_on(chain, tiny_teacher, tmp_path):
-    import shutil
-
+def test_a_think_first_eval_checks_each_label_against_the_rule_its_reasoning_ends_on(chain, teacher, tmp_path):
     from lore_ml.evaluation import RULE_METRICS, EvalConfig, run_eval
 
     _, job, _ = chain
-    teacher = tmp_path / "teacher"
-    shutil.copytree(tiny_teacher, teacher)
     metrics, out = run_eval(EvalConfig.load(overrides={
         **job, "model_path": str(teacher), "max_examples": 4, "out_dir": str(tmp_path / "eval"), "split": "dev",
         "fit_decision": True, "think_first": True}))
@@ -296,14 +296,12 @@ def test_a_think_first_eval_checks_each_label_against_the_rule_its_reasoning_end
     assert "| rule_follows_label |" in (out / "report.md").read_text()
 
 
-def test_a_think_first_rule_that_contradicts_the_reasoning_is_not_stored(chain, tiny_teacher, tmp_path, monkeypatch):
+def test_a_think_first_rule_that_contradicts_the_reasoning_is_not_stored(chain, teacher, tmp_path, monkeypatch):
     """A stand-in read of the labels: every reasoning ends on the exact-match rule (L4) and p(L4)
     leads, but the gold level gets the next most mass, so a rule fitted for macro-F1 moves labels
     off L4, against the reasoning served with them: argmax is stored instead."""
-    import shutil
-
     from lore_ml.evaluation import EvalConfig, run_eval
-    from lore_ml.inference import TransformersJudge
+    from lore_ml.inference import THINK_CLOSE, THINK_OPEN, TransformersJudge
     from lore_ml.labels import LABELS, label_level
     from lore_ml.modeling import read_manifest
 
@@ -318,12 +316,10 @@ def test_a_think_first_rule_that_contradicts_the_reasoning_is_not_stored(chain, 
             p[row, gold[prompt]] += 0.35
             p[row, 3] += 0.45
         thought = "every demand met: R-EXA-01"
-        texts = [f"{prompt}<think>{thought}</think>" for prompt in prompts]
+        texts = [prompt + THINK_OPEN + thought + THINK_CLOSE for prompt in prompts]
         return texts, [thought] * len(prompts), p / p.sum(axis=1, keepdims=True)
 
     monkeypatch.setattr(TransformersJudge, "read_labels", read_labels)
-    teacher = tmp_path / "teacher"
-    shutil.copytree(tiny_teacher, teacher)
     metrics, out = run_eval(EvalConfig.load(overrides={
         **job, "model_path": str(teacher), "max_examples": 40, "out_dir": str(tmp_path / "eval"), "split": "dev",
         "fit_decision": True, "think_first": True}))
