@@ -96,6 +96,12 @@ class LakehouseConfig(_Section):
         "the older days. Empty (the default): every day is kept. lore_ml/retention.py says which tables may "
         "expire and the fewest days each must keep.",
     )
+    commit_attempts: PositiveInt = Field(
+        8,
+        description="Attempts at one day's write when another writer commits to the same table at the same "
+        "moment (e.g. a backfill writing several days at once): Sail makes one commit attempt and fails the "
+        "other writer, so the write is run again, after a random pause that grows with each attempt.",
+    )
 
     def retention(self) -> dict[str, int]:
         """:attr:`keep_days` by full table name.

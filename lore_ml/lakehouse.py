@@ -34,6 +34,7 @@ from pyspark.sql.types import (
     StructType,
     TimestampType,
 )
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from lore_ml.config import InputsNotReady, LakehouseConfig
 from lore_ml.storage import filesystem
@@ -242,6 +243,21 @@ class SchemaChanges:
                          + self.conflicts) or "up to date"
 
 
+# What Sail (and delta-rs) say when another writer took the table version this commit wanted.
+COMMIT_RACE_MESSAGES = ("Failed to commit transaction", "Tried committing existing table version", "Missing commit file")
+
+
+def lost_commit_race(exc: BaseException) -> bool:
+    """Whether a write failed only because another writer committed to the table at the same moment.
+
+    >>> lost_commit_race(RuntimeError("Failed to commit transaction: 0"))
+    True
+    >>> lost_commit_race(RuntimeError("Permission denied"))
+    False
+    """
+    return any(message in str(exc) for message in COMMIT_RACE_MESSAGES)
+
+
 def open_delta(uri: str):
     """The ``deltalake.DeltaTable`` at ``uri``, or None when there is none: one read of its log
     (``is_deltatable`` and then ``DeltaTable`` would read it twice: two round trips on a store)."""
@@ -327,10 +343,25 @@ class Lakehouse:
         its ``ds`` column is set here. Re-running with the same input leaves the same rows. A
         table stored by an older LORE gets its new columns first (:func:`migrate_table`).
         Each write is logged with its time: a long job's progress.
+
+        Writers of other days of the table may run at the same time. Sail makes one commit
+        attempt, so a write whose commit collides with another's is run again (up to
+        ``lakehouse.commit_attempts`` in all); the loser's data files stay behind, unreferenced,
+        until ``lore vacuum-lakehouse``. Two writers of one day leave the last committer's rows.
         """
         started = time.perf_counter()
-        expected = schema_of(table)
-        df = conform(df.withColumn(PARTITION_COLUMN, F.lit(_checked_ds(ds))), expected, table)
+        df = conform(df.withColumn(PARTITION_COLUMN, F.lit(_checked_ds(ds))), schema_of(table), table)
+        retrying = Retrying(
+            retry=retry_if_exception(lost_commit_race), stop=stop_after_attempt(self.config.commit_attempts),
+            wait=wait_random_exponential(multiplier=0.2, max=10), reraise=True,
+            before_sleep=lambda state: log.warning(
+                "%s ds=%s: another writer committed to the table at the same moment; writing again in %.1f s "
+                "(attempt %d of %d)", table, ds, state.next_action.sleep, state.attempt_number + 1,
+                self.config.commit_attempts))
+        retrying(self._write_once, df, table, ds)
+        log.info("wrote %s ds=%s (%.2f s)", table, ds, time.perf_counter() - started)
+
+    def _write_once(self, df: DataFrame, table: str, ds: str) -> None:
         # A table written by another LORE version: Sail would drop a new column's values without a
         # word and refuse a write without a retired column, so both are settled here first.
         changes = migrate_table(self.config, table)
@@ -348,7 +379,6 @@ class Lakehouse:
         else:
             writer = writer.mode("overwrite").option("replaceWhere", f"{PARTITION_COLUMN} = '{ds}'")
         writer.save(self.uri(table))
-        log.info("wrote %s ds=%s (%.2f s)", table, ds, time.perf_counter() - started)
 
     def write_arrow(self, rows, table: str, ds: str) -> None:
         """:meth:`write_partition` for rows built in Python (a ``pyarrow.Table``).
