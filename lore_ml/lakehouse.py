@@ -243,12 +243,14 @@ class SchemaChanges:
                          + self.conflicts) or "up to date"
 
 
-# What Sail (and delta-rs) say when another writer took the table version this commit wanted.
-COMMIT_RACE_MESSAGES = ("Failed to commit transaction", "Tried committing existing table version", "Missing commit file")
+# What Sail says when another writer took the table version this commit wanted, committed while the
+# log's first checkpoint was written, or created the table this write found missing a moment before.
+COMMIT_RACE_MESSAGES = ("Failed to commit transaction", "Missing commit file", "Delta table already exists")
 
 
 def lost_commit_race(exc: BaseException) -> bool:
-    """Whether a write failed only because another writer committed to the table at the same moment.
+    """Whether a write failed only because another writer committed to (or created) the table at
+    the same moment.
 
     >>> lost_commit_race(RuntimeError("Failed to commit transaction: 0"))
     True
