@@ -27,6 +27,9 @@ RETRY_LINE = "another writer committed to the table at the same moment"
 TABLES_WRITTEN = {
     "ingest": ["bronze.search_log", "quarantine.search_log", "bronze.catalog", "bronze.human_labels"],
     "rollup-logs": ["silver.daily_searches", "silver.daily_impressions", "silver.daily_position_ratios"],
+    "stratify": ["silver.query_tiers"],
+    "build-kg": ["silver.kg_nodes", "silver.kg_edges"],
+    "mine-pairs": ["silver.training_pairs"],
 }
 
 
@@ -63,7 +66,8 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=100_000, help="search log rows over all days")
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--ds", default="2026-01-07", help="the last day")
-    parser.add_argument("--steps", nargs="+", choices=sorted(TABLES_WRITTEN), default=["ingest", "rollup-logs"])
+    parser.add_argument("--steps", nargs="+", choices=list(TABLES_WRITTEN), default=list(TABLES_WRITTEN),
+                        help="in the order given (each reads what the ones before it wrote)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/lore-parallel-backfill"))
     args = parser.parse_args()
 
