@@ -97,7 +97,7 @@ def main() -> int:
     differ = 0
     for table in [table for step in args.steps for table in TABLES_WRITTEN[step]]:
         if not (serial.exists(table) and parallel.exists(table)):
-            print(f"{table:<32}{'written serially: ' + str(serial.exists(table)):>32}  no")
+            print(f"{table:<32}{'not written ' + ('in parallel' if serial.exists(table) else 'serially'):>32}  no")
             differ += 1
             continue
         a, b = serial.read(table), parallel.read(table)
