@@ -24,13 +24,8 @@ from pathlib import Path
 from machine import speed_line
 
 RETRY_LINE = "another writer committed to the table at the same moment"
-TABLES_WRITTEN = {
-    "ingest": ["bronze.search_log", "quarantine.search_log", "bronze.catalog", "bronze.human_labels"],
-    "rollup-logs": ["silver.daily_searches", "silver.daily_impressions", "silver.daily_position_ratios"],
-    "stratify": ["silver.query_tiers"],
-    "build-kg": ["silver.kg_nodes", "silver.kg_edges"],
-    "mine-pairs": ["silver.training_pairs"],
-}
+# The Spark job steps of a nightly run, in order; the tables each writes come from lakehouse.WRITTEN_BY.
+STEPS = ("ingest", "rollup-logs", "stratify", "build-kg", "mine-pairs")
 
 
 def run_step(step: str, ds: str, raw_root: Path, lake: Path, logs: Path) -> tuple[int, int]:
@@ -66,13 +61,13 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=100_000, help="search log rows over all days")
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--ds", default="2026-01-07", help="the last day")
-    parser.add_argument("--steps", nargs="+", choices=list(TABLES_WRITTEN), default=list(TABLES_WRITTEN),
+    parser.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS),
                         help="in the order given (each reads what the ones before it wrote)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/lore-parallel-backfill"))
     args = parser.parse_args()
 
     from lore_ml.config import LakehouseConfig, SparkConfig
-    from lore_ml.lakehouse import Lakehouse, content_hash
+    from lore_ml.lakehouse import WRITTEN_BY, Lakehouse, content_hash
     from lore_ml.spark import get_spark
 
     raw_root = args.workdir / "raw"
@@ -95,7 +90,10 @@ def main() -> int:
     serial, parallel = (Lakehouse(spark, LakehouseConfig(root=str(way["lake"]))) for way in ways)
     print(f"\n{'table':<32}{'rows (serial)':>15}{'rows (parallel)':>17}  same")
     differ = 0
-    for table in [table for step in args.steps for table in TABLES_WRITTEN[step]]:
+    for table in [table for step in args.steps for table, command in WRITTEN_BY.items() if command == f"lore {step}"]:
+        if not (serial.exists(table) or parallel.exists(table)):
+            print(f"{table:<32}{'not written either way':>32}")
+            continue
         if not (serial.exists(table) and parallel.exists(table)):
             print(f"{table:<32}{'not written ' + ('in parallel' if serial.exists(table) else 'serially'):>32}  no")
             differ += 1
