@@ -21,7 +21,7 @@ LORE = os.environ.get("LORE_CLI", "lore")
 EXTRA_ARGS = os.environ.get("LORE_DAG_ARGS", "")
 SPARK_SUBMIT = os.environ.get("LORE_SPARK_SUBMIT", "") == "1"
 JOBS_DIR = Path(os.environ.get("LORE_JOBS_DIR", Path(__file__).resolve().parent.parent / "jobs"))
-SKIP_EXIT_CODE = 99  # a gate that says "not this time": the task is skipped, not failed
+SKIP_EXIT_CODE = 99  # lore_ml.cli.SKIPPED: a command declined to act (a gate, a backfilled day): skip, not fail
 
 DEFAULT_ARGS = {
     "owner": "lore",

@@ -10,7 +10,9 @@ run that died half-way is resumed by the next. Spark packs the judgments, encode
 Redis and gathers them per query (:func:`transform_cache_entries`); the queries stream into a
 local file (the system's temporary folder), which the Redis writer reads back in batches of
 queries in query-hash order (:class:`SpilledBatches`): the process never holds the day's
-judgments at once.
+judgments at once. A day older than the one the active version holds (a backfill) is refused
+before anything is read, with exit status 99 (the DAG skips the task); ``--force`` switches
+back to it.
 
     python -m jobs.fill_cache --ds 2026-01-31 [--force]
 """
@@ -32,9 +34,10 @@ from pydantic import Field
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from lore_ml.cli import SKIPPED
 from lore_ml.config import InputsNotReady, JobConfig
 from lore_ml.labels import LABELS
-from lore_ml.online_store import HashFields
+from lore_ml.online_store import HashFields, StaleVersion
 
 log = logging.getLogger("lore.fill_cache")
 
@@ -202,6 +205,9 @@ def run(cfg: FillCacheConfig, client=None):
         client.ping()
     except redis.RedisError as exc:
         raise unavailable(client, exc) from exc
+    writer = CacheWriter(client, Keys(cfg.redis.key_prefix), cfg.pending_ttl_s,
+                         cfg.old_version_ttl_s, write_back_max_age_s=cfg.write_back_max_age_s)
+    writer.refuse_stale(cfg.ds_str, cfg.force)  # likewise: a backfilled day is refused before any read
     judgments = lakehouse.read_partition("gold.relevance_judgments", cfg.ds_str)
     fit = packable()
     ok, cacheable, models = judgments.agg(F.count(F.when(F.col("status") == "ok", 1)), F.count(F.when(fit, 1)),
@@ -227,8 +233,6 @@ def run(cfg: FillCacheConfig, client=None):
             SpilledBatches(Path(scratch) / "entries.resp", entries, cfg.batch_queries) as batches:
         log.info("%d queries (%d batches) streamed to %s in %.1f s", len(batches.keys), len(batches), batches.path,
                  time.perf_counter() - started)
-        writer = CacheWriter(client, Keys(cfg.redis.key_prefix), cfg.pending_ttl_s,
-                             cfg.old_version_ttl_s, write_back_max_age_s=cfg.write_back_max_age_s)
         with tqdm(total=len(batches), desc="fill_cache: to Redis", unit="batch", disable=None, file=sys.stderr) as bar:
             return writer.fill(batches.version(cfg.ds_str, tiers), cfg.ds_str, batches, tiers,
                                {"model_versions": ",".join(models)}, force=cfg.force,
@@ -239,7 +243,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cfg = FillCacheConfig.from_cli(argv, prog="python -m jobs.fill_cache")
     started = time.perf_counter()
-    result = run(cfg)
+    try:
+        result = run(cfg)
+    except StaleVersion as exc:  # a backfilled day: the cache keeps serving the newer one
+        print(f"skipped: {exc}", file=sys.stderr)
+        return SKIPPED
     seconds = time.perf_counter() - started
     if not result.switched:
         print(f"cache version {result.version} is already active for ds={cfg.ds_str}: nothing written")

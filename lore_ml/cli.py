@@ -16,6 +16,11 @@ import importlib
 import sys
 from typing import Callable
 
+# The exit status of a command that declined to act, by design rather than by failure (a worse model
+# not promoted, a day older than the one the cache serves): the DAGs skip such a task instead of
+# failing it (airflow_dags/lore_tasks.SKIP_EXIT_CODE, the same number).
+SKIPPED = 99
+
 COMMANDS = {
     "demo": ("lore_ml.demo", "Generate a marketplace and run the pipeline end to end."),
     "migrate-lakehouse": ("lore_ml.lakehouse:migrate_main", "After an upgrade: add new columns to the stored tables."),

@@ -45,10 +45,11 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from lore_ml.cli import SKIPPED
 from lore_ml.config import InputsNotReady, JobConfig, TorchDevice, _Section, torch_device
 from lore_ml.labels import DATASETS, DatasetName
 
-NOT_PROMOTED = 99
+NOT_PROMOTED = SKIPPED
 
 
 class RepresentationSettings(_Section):

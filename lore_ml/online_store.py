@@ -443,6 +443,12 @@ class CacheWriter(CacheReader):
             log.info("carried the write-backs of %d tail queries from %s to %s", len(carried), source, target)
         return carried
 
+    def refuse_stale(self, ds: str, force: bool = False) -> None:
+        """Raise :class:`StaleVersion` if the active version holds a newer day than ``ds`` (unless
+        ``force``): what :meth:`fill` checks before writing and again at the switch, here for a
+        caller to check before it reads the day's judgments."""
+        self._refuse_stale(self.active_version(), ds, force)
+
     def _refuse_stale(self, active: str | None, ds: str, force: bool) -> None:
         if active is None or force:
             return

@@ -20,11 +20,12 @@ import sys
 from pathlib import Path
 from pydantic import Field
 
+from lore_ml.cli import SKIPPED
 from lore_ml.config import InputsNotReady
 from lore_ml.evaluation import EvalConfig, ReportConfig, run_eval
 
 log = logging.getLogger("lore.promotion")
-NOT_PROMOTED = 99
+NOT_PROMOTED = SKIPPED
 
 
 class PromoteConfig(ReportConfig):

@@ -52,6 +52,27 @@ def test_task_graph(dagbag, dag_id):
         assert dag.get_task("synth_cot").execution_timeout.total_seconds() >= 12 * 3600
 
 
+def test_a_backfill_of_several_days_at_once_keeps_each_days_inputs_ready(dagbag):
+    """An Airflow backfill runs days at once whatever the DAG's max_active_runs: the tasks that read the
+    days before their own wait for the day before, and GPU or whole-lakehouse tasks run one at a time."""
+    dag = dagbag.dags["lore_nightly"]
+    assert {t.task_id for t in dag.tasks if t.depends_on_past} == {"ingest", "stratify"}
+    assert {t.task_id for t in dag.tasks if t.max_active_tis_per_dag == 1} == {
+        "judge_head", "expire_partitions", "vacuum_lakehouse"}
+    window_jobs = {"build_kg", "mine_pairs", "embed_vectors", "judge_head"}  # they read the window or its tiers
+    assert window_jobs <= dag.get_task("stratify").get_flat_relative_ids(upstream=False)
+
+
+def test_the_dags_skip_what_lore_commands_decline(dagbag):
+    from lore_tasks import SKIP_EXIT_CODE
+
+    from lore_ml.cli import SKIPPED
+
+    assert SKIP_EXIT_CODE == SKIPPED
+    for dag in dagbag.dags.values():
+        assert all(task.skip_on_exit_code == [SKIPPED] for task in dag.tasks)
+
+
 def test_parse_time_under_two_seconds_per_file(dagbag):
     stats = {Path(stat.file).name: stat.duration for stat in dagbag.dagbag_stats}
     assert {"lore_nightly.py", "lore_weekly_training.py"} <= set(stats)
@@ -130,3 +151,113 @@ def test_airflow_dags_test_runs_the_nightly_dag_green(small_marketplace, redis_c
     finally:
         for key in redis_client.scan_iter(match=f"{prefix}:*"):
             redis_client.delete(key)
+
+
+STAND_IN_LORE = '''#!{python}
+"""A stand-in for `lore`: records when each command starts and ends for its day; fill-cache declines
+(exit 99) every day but the last, as for days older than the one the cache serves."""
+import json, sys, time
+command, ds = sys.argv[1], (sys.argv[sys.argv.index("--ds") + 1] if "--ds" in sys.argv else None)
+started = time.time()
+time.sleep(1)
+with open({events!r}, "a") as events:
+    events.write(json.dumps({{"command": command, "ds": ds, "start": started, "end": time.time()}}) + "\\n")
+sys.exit(99 if command == "fill-cache" and ds != {last_day!r} else 0)
+'''
+
+
+def _airflow_json(airflow: str, env: dict, *args: str) -> list[dict]:
+    done = subprocess.run([airflow, *args, "-o", "json"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(next(line for line in reversed(done.stdout.splitlines()) if line.startswith(("[{", "[]"))))
+
+
+@pytest.mark.slow
+def test_an_airflow_backfill_of_days_at_once_keeps_the_day_order_where_it_must(tmp_path):
+    """A real backfill of four days with --max-active-runs 4 (scheduler, DAG processor and API server on
+    SQLite, LocalExecutor), each task a stand-in `lore`: ingest and stratify start only once the day
+    before's ended, rollups run beside other days' work, judge_head never twice at once, and a
+    fill_cache that declines is skipped with the tasks after it while the runs succeed."""
+    import signal
+    import socket
+    import time
+
+    days = ["2026-01-01", "2026-01-02", "2026-01-03", "2026-01-04"]
+    events = tmp_path / "events.jsonl"
+    stand_in = tmp_path / "lore"
+    stand_in.write_text(STAND_IN_LORE.format(python=sys.executable, events=str(events), last_day=days[-1]))
+    stand_in.chmod(0o755)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow.db'}",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "LORE_CLI": str(stand_in),
+    }
+    airflow = str(Path(sys.executable).parent / "airflow")
+    migrate = subprocess.run([airflow, "db", "migrate"], capture_output=True, text=True, env=env, timeout=300)
+    assert migrate.returncode == 0, migrate.stderr[-3000:]
+    logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("api-server", "scheduler", "dag-processor")}
+    servers = [subprocess.Popen([airflow, name, *(["--port", str(port)] if name == "api-server" else [])], env=env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+               for name, log in logs.items()]
+    try:
+        deadline = time.monotonic() + 180
+        while not any(d["dag_id"] == "lore_nightly" for d in _airflow_json(airflow, env, "dags", "list")):
+            assert time.monotonic() < deadline, "the DAG processor never parsed lore_nightly"
+            time.sleep(3)
+        backfill = [airflow, "backfill", "create", "--dag-id", "lore_nightly", "--from-date", days[0],
+                    "--to-date", days[-1], "--max-active-runs", "4"]
+        refused = subprocess.run(backfill, capture_output=True, text=True, env=env, timeout=120)
+        assert refused.returncode != 0 and "reprocess" in refused.stderr  # depends_on_past asks for a reprocess behavior
+        created = subprocess.run([*backfill, "--reprocess-behavior", "failed"], capture_output=True, text=True,
+                                 env=env, timeout=120)
+        assert created.returncode == 0, created.stderr[-3000:]
+        subprocess.run([airflow, "dags", "unpause", "lore_nightly"], capture_output=True, env=env, timeout=120, check=True)
+        deadline = time.monotonic() + 400
+        while True:
+            runs = {r["logical_date"][:10]: r for r in _airflow_json(airflow, env, "dags", "list-runs", "lore_nightly")
+                    if r["run_id"].startswith("backfill__")}
+            if len(runs) == len(days) and all(r["state"] in ("success", "failed") for r in runs.values()):
+                break
+            assert time.monotonic() < deadline, f"backfill runs not done: {runs}"
+            time.sleep(5)
+        assert {day: run["state"] for day, run in runs.items()} == {day: "success" for day in days}
+        states = {task["task_id"]: task["state"] for task in _airflow_json(
+            airflow, env, "tasks", "states-for-dag-run", "lore_nightly", runs[days[0]]["run_id"])}
+        assert {task: states[task] for task in ("fill_cache", "expire_partitions", "vacuum_lakehouse")} == {
+            "fill_cache": "skipped", "expire_partitions": "skipped", "vacuum_lakehouse": "skipped"}
+    finally:
+        for server in servers:
+            os.killpg(server.pid, signal.SIGTERM)
+        for server in servers:
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:  # the scheduler's executor workers can take minutes
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(timeout=20)
+
+    spans = {}
+    for line in events.read_text().splitlines():
+        event = json.loads(line)
+        if event["ds"] in days or event["ds"] is None:
+            spans.setdefault(event["command"], []).append((event["ds"], event["start"], event["end"]))
+    for command in ("ingest", "stratify"):
+        ordered = sorted(spans[command])
+        assert [ds for ds, _, _ in ordered] == days
+        assert all(later[1] >= earlier[2] for earlier, later in zip(ordered, ordered[1:])), (command, ordered)
+    judging = sorted(spans["judge-head"], key=lambda span: span[1])
+    assert all(later[1] >= earlier[2] for earlier, later in zip(judging, judging[1:])), judging
+    other_days_work = [span for command, runs in spans.items() if command != "rollup-logs" for span in runs]
+    assert any(start < other_end and other_start < end and ds != other_ds
+               for ds, start, end in spans["rollup-logs"] for other_ds, other_start, other_end in other_days_work)

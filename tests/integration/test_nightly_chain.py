@@ -381,10 +381,11 @@ def test_judge_head_resumes_a_run_that_died_and_judges_only_the_rest(chain):
 
 
 @pytest.mark.redis
-def test_judge_head_then_fill_cache_serve_the_head_queries(chain, redis_client):
+def test_judge_head_then_fill_cache_serve_the_head_queries(chain, redis_client, capsys):
     import uuid
 
     from jobs import fill_cache, judge_head
+    from lore_ml.cli import SKIPPED
     from lore_ml.online_store import CacheReader, Keys
 
     _, job, lakehouse = chain
@@ -412,6 +413,17 @@ def test_judge_head_then_fill_cache_serve_the_head_queries(chain, redis_client):
         meta = redis_client.hget(Keys(prefix).meta(result.version), "model_versions").decode()
         assert meta == ",".join(sorted({r["model_version"] for r in judgments.where(F.col("status") == "ok").collect()}))
         assert not fill_cache.run(fill, redis_client).switched  # same content: same version, nothing written
+
+        # A backfilled day, older than the one the cache serves: skipped (the DAG's exit status), not switched.
+        newer = "2026-02-01-0123456789ab"
+        redis_client.hset(Keys(prefix).meta(newer), "ds", "2026-02-01")
+        redis_client.set(Keys(prefix).active, newer)
+        argv = ["--ds", DS, "--set", f"lakehouse.root={job['lakehouse']['root']}", "--set", f"redis.key_prefix={prefix}"]
+        assert fill_cache.main(argv) == SKIPPED
+        assert reader.active_version() == newer
+        assert "skipped: active cache version 2026-02-01-0123456789ab holds ds=2026-02-01, newer than 2026-01-31" in (
+            capsys.readouterr().err)
+        assert fill_cache.main([*argv, "--force"]) == 0 and reader.active_version() == result.version
     finally:
         for key in redis_client.scan_iter(match=f"{prefix}:*"):
             redis_client.delete(key)
