@@ -8,6 +8,11 @@ never reaches judging. ``evaluate`` fits the new teacher's decision rule on dev 
 becomes a label; stored in its manifest); ``promote`` evaluates the champion itself when it has
 no report for the day yet. ``distill_cross`` trains the offline cross-encoder student after RL (not
 beside SFT: both are CPU/GPU heavy) and likewise replaces ``current-cross`` only if not worse.
+
+Runs are scheduled or triggered by hand, one at a time; backfills are refused: Airflow runs a
+backfill's weeks at once whatever ``max_active_runs`` says, and the weeks would share the GPU and
+the model folders (``artifacts/teacher-*``). To train on an older week, trigger it:
+``airflow dags trigger lore_weekly_training --logical-date 2026-01-04``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ with DAG(
     start_date=dt.datetime(2026, 1, 4),
     catchup=False,
     max_active_runs=1,
+    allowed_run_types=["scheduled", "manual"],
     dagrun_timeout=dt.timedelta(hours=48),
     default_args=DEFAULT_ARGS,
     tags=["lore", "training"],

@@ -63,6 +63,13 @@ def test_a_backfill_of_several_days_at_once_keeps_each_days_inputs_ready(dagbag)
     assert window_jobs <= dag.get_task("stratify").get_flat_relative_ids(upstream=False)
 
 
+def test_the_weekly_training_is_never_backfilled(dagbag):
+    """A backfill's weeks would run at once, sharing the GPU and the model folders; an older week is
+    triggered by hand, which max_active_runs=1 holds to one run at a time."""
+    dag = dagbag.dags["lore_weekly_training"]
+    assert dag.allowed_run_types == {"scheduled", "manual"} and dag.max_active_runs == 1
+
+
 def test_the_dags_skip_what_lore_commands_decline(dagbag):
     from lore_tasks import SKIP_EXIT_CODE
 
