@@ -1,13 +1,16 @@
 """Nightly LORE pipeline (DESIGN.md §2): raw drops → tiers, KG, training pairs → head judgments → cache.
 
 ingest → rollup_logs → stratify → build_kg → mine_pairs → judge_head → fill_cache → expire_partitions →
-vacuum_lakehouse,
-one run per logical date (rollup_logs aggregates the day's logs once; the window jobs sum the daily
-rollups); embed_vectors (the representation student's tower vectors) runs beside the KG branch after
-stratify. expire_partitions removes the days older than each table's retention (``lakehouse.keep_days``;
-none by default) and vacuum_lakehouse deletes the files of days replaced or removed over a week ago.
-Each task is idempotent for its ``ds`` (re-running a day rewrites that day), so clearing and
-re-running a task is always safe. Settings: see ``lore_tasks.py``.
+vacuum_lakehouse, one run per day (rollup_logs aggregates the day's logs once; the window jobs sum the
+daily rollups); embed_vectors (the representation student's tower vectors) runs beside the KG branch
+after stratify. expire_partitions removes the days older than each table's retention
+(``lakehouse.keep_days``; none by default) and vacuum_lakehouse deletes the files of days replaced or
+removed over a week ago. Each task is idempotent for its ``ds`` (re-running a day rewrites that day),
+so clearing and re-running a task is always safe. Settings: see ``lore_tasks.py``.
+
+A run's logical date (``ds``) is the day it processes: the run for day D starts at 00:00 UTC the next
+day, when D's raw drops are complete (a data-interval timetable; with a plain cron string Airflow 3
+would start it at 00:00 of D itself, with ``ds`` = D and none of D's drops there yet).
 
 Scheduled runs go one day at a time (``max_active_runs=1``), but a backfill (``airflow backfill
 create``) runs up to its own ``--max-active-runs`` days at once (Airflow's default 10). So what reads
@@ -23,14 +26,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import DAG
+from airflow.sdk import DAG, CronDataIntervalTimetable
 
 from lore_tasks import DEFAULT_ARGS, lore_task
 
 with DAG(
     dag_id="lore_nightly",
     description="Ingest, tiers, knowledge graph, training pairs, tower vectors, head judgments, Redis cache.",
-    schedule="@daily",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=dt.datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
@@ -48,7 +51,7 @@ with DAG(
     fill_cache = lore_task("fill_cache", "fill-cache", timeout_h=1)
     embed_vectors = lore_task("embed_vectors", "embed-vectors", spark_job="embed_vectors", timeout_h=2)
     expire_partitions = lore_task("expire_partitions", "expire-partitions", timeout_h=1, max_active_tis_per_dag=1)
-    vacuum_lakehouse = lore_task("vacuum_lakehouse", "vacuum-lakehouse", keyed_by_ds=False, timeout_h=1,
+    vacuum_lakehouse = lore_task("vacuum_lakehouse", "vacuum-lakehouse", ds=None, timeout_h=1,
                                  max_active_tis_per_dag=1)
 
     ingest >> rollup_logs >> stratify >> build_kg >> mine_pairs >> judge_head >> fill_cache >> expire_partitions

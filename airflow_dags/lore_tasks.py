@@ -1,6 +1,6 @@
 """Task factory shared by the LORE DAG files; imports nothing heavy (parse time stays small).
 
-Every task runs the same ``lore`` command a data engineer runs by hand, keyed by ``{{ ds }}``.
+Every task runs the same ``lore`` command a data engineer runs by hand, keyed by a day (``--ds``).
 Deployment settings come from the environment of the scheduler/workers:
 
 * ``LORE_CLI``            the command to run (default ``lore``; e.g. ``/opt/lore/.venv/bin/lore``)
@@ -32,10 +32,14 @@ DEFAULT_ARGS = {
 }
 
 
+LOGICAL_DAY = "{{ ds }}"  # the run's logical date
+DAY_BEFORE = "{{ macros.ds_add(ds, -1) }}"
+
+
 def lore_task(task_id: str, command: str, *, spark_job: str | None = None, timeout_h: float = 2,
-              keyed_by_ds: bool = True, **kwargs):
-    """``lore <command> --ds {{ ds }}`` as a BashOperator (without ``--ds`` for a command that is not
-    about one day), or ``spark_job`` through spark-submit."""
+              ds: str | None = LOGICAL_DAY, **kwargs):
+    """``lore <command> --ds <ds>`` as a BashOperator, ``ds`` a template of the day (None for a command
+    that is not about one day), or ``spark_job`` through spark-submit."""
     timeout = dt.timedelta(hours=timeout_h)
     if spark_job and SPARK_SUBMIT:
         from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
@@ -43,7 +47,7 @@ def lore_task(task_id: str, command: str, *, spark_job: str | None = None, timeo
         return SparkSubmitOperator(
             task_id=task_id,
             application=str(JOBS_DIR / f"{spark_job}.py"),
-            application_args=["--ds", "{{ ds }}", "--set", "spark.engine=jvm", *EXTRA_ARGS.split()],
+            application_args=["--ds", ds, "--set", "spark.engine=jvm", *EXTRA_ARGS.split()],
             conn_id=os.environ.get("LORE_SPARK_CONN_ID", "spark_default"),
             execution_timeout=timeout,
             **kwargs,
@@ -52,7 +56,7 @@ def lore_task(task_id: str, command: str, *, spark_job: str | None = None, timeo
 
     return BashOperator(
         task_id=task_id,
-        bash_command=f"{LORE} {command}{' --ds {{ ds }}' if keyed_by_ds else ''} {EXTRA_ARGS}".rstrip(),
+        bash_command=f"{LORE} {command}{f' --ds {ds}' if ds else ''} {EXTRA_ARGS}".rstrip(),
         skip_on_exit_code=SKIP_EXIT_CODE,
         execution_timeout=timeout,
         **kwargs,

@@ -9,24 +9,31 @@ becomes a label; stored in its manifest); ``promote`` evaluates the champion its
 no report for the day yet. ``distill_cross`` trains the offline cross-encoder student after RL (not
 beside SFT: both are CPU/GPU heavy) and likewise replaces ``current-cross`` only if not worse.
 
+A run starts on Sunday at 06:00 UTC and trains on the day before its logical date: Saturday's
+training pairs, which the nightly run for Saturday (started at 00:00) has written by then (if not
+yet, synth_cot stops with "inputs not ready" and its retries look again 5 and 10 minutes later).
 Runs are scheduled or triggered by hand, one at a time; backfills are refused: Airflow runs a
 backfill's weeks at once whatever ``max_active_runs`` says, and the weeks would share the GPU and
-the model folders (``artifacts/teacher-*``). To train on an older week, trigger it:
-``airflow dags trigger lore_weekly_training --logical-date 2026-01-04``.
+the model folders (``artifacts/teacher-*``). To train on an older day's pairs, trigger a run dated
+the day after it:
+``airflow dags trigger lore_weekly_training --logical-date 2026-01-04T06:00:00+00:00`` (2026-01-03).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 
-from airflow.sdk import DAG
+from airflow.sdk import DAG, CronTriggerTimetable
 
-from lore_tasks import DEFAULT_ARGS, lore_task
+from lore_tasks import DAY_BEFORE, DEFAULT_ARGS, lore_task
+
+week_task = partial(lore_task, ds=DAY_BEFORE)  # every task works on Saturday's data
 
 with DAG(
     dag_id="lore_weekly_training",
     description="Synthesise reasoning, train the teacher (SFT, RL), evaluate, promote on the gate.",
-    schedule="@weekly",
+    schedule=CronTriggerTimetable("0 6 * * 0", timezone="UTC"),
     start_date=dt.datetime(2026, 1, 4),
     catchup=False,
     max_active_runs=1,
@@ -36,14 +43,14 @@ with DAG(
     tags=["lore", "training"],
 ):
     # hours when an LLM writes the reasoning; a run that times out resumes on retry from its checkpoint
-    synth_cot = lore_task("synth_cot", "synth-cot", spark_job="synth_cot", timeout_h=12)
-    sft = lore_task("sft", "train sft", timeout_h=24)
-    rl = lore_task("rl", "train rl", timeout_h=12)
-    distill = lore_task("distill", "distill", timeout_h=4)
-    distill_cross = lore_task("distill_cross", "distill --student cross", timeout_h=12)
-    evaluate = lore_task("evaluate", "eval --model artifacts/teacher-rl --split dev --fit-decision", timeout_h=4,
+    synth_cot = week_task("synth_cot", "synth-cot", spark_job="synth_cot", timeout_h=12)
+    sft = week_task("sft", "train sft", timeout_h=24)
+    rl = week_task("rl", "train rl", timeout_h=12)
+    distill = week_task("distill", "distill", timeout_h=4)
+    distill_cross = week_task("distill_cross", "distill --student cross", timeout_h=12)
+    evaluate = week_task("evaluate", "eval --model artifacts/teacher-rl --split dev --fit-decision", timeout_h=4,
                          trigger_rule="none_failed")
-    promote = lore_task("promote", "promote --model artifacts/teacher-rl --split dev", timeout_h=1)
+    promote = week_task("promote", "promote --model artifacts/teacher-rl --split dev", timeout_h=1)
 
     synth_cot >> sft >> rl >> distill >> evaluate >> promote
     rl >> distill_cross

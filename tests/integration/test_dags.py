@@ -1,6 +1,7 @@
 """The Airflow DAGs: they import cleanly and fast, have the expected task graphs, and the nightly
 DAG runs green end to end (`airflow dags test`, SQLite) on a small generated marketplace."""
 
+import datetime as dt
 import json
 import os
 import re
@@ -47,9 +48,36 @@ def test_task_graph(dagbag, dag_id):
     for task in dag.tasks:
         assert task.retries >= 1 and task.execution_timeout is not None
         assert task.bash_command.startswith(os.environ.get("LORE_CLI", "lore"))
-        assert ("{{ ds }}" in task.bash_command) == (task.task_id != "vacuum_lakehouse")  # the one task not about a day
+        day = "{{ ds }}" if dag_id == "lore_nightly" else "{{ macros.ds_add(ds, -1) }}"
+        assert (f"--ds {day}" in task.bash_command) == (task.task_id != "vacuum_lakehouse")  # the one task not about a day
     if dag_id == "lore_weekly_training":  # an LLM writing 50k reasoning paths takes hours
         assert dag.get_task("synth_cot").execution_timeout.total_seconds() >= 12 * 3600
+
+
+def test_a_scheduled_run_works_on_a_day_that_has_ended(dagbag):
+    """The nightly run starting at 00:00 UTC on D+1 works on D (with a plain cron string Airflow 3 would
+    start the run for D at 00:00 of D, before any of D's drops); the weekly run starting on Sunday 06:00
+    UTC works on Saturday, whose nightly run started six hours before."""
+    import jinja2
+    import pendulum
+    from airflow.sdk.execution_time import macros
+    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.timetables.base import TimeRestriction
+
+    def first_run_from(dag_id: str, earliest: pendulum.DateTime, task_id: str) -> tuple[pendulum.DateTime, str]:
+        """(when the first run from ``earliest`` starts, the day its ``task_id`` is given)."""
+        dag = dagbag.dags[dag_id]
+        timetable = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag)).timetable
+        run = timetable.next_dagrun_info(last_automated_data_interval=None,
+                                         restriction=TimeRestriction(earliest=earliest, latest=None, catchup=True))
+        command = jinja2.Template(dag.get_task(task_id).bash_command).render(
+            ds=run.logical_date.strftime("%Y-%m-%d"), macros=macros)
+        return run.run_after, command.split("--ds ")[1].split()[0]
+
+    monday = pendulum.datetime(2026, 1, 5, tz="UTC")
+    assert first_run_from("lore_nightly", monday, "ingest") == (pendulum.datetime(2026, 1, 6, tz="UTC"), "2026-01-05")
+    assert first_run_from("lore_weekly_training", monday, "synth_cot") == (
+        pendulum.datetime(2026, 1, 11, 6, tz="UTC"), "2026-01-10")
 
 
 def test_a_backfill_of_several_days_at_once_keeps_each_days_inputs_ready(dagbag):
@@ -184,7 +212,8 @@ def test_an_airflow_backfill_of_days_at_once_keeps_the_day_order_where_it_must(t
     """A real backfill of four days with --max-active-runs 4 (scheduler, DAG processor and API server on
     SQLite, LocalExecutor), each task a stand-in `lore`: ingest and stratify start only once the day
     before's ended, rollups run beside other days' work, judge_head never twice at once, and a
-    fill_cache that declines is skipped with the tasks after it while the runs succeed."""
+    fill_cache that declines is skipped with the tasks after it while the runs succeed. The scheduled
+    run that unpausing starts works on the day that ended last."""
     import signal
     import socket
     import time
@@ -232,14 +261,20 @@ def test_an_airflow_backfill_of_days_at_once_keeps_the_day_order_where_it_must(t
         assert created.returncode == 0, created.stderr[-3000:]
         subprocess.run([airflow, "dags", "unpause", "lore_nightly"], capture_output=True, env=env, timeout=120, check=True)
         deadline = time.monotonic() + 400
-        while True:
-            runs = {r["logical_date"][:10]: r for r in _airflow_json(airflow, env, "dags", "list-runs", "lore_nightly")
-                    if r["run_id"].startswith("backfill__")}
-            if len(runs) == len(days) and all(r["state"] in ("success", "failed") for r in runs.values()):
+        while True:  # the backfill's runs, and the scheduled run that unpausing starts (the last finished day)
+            listed = _airflow_json(airflow, env, "dags", "list-runs", "lore_nightly")
+            runs = {r["logical_date"][:10]: r for r in listed if r["run_id"].startswith("backfill__")}
+            scheduled = [r for r in listed if r["run_id"].startswith("scheduled__")]
+            if len(runs) == len(days) and scheduled and all(
+                    r["state"] in ("success", "failed") for r in [*runs.values(), *scheduled]):
                 break
-            assert time.monotonic() < deadline, f"backfill runs not done: {runs}"
+            assert time.monotonic() < deadline, f"runs not done: {listed}"
             time.sleep(5)
         assert {day: run["state"] for day, run in runs.items()} == {day: "success" for day in days}
+        scheduled = min(scheduled, key=lambda run: run["logical_date"])  # a second one only past midnight UTC
+        started, day = dt.datetime.fromisoformat(scheduled["run_after"]), dt.datetime.fromisoformat(
+            scheduled["logical_date"])
+        assert scheduled["state"] == "success" and started - day == dt.timedelta(days=1), scheduled
         states = {task["task_id"]: task["state"] for task in _airflow_json(
             airflow, env, "tasks", "states-for-dag-run", "lore_nightly", runs[days[0]]["run_id"])}
         assert {task: states[task] for task in ("fill_cache", "expire_partitions", "vacuum_lakehouse")} == {
@@ -259,6 +294,8 @@ def test_an_airflow_backfill_of_days_at_once_keeps_the_day_order_where_it_must(t
         event = json.loads(line)
         if event["ds"] in days or event["ds"] is None:
             spans.setdefault(event["command"], []).append((event["ds"], event["start"], event["end"]))
+    assert {(event["command"], event["ds"]) for event in map(json.loads, events.read_text().splitlines())} >= {
+        ("ingest", day.date().isoformat()), ("mine-pairs", day.date().isoformat())}  # the scheduled run's day
     for command in ("ingest", "stratify"):
         ordered = sorted(spans[command])
         assert [ds for ds, _, _ in ordered] == days
