@@ -27,7 +27,8 @@ DEFAULT_ARGS = {
     "owner": "lore",
     "retries": 2,
     "retry_delay": dt.timedelta(minutes=5),
-    "retry_exponential_backoff": True,
+    # a multiplier in Airflow 3 (True counts as 1: no back-off): retries after 5-10 and 10-20 minutes
+    "retry_exponential_backoff": 2.0,
     "execution_timeout": dt.timedelta(hours=2),
 }
 

@@ -11,7 +11,7 @@ beside SFT: both are CPU/GPU heavy) and likewise replaces ``current-cross`` only
 
 A run starts on Sunday at 06:00 UTC and trains on the day before its logical date: Saturday's
 training pairs, which the nightly run for Saturday (started at 00:00) has written by then (if not
-yet, synth_cot stops with "inputs not ready" and its retries look again 5 and 10 minutes later).
+yet, synth_cot stops with "inputs not ready" and its two retries look again within half an hour).
 Runs are scheduled or triggered by hand, one at a time; backfills are refused: Airflow runs a
 backfill's weeks at once whatever ``max_active_runs`` says, and the weeks would share the GPU and
 the model folders (``artifacts/teacher-*``). To train on an older day's pairs, trigger a run dated

@@ -47,6 +47,7 @@ def test_task_graph(dagbag, dag_id):
     assert edges == sorted(EXPECTED[dag_id])
     for task in dag.tasks:
         assert task.retries >= 1 and task.execution_timeout is not None
+        assert task.retry_exponential_backoff > 1  # a multiplier: True would be 1, a constant delay
         assert task.bash_command.startswith(os.environ.get("LORE_CLI", "lore"))
         day = "{{ ds }}" if dag_id == "lore_nightly" else "{{ macros.ds_add(ds, -1) }}"
         assert (f"--ds {day}" in task.bash_command) == (task.task_id != "vacuum_lakehouse")  # the one task not about a day
