@@ -121,14 +121,15 @@ def test_spark_tasks_can_go_to_a_cluster_through_the_spark_provider(tmp_path):
     """With LORE_SPARK_SUBMIT=1 the Spark jobs become SparkSubmitOperators running jobs/*.py on the JVM engine."""
     code = ("import sys; sys.path.insert(0, sys.argv[1]); from airflow.dag_processing.dagbag import DagBag; "
             "dag = DagBag(dag_folder=sys.argv[1] + '/lore_nightly.py').dags[\"lore_nightly\"]; "
-            "import json; print(json.dumps({t.task_id: f'{type(t).__name__} {getattr(t, \"application\", \"\")}' "
-            "for t in dag.tasks}))")
+            "import json; print(json.dumps({t.task_id: f'{type(t).__name__} {t.depends_on_past} "
+            "{getattr(t, \"application\", \"\")}' for t in dag.tasks}))")
     env = {**os.environ, "LORE_SPARK_SUBMIT": "1", "AIRFLOW_HOME": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", code, str(DAGS)], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     tasks = json.loads(out.stdout.strip().splitlines()[-1])
     for job in ("ingest", "rollup_logs", "stratify", "build_kg", "mine_pairs", "embed_vectors"):
-        assert tasks[job].startswith("SparkSubmitOperator") and tasks[job].endswith(f"jobs/{job}.py")
+        waits = job in ("ingest", "stratify")  # for the day before, as the BashOperators do
+        assert tasks[job].startswith(f"SparkSubmitOperator {waits} ") and tasks[job].endswith(f"jobs/{job}.py")
     assert tasks["judge_head"].startswith("BashOperator") and tasks["fill_cache"].startswith("BashOperator")
 
 
