@@ -8,9 +8,10 @@ after stratify. expire_partitions removes the days older than each table's reten
 removed over a week ago. Each task is idempotent for its ``ds`` (re-running a day rewrites that day),
 so clearing and re-running a task is always safe. Settings: see ``lore_tasks.py``.
 
-A run's logical date (``ds``) is the day it processes: the run for day D starts at 00:00 UTC the next
-day, when D's raw drops are complete (a data-interval timetable; with a plain cron string Airflow 3
-would start it at 00:00 of D itself, with ``ds`` = D and none of D's drops there yet).
+A run's logical date (``ds``) is the day it processes: the run for day D starts the next day at
+``LORE_NIGHTLY_HOUR`` (00:00 UTC by default), when D's raw drops are complete (a data-interval
+timetable; with a plain cron string Airflow 3 would start it at 00:00 of D itself, with ``ds`` = D
+and none of D's drops there yet).
 
 Scheduled runs go one day at a time (``max_active_runs=1``), but a backfill (``airflow backfill
 create``) runs up to its own ``--max-active-runs`` days at once (Airflow's default 10). So what reads
@@ -28,12 +29,12 @@ import datetime as dt
 
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
-from lore_tasks import DEFAULT_ARGS, lore_task
+from lore_tasks import DEFAULT_ARGS, NIGHTLY_HOUR, lore_task
 
 with DAG(
     dag_id="lore_nightly",
     description="Ingest, tiers, knowledge graph, training pairs, tower vectors, head judgments, Redis cache.",
-    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    schedule=CronDataIntervalTimetable(f"0 {NIGHTLY_HOUR} * * *", timezone="UTC"),
     start_date=dt.datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

@@ -9,6 +9,9 @@ Deployment settings come from the environment of the scheduler/workers:
                           ``SparkSubmitOperator`` (connection ``LORE_SPARK_CONN_ID``, default
                           ``spark_default``) with ``spark.engine=jvm``, instead of the embedded engine
 * ``LORE_JOBS_DIR``       where ``jobs/*.py`` live for spark-submit (default: next to this folder)
+* ``LORE_NIGHTLY_HOUR``   the UTC hour, 0 to 17, at which the nightly run for the day before starts
+                          (default ``0``): later when the raw drops land later; the run still gets
+                          that day. The weekly training starts on Sundays six hours after it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ LORE = os.environ.get("LORE_CLI", "lore")
 EXTRA_ARGS = os.environ.get("LORE_DAG_ARGS", "")
 SPARK_SUBMIT = os.environ.get("LORE_SPARK_SUBMIT", "") == "1"
 JOBS_DIR = Path(os.environ.get("LORE_JOBS_DIR", Path(__file__).resolve().parent.parent / "jobs"))
+NIGHTLY_HOUR = int(os.environ.get("LORE_NIGHTLY_HOUR", "0"))
+if not 0 <= NIGHTLY_HOUR <= 17:  # the weekly run, six hours later, must start on the same Sunday
+    raise ValueError(f"LORE_NIGHTLY_HOUR={NIGHTLY_HOUR}: give an hour of the day from 0 to 17 (UTC)")
+WEEKLY_HOUR = NIGHTLY_HOUR + 6
 SKIP_EXIT_CODE = 99  # lore_ml.cli.SKIPPED: a command declined to act (a gate, a backfilled day): skip, not fail
 
 DEFAULT_ARGS = {

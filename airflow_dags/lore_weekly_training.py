@@ -9,13 +9,13 @@ becomes a label; stored in its manifest); ``promote`` evaluates the champion its
 no report for the day yet. ``distill_cross`` trains the offline cross-encoder student after RL (not
 beside SFT: both are CPU/GPU heavy) and likewise replaces ``current-cross`` only if not worse.
 
-A run starts on Sunday at 06:00 UTC and trains on the day before its logical date: Saturday's
-training pairs, which the nightly run for Saturday (started at 00:00) has written by then (if not
-yet, synth_cot stops with "inputs not ready" and its two retries look again within half an hour).
-Runs are scheduled or triggered by hand, one at a time; backfills are refused: Airflow runs a
-backfill's weeks at once whatever ``max_active_runs`` says, and the weeks would share the GPU and
-the model folders (``artifacts/teacher-*``). To train on an older day's pairs, trigger a run dated
-the day after it:
+A run starts on Sunday six hours after the nightly run (06:00 UTC by default, ``LORE_NIGHTLY_HOUR``)
+and trains on the day before its logical date: Saturday's training pairs, which the nightly run for
+Saturday has written by then (if not yet, synth_cot stops with "inputs not ready" and its two
+retries look again within half an hour). Runs are scheduled or triggered by hand, one at a time;
+backfills are refused: Airflow runs a backfill's weeks at once whatever ``max_active_runs`` says,
+and the weeks would share the GPU and the model folders (``artifacts/teacher-*``). To train on an
+older day's pairs, trigger a run dated the day after it:
 ``airflow dags trigger lore_weekly_training --logical-date 2026-01-04T06:00:00+00:00`` (2026-01-03).
 """
 
@@ -26,14 +26,14 @@ from functools import partial
 
 from airflow.sdk import DAG, CronTriggerTimetable
 
-from lore_tasks import DAY_BEFORE, DEFAULT_ARGS, lore_task
+from lore_tasks import DAY_BEFORE, DEFAULT_ARGS, WEEKLY_HOUR, lore_task
 
 week_task = partial(lore_task, ds=DAY_BEFORE)  # every task works on Saturday's data
 
 with DAG(
     dag_id="lore_weekly_training",
     description="Synthesise reasoning, train the teacher (SFT, RL), evaluate, promote on the gate.",
-    schedule=CronTriggerTimetable("0 6 * * 0", timezone="UTC"),
+    schedule=CronTriggerTimetable(f"0 {WEEKLY_HOUR} * * 0", timezone="UTC"),
     start_date=dt.datetime(2026, 1, 4),
     catchup=False,
     max_active_runs=1,

@@ -55,30 +55,54 @@ def test_task_graph(dagbag, dag_id):
         assert dag.get_task("synth_cot").execution_timeout.total_seconds() >= 12 * 3600
 
 
-def test_a_scheduled_run_works_on_a_day_that_has_ended(dagbag):
-    """The nightly run starting at 00:00 UTC on D+1 works on D (with a plain cron string Airflow 3 would
-    start the run for D at 00:00 of D, before any of D's drops); the weekly run starting on Sunday 06:00
-    UTC works on Saturday, whose nightly run started six hours before."""
-    import jinja2
-    import pendulum
-    from airflow.sdk.execution_time import macros
-    from airflow.serialization.serialized_objects import DagSerialization
-    from airflow.timetables.base import TimeRestriction
+FIRST_RUNS = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import jinja2, pendulum
+from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk.execution_time import macros
+from airflow.serialization.serialized_objects import DagSerialization
+from airflow.timetables.base import TimeRestriction
 
-    def first_run_from(dag_id: str, earliest: pendulum.DateTime, task_id: str) -> tuple[pendulum.DateTime, str]:
-        """(when the first run from ``earliest`` starts, the day its ``task_id`` is given)."""
-        dag = dagbag.dags[dag_id]
-        timetable = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag)).timetable
-        run = timetable.next_dagrun_info(last_automated_data_interval=None,
-                                         restriction=TimeRestriction(earliest=earliest, latest=None, catchup=True))
-        command = jinja2.Template(dag.get_task(task_id).bash_command).render(
-            ds=run.logical_date.strftime("%Y-%m-%d"), macros=macros)
-        return run.run_after, command.split("--ds ")[1].split()[0]
+bag = DagBag(dag_folder=sys.argv[1])
+assert not bag.import_errors, bag.import_errors
+first = {}
+for dag_id, task_id in (("lore_nightly", "ingest"), ("lore_weekly_training", "synth_cot")):
+    dag = bag.dags[dag_id]
+    run = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag)).timetable.next_dagrun_info(
+        last_automated_data_interval=None,
+        restriction=TimeRestriction(earliest=pendulum.datetime(2026, 1, 5, tz="UTC"), latest=None, catchup=True))
+    command = jinja2.Template(dag.get_task(task_id).bash_command).render(ds=run.logical_date.strftime("%Y-%m-%d"),
+                                                                        macros=macros)
+    first[dag_id] = [run.run_after.isoformat(), command.split("--ds ")[1].split()[0]]
+print(json.dumps(first))
+"""
 
-    monday = pendulum.datetime(2026, 1, 5, tz="UTC")
-    assert first_run_from("lore_nightly", monday, "ingest") == (pendulum.datetime(2026, 1, 6, tz="UTC"), "2026-01-05")
-    assert first_run_from("lore_weekly_training", monday, "synth_cot") == (
-        pendulum.datetime(2026, 1, 11, 6, tz="UTC"), "2026-01-10")
+
+@pytest.mark.parametrize(("nightly_hour", "expected"), [
+    (None, {"lore_nightly": ["2026-01-06T00:00:00+00:00", "2026-01-05"],
+            "lore_weekly_training": ["2026-01-11T06:00:00+00:00", "2026-01-10"]}),
+    ("3", {"lore_nightly": ["2026-01-06T03:00:00+00:00", "2026-01-05"],
+           "lore_weekly_training": ["2026-01-11T09:00:00+00:00", "2026-01-10"]}),
+])
+def test_a_scheduled_run_works_on_a_day_that_has_ended(tmp_path, nightly_hour, expected):
+    """From Monday 2026-01-05: the nightly run starting on D+1 (at LORE_NIGHTLY_HOUR) works on D (with a
+    plain cron string Airflow 3 would start the run for D at 00:00 of D, before any of D's drops); the
+    weekly run starting on Sunday, six hours after the nightly one, works on Saturday."""
+    env = {k: v for k, v in os.environ.items() if k != "LORE_NIGHTLY_HOUR"} | {"AIRFLOW_HOME": str(tmp_path)}
+    if nightly_hour is not None:
+        env["LORE_NIGHTLY_HOUR"] = nightly_hour
+    done = subprocess.run([sys.executable, "-c", FIRST_RUNS, str(DAGS)], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == expected
+
+
+def test_a_nightly_hour_too_late_for_the_weekly_run_is_refused(tmp_path):
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "LORE_NIGHTLY_HOUR": "20"}
+    done = subprocess.run([sys.executable, "-c", FIRST_RUNS, str(DAGS)], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert done.returncode != 0 and "LORE_NIGHTLY_HOUR=20: give an hour of the day from 0 to 17" in done.stderr
 
 
 def test_a_backfill_of_several_days_at_once_keeps_each_days_inputs_ready(dagbag):
