@@ -23,7 +23,7 @@ from pathlib import Path
 
 from machine import speed_line
 
-RETRY_LINE = "another writer committed to the table at the same moment"
+from lore_ml.lakehouse import COMMIT_RETRY_WARNING
 # The Spark job steps of a nightly run, in order; the tables each writes come from lakehouse.WRITTEN_BY.
 STEPS = ("ingest", "rollup-logs", "stratify", "build-kg", "mine-pairs")
 
@@ -35,7 +35,7 @@ def run_step(step: str, ds: str, raw_root: Path, lake: Path, logs: Path) -> tupl
         status = subprocess.run(
             [sys.executable, "-m", "lore_ml.cli", step, "--ds", ds, "--set", f"data.raw_root={raw_root}",
              "--set", f"lakehouse.root={lake}"], stdout=out, stderr=subprocess.STDOUT, check=False).returncode
-    return status, log.read_text().count(RETRY_LINE)
+    return status, log.read_text().count(COMMIT_RETRY_WARNING)
 
 
 def backfill(way: str, days: list[str], steps: list[str], raw_root: Path, workdir: Path) -> dict:

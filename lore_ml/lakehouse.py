@@ -246,6 +246,8 @@ class SchemaChanges:
 # What Sail says when another writer took the table version this commit wanted, committed while the
 # log's first checkpoint was written, or created the table this write found missing a moment before.
 COMMIT_RACE_MESSAGES = ("Failed to commit transaction", "Missing commit file", "Delta table already exists")
+# Logged at WARNING before each such write is run again (bench/parallel_backfill.py counts them).
+COMMIT_RETRY_WARNING = "another writer committed to the table at the same moment"
 
 
 def lost_commit_race(exc: BaseException) -> bool:
@@ -357,8 +359,8 @@ class Lakehouse:
             retry=retry_if_exception(lost_commit_race), stop=stop_after_attempt(self.config.commit_attempts),
             wait=wait_random_exponential(multiplier=0.2, max=10), reraise=True,
             before_sleep=lambda state: log.warning(
-                "%s ds=%s: another writer committed to the table at the same moment; writing again in %.1f s "
-                "(attempt %d of %d)", table, ds, state.next_action.sleep, state.attempt_number + 1,
+                "%s ds=%s: %s; writing again in %.1f s (attempt %d of %d)", table, ds, COMMIT_RETRY_WARNING,
+                state.next_action.sleep, state.attempt_number + 1,
                 self.config.commit_attempts))
         retrying(self._write_once, df, table, ds)
         log.info("wrote %s ds=%s (%.2f s)", table, ds, time.perf_counter() - started)
