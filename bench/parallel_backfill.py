@@ -24,6 +24,7 @@ from pathlib import Path
 from machine import speed_line
 
 from lore_ml.lakehouse import COMMIT_RETRY_WARNING
+
 # The Spark job steps of a nightly run, in order; the tables each writes come from lakehouse.WRITTEN_BY.
 STEPS = ("ingest", "rollup-logs", "stratify", "build-kg", "mine-pairs")
 
@@ -91,11 +92,12 @@ def main() -> int:
     print(f"\n{'table':<32}{'rows (serial)':>15}{'rows (parallel)':>17}  same")
     differ = 0
     for table in [table for step in args.steps for table, command in WRITTEN_BY.items() if command == f"lore {step}"]:
-        if not (serial.exists(table) or parallel.exists(table)):
+        in_serial, in_parallel = serial.exists(table), parallel.exists(table)  # each a read of the Delta log
+        if not (in_serial or in_parallel):
             print(f"{table:<32}{'not written either way':>32}")
             continue
-        if not (serial.exists(table) and parallel.exists(table)):
-            print(f"{table:<32}{'not written ' + ('in parallel' if serial.exists(table) else 'serially'):>32}  no")
+        if not (in_serial and in_parallel):
+            print(f"{table:<32}{'not written ' + ('in parallel' if in_serial else 'serially'):>32}  no")
             differ += 1
             continue
         a, b = serial.read(table), parallel.read(table)

@@ -315,12 +315,12 @@ def test_an_airflow_backfill_of_days_at_once_keeps_the_day_order_where_it_must(t
                 os.killpg(server.pid, signal.SIGKILL)
                 server.wait(timeout=20)
 
+    recorded = [json.loads(line) for line in events.read_text().splitlines()]
     spans = {}
-    for line in events.read_text().splitlines():
-        event = json.loads(line)
+    for event in recorded:
         if event["ds"] in days or event["ds"] is None:
             spans.setdefault(event["command"], []).append((event["ds"], event["start"], event["end"]))
-    assert {(event["command"], event["ds"]) for event in map(json.loads, events.read_text().splitlines())} >= {
+    assert {(event["command"], event["ds"]) for event in recorded} >= {
         ("ingest", day.date().isoformat()), ("mine-pairs", day.date().isoformat())}  # the scheduled run's day
     for command in ("ingest", "stratify"):
         ordered = sorted(spans[command])
